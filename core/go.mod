@@ -1,0 +1,3 @@
+module github.com/mcpruntime/mcpruntime/core
+
+go 1.26

@@ -1,0 +1,52 @@
+package sdk
+
+import "context"
+
+// Backend is what a sandbox plugin implements. Every method may be called
+// concurrently; sessions are identified by the ID the core chose.
+//
+// The same interface is what the core holds for a running plugin: the gRPC
+// client adapter returned by the plugin host implements it too.
+type Backend interface {
+	// Info names the backend and declares its capabilities.
+	Info(ctx context.Context) (*Info, error)
+	// ConfigSpec is the schema of the backend's runtime.hcl config block.
+	ConfigSpec(ctx context.Context) (*ConfigSpec, error)
+	// Configure is called once, before any session, with the decoded block.
+	Configure(ctx context.Context, cfg *Config) error
+	// CreateSession starts a session ready to execute code.
+	CreateSession(ctx context.Context, spec *SessionSpec) error
+	// Execute runs code in a session, calling emit for output as it
+	// happens, and returns the result. Failures of the code itself are
+	// reported in the result; an error means the backend could not run it.
+	Execute(ctx context.Context, req *ExecRequest, emit func(Event)) (*ExecResult, error)
+	// Snapshot saves a session's full state (ErrNotSupported without the
+	// capability).
+	Snapshot(ctx context.Context, sessionID string) (*Snapshot, error)
+	// Restore creates a new session from a snapshot.
+	Restore(ctx context.Context, snapshotID string, spec *SessionSpec) error
+	// DestroySession stops a session and frees everything it held.
+	DestroySession(ctx context.Context, sessionID string) error
+	// Health reports whether the backend can serve.
+	Health(ctx context.Context) (*Health, error)
+}
+
+// Closer is implemented by backends that hold resources beyond sessions
+// (pools, daemons, caches). Serve calls Close when the core shuts the plugin
+// down or the plugin receives SIGTERM.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// NoSnapshots can be embedded by backends without the snapshot capability.
+type NoSnapshots struct{}
+
+// Snapshot reports ErrNotSupported.
+func (NoSnapshots) Snapshot(context.Context, string) (*Snapshot, error) {
+	return nil, ErrNotSupported
+}
+
+// Restore reports ErrNotSupported.
+func (NoSnapshots) Restore(context.Context, string, *SessionSpec) error {
+	return ErrNotSupported
+}

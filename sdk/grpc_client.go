@@ -1,0 +1,169 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pb "github.com/mcpruntime/mcpruntime/sdk/proto/sandbox/v1"
+)
+
+// Client is the core's handle on a running plugin. It implements Backend, so
+// callers never see protocol types, and it serves the Host service each
+// session's SessionSpec.Host provides through go-plugin's broker.
+type Client struct {
+	rpc    pb.SandboxClient
+	broker *plugin.GRPCBroker
+	hosts  *hostRegistry
+
+	serveOnce sync.Once
+	brokerID  uint32
+}
+
+var _ Backend = (*Client)(nil)
+
+func newClient(conn *grpc.ClientConn, broker *plugin.GRPCBroker) *Client {
+	return &Client{rpc: pb.NewSandboxClient(conn), broker: broker, hosts: newHostRegistry()}
+}
+
+// Info implements Backend.
+func (c *Client) Info(ctx context.Context) (*Info, error) {
+	resp, err := c.rpc.Info(ctx, &pb.InfoRequest{})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return infoFromProto(resp), nil
+}
+
+// ConfigSpec implements Backend.
+func (c *Client) ConfigSpec(ctx context.Context) (*ConfigSpec, error) {
+	resp, err := c.rpc.ConfigSchema(ctx, &pb.ConfigSchemaRequest{})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return specFromProto(resp)
+}
+
+// Configure implements Backend.
+func (c *Client) Configure(ctx context.Context, cfg *Config) error {
+	_, err := c.rpc.Configure(ctx, &pb.ConfigureRequest{
+		ConfigJson: cfg.JSON, PoolSize: int32(cfg.PoolSize), StateDir: cfg.StateDir,
+	})
+	return fromStatus(err)
+}
+
+// hostStream starts serving the Host service on a broker stream, once.
+func (c *Client) hostStream() uint32 {
+	c.serveOnce.Do(func() {
+		c.brokerID = c.broker.NextId()
+		go c.broker.AcceptAndServe(c.brokerID, func(opts []grpc.ServerOption) *grpc.Server {
+			s := grpc.NewServer(opts...)
+			pb.RegisterHostServer(s, c.hosts)
+			return s
+		})
+	})
+	return c.brokerID
+}
+
+func (c *Client) sessionRequest(spec *SessionSpec) *pb.CreateSessionRequest {
+	req := sessionToProto(spec)
+	if spec.Host != nil {
+		req.HostBrokerId = c.hostStream()
+		req.HostToken = c.hosts.add(spec.ID, spec.Host)
+	}
+	return req
+}
+
+// CreateSession implements Backend.
+func (c *Client) CreateSession(ctx context.Context, spec *SessionSpec) error {
+	req := c.sessionRequest(spec)
+	if _, err := c.rpc.CreateSession(ctx, req); err != nil {
+		c.hosts.revoke(spec.ID)
+		return fromStatus(err)
+	}
+	return nil
+}
+
+// Execute implements Backend.
+func (c *Client) Execute(ctx context.Context, req *ExecRequest, emit func(Event)) (*ExecResult, error) {
+	stream, err := c.rpc.Execute(ctx, &pb.ExecuteRequest{
+		SessionId: req.SessionID, Code: req.Code, TimeoutMs: req.Timeout.Milliseconds(),
+	})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil, errNoResult
+		}
+		if err != nil {
+			return nil, fromStatus(err)
+		}
+		switch e := ev.GetEvent().(type) {
+		case *pb.ExecuteEvent_Stdout:
+			emit(Event{Kind: EventStdout, Data: e.Stdout.GetData()})
+		case *pb.ExecuteEvent_Stderr:
+			emit(Event{Kind: EventStderr, Data: e.Stderr.GetData()})
+		case *pb.ExecuteEvent_HostCall:
+			n := e.HostCall
+			emit(Event{Kind: EventHostCall, HostCall: &HostCallNotice{
+				Method: n.GetMethod(), Detail: n.GetDetail(),
+				Duration: time.Duration(n.GetDurationUs()) * time.Microsecond, Error: n.GetError(),
+			}})
+		case *pb.ExecuteEvent_Result:
+			return resultFromProto(e.Result), nil
+		}
+	}
+}
+
+// Snapshot implements Backend.
+func (c *Client) Snapshot(ctx context.Context, sessionID string) (*Snapshot, error) {
+	resp, err := c.rpc.Snapshot(ctx, &pb.SnapshotRequest{SessionId: sessionID})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return &Snapshot{ID: resp.GetSnapshotId(), SizeBytes: resp.GetSizeBytes()}, nil
+}
+
+// Restore implements Backend.
+func (c *Client) Restore(ctx context.Context, snapshotID string, spec *SessionSpec) error {
+	req := c.sessionRequest(spec)
+	if _, err := c.rpc.Restore(ctx, &pb.RestoreRequest{SnapshotId: snapshotID, Session: req}); err != nil {
+		c.hosts.revoke(spec.ID)
+		return fromStatus(err)
+	}
+	return nil
+}
+
+// DestroySession implements Backend. The session's host token is revoked
+// first, so a late call from a dying sandbox is refused.
+func (c *Client) DestroySession(ctx context.Context, sessionID string) error {
+	c.hosts.revoke(sessionID)
+	_, err := c.rpc.DestroySession(ctx, &pb.DestroySessionRequest{SessionId: sessionID})
+	return fromStatus(err)
+}
+
+// Health implements Backend.
+func (c *Client) Health(ctx context.Context) (*Health, error) {
+	resp, err := c.rpc.Health(ctx, &pb.HealthRequest{})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return &Health{Healthy: resp.GetHealthy(), Message: resp.GetMessage(), Sessions: int(resp.GetSessions())}, nil
+}
+
+// RevokeHost stops answering host calls for a session: calls made with its
+// token are refused with ErrInvalidToken from then on.
+func (c *Client) RevokeHost(sessionID string) { c.hosts.revoke(sessionID) }
+
+func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
+
+// describe is used in error messages about a session.
+func describe(id string) string { return fmt.Sprintf("session %q", id) }

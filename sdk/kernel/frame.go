@@ -1,0 +1,84 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// MaxFrame bounds one frame in either direction. The kernel coalesces output
+// into chunks far below this; a larger header means a corrupt channel.
+const MaxFrame = 64 << 20
+
+// message is the union of every frame the kernel and host exchange.
+type message struct {
+	Type string `json:"type"`
+	ID   int64  `json:"id,omitempty"`
+
+	// exec
+	Code        string `json:"code,omitempty"`
+	OutputLimit int64  `json:"output_limit,omitempty"`
+
+	// out
+	Stream string `json:"stream,omitempty"`
+	Data   string `json:"data,omitempty"`
+
+	// host_call / host_result
+	Call   int64           `json:"call,omitempty"`
+	Method string          `json:"method,omitempty"`
+	Args   json.RawMessage `json:"args,omitempty"`
+	OK     bool            `json:"ok,omitempty"`
+	Result any             `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+
+	// result
+	ExitCode  int        `json:"exit_code,omitempty"`
+	Kind      string     `json:"kind,omitempty"`
+	Message   string     `json:"message,omitempty"`
+	Exception *exception `json:"exception,omitempty"`
+	Truncated bool       `json:"truncated,omitempty"`
+
+	// ready
+	Pid      int    `json:"pid,omitempty"`
+	Python   string `json:"python,omitempty"`
+	Platform string `json:"platform,omitempty"`
+}
+
+type exception struct {
+	Type      string `json:"type"`
+	Message   string `json:"message"`
+	Traceback string `json:"traceback"`
+}
+
+func writeFrame(w io.Writer, m *message) error {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode frame: %w", err)
+	}
+	buf := make([]byte, 4+len(body))
+	binary.BigEndian.PutUint32(buf, uint32(len(body)))
+	copy(buf[4:], body)
+	_, err = w.Write(buf)
+	return err
+}
+
+func readFrame(r io.Reader) (*message, error) {
+	var head [4]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(head[:])
+	if n > MaxFrame {
+		return nil, fmt.Errorf("kernel channel corrupt: frame of %d bytes announced", n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, fmt.Errorf("kernel channel: truncated frame: %w", err)
+	}
+	m := &message{}
+	if err := json.Unmarshal(body, m); err != nil {
+		return nil, fmt.Errorf("kernel channel corrupt: %w", err)
+	}
+	return m, nil
+}

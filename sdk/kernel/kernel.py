@@ -1,0 +1,576 @@
+"""mcpruntime kernel: runs Python cells for a sandbox backend.
+
+The host (a backend plugin) speaks to this process over one channel of
+length-prefixed JSON frames (4-byte big-endian length, then UTF-8 JSON).
+
+Requests (host -> kernel):
+  {"type": "exec", "id": N, "code": "...", "output_limit": BYTES}
+  {"type": "host_result", "call": N, "ok": bool, "result": ..., "error": "..."}
+  {"type": "ping"}
+  {"type": "shutdown"}
+Events (kernel -> host):
+  {"type": "ready", "pid": N, "python": "3.x.y", "platform": "..."}
+  {"type": "out", "id": N, "stream": "stdout"|"stderr", "data": "..."}
+  {"type": "host_call", "id": N, "call": N, "method": "...", "args": {...}}
+  {"type": "result", "id": N, "exit_code": N, "kind": "...", "message": "...",
+   "exception": {"type", "message", "traceback"}, "truncated": bool}
+  {"type": "pong"}
+
+It depends on the standard library only and runs on CPython 3.11+, on a
+normal host as well as on WASI (no threads, no dup2, no signals).
+"""
+
+import ast
+import io
+import itertools
+import json
+import linecache
+import os
+import pickle
+import struct
+import sys
+import time
+import traceback
+import types
+
+_KERNEL_FILE = __file__ if "__file__" in globals() else "<kernel>"
+_HEADER = struct.Struct(">I")
+_MAX_FRAME = 64 << 20
+
+
+class Channel:
+    """Framed JSON over two file descriptors."""
+
+    def __init__(self, fd_in, fd_out):
+        self.fd_in = fd_in
+        self.fd_out = fd_out
+
+    def _read_exact(self, n):
+        chunks = []
+        while n:
+            b = os.read(self.fd_in, min(n, 1 << 20))
+            if not b:
+                return None
+            chunks.append(b)
+            n -= len(b)
+        return b"".join(chunks)
+
+    def recv(self):
+        head = self._read_exact(4)
+        if head is None:
+            return None
+        (n,) = _HEADER.unpack(head)
+        if n > _MAX_FRAME:
+            raise ValueError("frame of %d bytes exceeds the limit" % n)
+        body = self._read_exact(n)
+        if body is None:
+            return None
+        return json.loads(body)
+
+    def send(self, msg):
+        body = json.dumps(msg, ensure_ascii=False, default=repr).encode("utf-8", "replace")
+        data = _HEADER.pack(len(body)) + body
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd_out, view)
+            view = view[n:]
+
+
+class _Budget:
+    """Output bytes left for the running cell, shared by stdout and stderr."""
+
+    def __init__(self):
+        self.left = 1 << 20
+        self.truncated = False
+
+    def take(self, data):
+        if self.left <= 0:
+            self.truncated = True
+            return ""
+        raw = data.encode("utf-8", "replace")
+        if len(raw) <= self.left:
+            self.left -= len(raw)
+            return data
+        cut = raw[: self.left].decode("utf-8", "ignore")
+        self.left = 0
+        self.truncated = True
+        return cut
+
+
+class _BinaryView:
+    """sys.stdout.buffer stand-in: bytes are decoded and forwarded."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, b):
+        self._stream.write(bytes(b).decode("utf-8", "replace"))
+        return len(b)
+
+    def flush(self):
+        self._stream.flush()
+
+
+class OutStream(io.TextIOBase):
+    """A text stream that forwards writes as "out" events.
+
+    Writes are coalesced: a write is sent at once when nothing was sent in the
+    last few milliseconds (so a lone print shows up live), otherwise it waits
+    for more data, a flush, the end of the cell, or the background flusher.
+    """
+
+    COALESCE_SECONDS = 0.005
+    CHUNK = 16 << 10
+
+    def __init__(self, kernel, name):
+        self._kernel = kernel
+        self._name = name
+        self._pending = []
+        self._size = 0
+        self._last = 0.0
+        self.buffer = _BinaryView(self)
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    @property
+    def name(self):
+        return "<%s>" % self._name
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError("write() argument must be str, not %s" % type(s).__name__)
+        if not s:
+            return 0
+        k = self._kernel
+        with k.lock:
+            s2 = k.budget.take(s)
+            if s2:
+                self._pending.append(s2)
+                self._size += len(s2)
+            now = time.monotonic()
+            if self._size >= self.CHUNK or now - self._last >= self.COALESCE_SECONDS:
+                self._flush_locked(now)
+        return len(s)
+
+    def flush(self):
+        with self._kernel.lock:
+            self._flush_locked(time.monotonic())
+
+    def _flush_locked(self, now):
+        if not self._pending:
+            return
+        data = "".join(self._pending)
+        self._pending = []
+        self._size = 0
+        self._last = now
+        k = self._kernel
+        k.channel.send({"type": "out", "id": k.exec_id, "stream": self._name, "data": data})
+
+
+class _NullLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class HostCallError(Exception):
+    """Raised in sandbox code when the host refuses or fails a host call."""
+
+
+class Kernel:
+    def __init__(self, channel):
+        self.channel = channel
+        self.exec_id = 0
+        self.budget = _Budget()
+        self.calls = itertools.count(1)
+        self.threads = _threads_available()
+        if self.threads:
+            import threading
+
+            self.lock = threading.RLock()
+        else:
+            self.lock = _NullLock()
+        self.stdout = OutStream(self, "stdout")
+        self.stderr = OutStream(self, "stderr")
+        self.fd_pipes = []
+        self.main = types.ModuleType("__main__")
+        self.globals = self.main.__dict__
+        self.globals["__builtins__"] = __builtins__
+        self.cells = 0
+
+    # ---- set-up ---------------------------------------------------------
+
+    def install(self):
+        sys.modules["__main__"] = self.main
+        sys.stdout = self.stdout
+        sys.stderr = self.stderr
+        sys.modules["mcpruntime"] = _helper_module(self)
+        import builtins
+
+        builtins.ask_llm = sys.modules["mcpruntime"].ask_llm
+        if self.threads:
+            self._start_flusher()
+
+    def capture_fds(self):
+        """Route fd 1 and 2 (subprocesses, os.write) into the cell's output."""
+        if not (self.threads and hasattr(os, "dup2") and hasattr(os, "pipe")):
+            return
+        import threading
+
+        for fd, stream in ((1, self.stdout), (2, self.stderr)):
+            r, w = os.pipe()
+            os.dup2(w, fd)
+            os.close(w)
+            t = threading.Thread(target=self._pump, args=(r, stream), daemon=True)
+            t.start()
+            self.fd_pipes.append(r)
+
+    def _pump(self, fd, stream):
+        while True:
+            try:
+                b = os.read(fd, 65536)
+            except OSError:
+                return
+            if not b:
+                return
+            stream.write(b.decode("utf-8", "replace"))
+
+    def _drain_fds(self):
+        if not self.fd_pipes:
+            return
+        import select
+
+        deadline = time.monotonic() + 0.05
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select(self.fd_pipes, [], [], 0)
+            if not ready:
+                return
+            time.sleep(0.001)
+
+    def _start_flusher(self):
+        import threading
+
+        def loop():
+            while True:
+                time.sleep(0.02)
+                try:
+                    self.stdout.flush()
+                    self.stderr.flush()
+                except Exception:
+                    return
+
+        threading.Thread(target=loop, daemon=True, name="mcpruntime-flush").start()
+
+    # ---- host calls -----------------------------------------------------
+
+    def host_call(self, method, args):
+        with self.lock:
+            self.stdout._flush_locked(time.monotonic())
+            self.stderr._flush_locked(time.monotonic())
+            call = next(self.calls)
+            self.channel.send(
+                {"type": "host_call", "id": self.exec_id, "call": call, "method": method, "args": args}
+            )
+            while True:
+                msg = self.channel.recv()
+                if msg is None:
+                    raise HostCallError("host channel closed during %s" % method)
+                if msg.get("type") == "host_result" and msg.get("call") == call:
+                    break
+                if msg.get("type") == "ping":
+                    self.channel.send({"type": "pong"})
+        if not msg.get("ok"):
+            raise HostCallError(msg.get("error") or "%s failed" % method)
+        return msg.get("result")
+
+    # ---- cells ----------------------------------------------------------
+
+    def run_cell(self, req):
+        self.exec_id = req.get("id", 0)
+        self.budget = _Budget()
+        limit = req.get("output_limit") or 0
+        if limit > 0:
+            self.budget.left = limit
+        sys.stdout, sys.stderr = self.stdout, self.stderr
+        self.cells += 1
+        name = "<cell-%d>" % self.cells
+        code = req.get("code", "")
+        result = {"type": "result", "id": self.exec_id, "exit_code": 0, "kind": "none"}
+        try:
+            _execute(code, name, self.globals)
+        except SystemExit as e:
+            status = _exit_status(e, self.stderr)
+            result["exit_code"] = status
+            if status != 0:
+                result["kind"] = "exit"
+                result["message"] = "code exited with status %d" % status
+        except SyntaxError as e:
+            result.update(exit_code=1, kind="syntax", message=_syntax_message(e))
+            result["exception"] = _exception_info(e, None)
+            self.stderr.write(result["exception"]["traceback"])
+        except BaseException as e:  # everything the cell raised is its result
+            kind = "memory" if isinstance(e, MemoryError) else "exception"
+            if isinstance(e, KeyboardInterrupt):
+                kind = "interrupted"
+            info = _exception_info(e, e.__traceback__)
+            result.update(exit_code=1, kind=kind, message="%s: %s" % (info["type"], info["message"]))
+            result["exception"] = info
+            try:
+                self.stderr.write(info["traceback"])
+            except MemoryError:
+                pass
+        finally:
+            self._drain_fds()
+            for s in (sys.stdout, sys.stderr):
+                try:
+                    s.flush()
+                except Exception:
+                    pass
+            self.stdout.flush()
+            self.stderr.flush()
+        result["truncated"] = self.budget.truncated
+        self.channel.send(result)
+
+    def serve(self):
+        import platform
+
+        self.channel.send(
+            {
+                "type": "ready",
+                "pid": os.getpid(),
+                "python": platform.python_version(),
+                "platform": sys.platform,
+            }
+        )
+        while True:
+            msg = self.channel.recv()
+            if msg is None:
+                return
+            kind = msg.get("type")
+            if kind == "exec":
+                self.run_cell(msg)
+            elif kind == "ping":
+                self.channel.send({"type": "pong"})
+            elif kind == "shutdown":
+                return
+            # host_result outside a host call is stale (a cancelled call); drop it
+
+
+def _execute(code, name, g):
+    linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+    tree = ast.parse(code, name, "exec")
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    exec(compile(tree, name, "exec"), g)
+    if last is not None:
+        value = eval(compile(last, name, "eval"), g)
+        if value is not None:
+            g["_"] = value
+            print(repr(value))
+
+
+def _exit_status(e, stderr):
+    code = e.code
+    if code is None:
+        return 0
+    if isinstance(code, bool):
+        return int(code)
+    if isinstance(code, int):
+        return code & 0xFF if code >= 0 else (code % 256)
+    stderr.write("%s\n" % (code,))
+    return 1
+
+
+def _syntax_message(e):
+    where = "line %s" % e.lineno if e.lineno else "unknown line"
+    return "SyntaxError: %s (%s)" % (e.msg, where)
+
+
+def _exception_info(e, tb):
+    # Drop the kernel's own frames so the traceback starts in the cell.
+    while tb is not None and tb.tb_frame.f_code.co_filename == _KERNEL_FILE:
+        tb = tb.tb_next
+    lines = traceback.format_exception(type(e), e, tb)
+    try:
+        message = str(e)
+    except Exception:
+        message = "<unprintable %s>" % type(e).__name__
+    return {"type": type(e).__name__, "message": message, "traceback": "".join(lines)}
+
+
+def _threads_available():
+    try:
+        import threading
+
+        t = threading.Thread(target=lambda: None)
+        t.start()
+        t.join()
+        return True
+    except Exception:
+        return False
+
+
+# ---- the `mcpruntime` helper package seen by sandbox code -------------------
+
+
+def _helper_module(kernel):
+    m = types.ModuleType("mcpruntime", "Host bridge for code running in an mcpruntime sandbox.")
+    m.HostCallError = HostCallError
+
+    def ask_llm(prompt, *, system=None, model=None, max_tokens=None, temperature=None):
+        """Ask the host's language model; returns its reply text."""
+        if not isinstance(prompt, str):
+            raise TypeError("ask_llm() prompt must be str, not %s" % type(prompt).__name__)
+        args = {"prompt": prompt}
+        for k, v in (("system", system), ("model", model), ("max_tokens", max_tokens), ("temperature", temperature)):
+            if v is not None:
+                args[k] = v
+        return kernel.host_call("ask_llm", args) or ""
+
+    def call_tool(server, tool, arguments=None, **kwargs):
+        """Call tool `tool` of the host's MCP server `server`; returns its result."""
+        args = dict(arguments or {})
+        args.update(kwargs)
+        return kernel.host_call("call_tool", {"server": server, "tool": tool, "arguments": args})
+
+    def save_state(path):
+        """Write the session's variables to `path`; returns what was skipped."""
+        return _save_state(kernel.globals, path)
+
+    def load_state(path):
+        """Restore variables saved by save_state; returns what failed."""
+        return _load_state(kernel.globals, path)
+
+    m.ask_llm = ask_llm
+    m.call_tool = call_tool
+    m.save_state = save_state
+    m.load_state = load_state
+    return m
+
+
+def _save_state(g, path):
+    entries, skipped = [], {}
+    for name, value in list(g.items()):
+        if name.startswith("__") or name in ("_", "ask_llm"):
+            continue
+        if isinstance(value, types.ModuleType):
+            entries.append(["module", name, value.__name__])
+            continue
+        source = _cell_source(value)
+        if source is not None:
+            entries.append(["source", name, source])
+            continue
+        try:
+            entries.append(["pickle", name, pickle.dumps(value, protocol=4)])
+        except Exception as e:
+            skipped[name] = "%s: %s" % (type(e).__name__, e)
+    # definitions first: pickled instances may need classes defined in cells
+    order = {"module": 0, "source": 1, "pickle": 2}
+    entries.sort(key=lambda e: order[e[0]])
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump({"version": 1, "entries": entries, "skipped": skipped}, f, protocol=4)
+    os.replace(tmp, path)
+    return {"saved": [e[1] for e in entries], "skipped": skipped}
+
+
+def _cell_source(value):
+    """Source of a function or class defined in a cell, else None."""
+    if not isinstance(value, (types.FunctionType, type)):
+        return None
+    code = getattr(value, "__code__", None)
+    filename = code.co_filename if code is not None else None
+    if filename is None:
+        for attr in vars(value).values():
+            c = getattr(attr, "__code__", None)
+            if c is not None:
+                filename = c.co_filename
+                break
+    if not filename or not filename.startswith("<cell-"):
+        return None
+    lines = linecache.cache.get(filename, (None, None, None))[2]
+    if not lines:
+        return None
+    text = "".join(lines)
+    found = None
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == value.__name__:
+            found = node
+    if found is None:
+        return None
+    first = min([found.lineno] + [d.lineno for d in found.decorator_list])
+    return "".join(lines[first - 1 : found.end_lineno])
+
+
+def _load_state(g, path):
+    with open(path, "rb") as f:
+        state = pickle.load(f)
+    restored, failed = [], dict(state.get("skipped", {}))
+    for kind, name, payload in state["entries"]:
+        try:
+            if kind == "module":
+                __import__(payload)
+                g[name] = sys.modules[payload]
+            elif kind == "source":
+                exec(compile(payload, "<restored %s>" % name, "exec"), g)
+            else:
+                g[name] = pickle.loads(payload)
+            restored.append(name)
+        except Exception as e:
+            failed[name] = "%s: %s" % (type(e).__name__, e)
+    return {"restored": restored, "failed": failed}
+
+
+def main():
+    fds = os.environ.pop("MCPRUNTIME_KERNEL_FDS", "")
+    if fds:
+        fd_in, fd_out = (int(x) for x in fds.split(","))
+    else:
+        fd_in, fd_out = 0, 1
+        # Keep the channel away from code that writes to fd 0/1 directly.
+        if hasattr(os, "dup") and hasattr(os, "dup2"):
+            fd_in, fd_out = os.dup(0), os.dup(1)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.close(null)
+    lib = os.environ.get("MCPRUNTIME_LIB", "/mcpruntime/lib")
+    if lib and lib not in sys.path:
+        sys.path.insert(0, lib)
+    workspace = os.environ.get("MCPRUNTIME_WORKSPACE", "")
+    if workspace:
+        os.chdir(workspace)
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    _apply_limits()
+    kernel = Kernel(Channel(fd_in, fd_out))
+    kernel.install()
+    kernel.capture_fds()
+    kernel.serve()
+
+
+def _apply_limits():
+    try:
+        import resource
+    except ImportError:
+        return
+    mem = int(os.environ.get("MCPRUNTIME_MEMORY_LIMIT", "0") or 0)
+    if mem > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    pids = int(os.environ.get("MCPRUNTIME_PIDS_LIMIT", "0") or 0)
+    if pids > 0:
+        resource.setrlimit(resource.RLIMIT_NPROC, (pids, pids))
+
+
+if __name__ == "__main__":
+    main()

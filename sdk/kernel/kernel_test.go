@@ -1,0 +1,210 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
+
+func startPython(t *testing.T) *Local {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not on PATH")
+	}
+	path, err := Install(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := StartLocal(context.Background(), LocalOptions{
+		Command: func() (*exec.Cmd, error) { return exec.Command(py, "-I", "-B", path), nil },
+		Grace:   500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(context.Background()) })
+	return l
+}
+
+type collected struct {
+	mu             sync.Mutex
+	stdout, stderr strings.Builder
+	calls          []*sdk.HostCallNotice
+}
+
+func (c *collected) emit(e sdk.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch e.Kind {
+	case sdk.EventStdout:
+		c.stdout.Write(e.Data)
+	case sdk.EventStderr:
+		c.stderr.Write(e.Data)
+	case sdk.EventHostCall:
+		c.calls = append(c.calls, e.HostCall)
+	}
+}
+
+func run(t *testing.T, l *Local, code string, limits sdk.Limits, host sdk.Host) (*sdk.ExecResult, *collected) {
+	t.Helper()
+	c := &collected{}
+	res, err := l.Exec(context.Background(), code, limits, 0, host, c.emit)
+	if err != nil {
+		t.Fatalf("exec %q: %v", code, err)
+	}
+	return res, c
+}
+
+func TestKernelOutcomes(t *testing.T) {
+	l := startPython(t)
+	cases := []struct {
+		code     string
+		exit     int
+		kind     sdk.ErrorKind
+		stdout   string
+		inStderr string
+	}{
+		{code: "print(6*7)", stdout: "42\n"},
+		{code: "6*7", stdout: "42\n"},
+		{code: "import sys; sys.exit(3)", exit: 3, kind: sdk.ErrorExit},
+		{code: "import sys; sys.exit(0)"},
+		{code: "import sys; sys.exit('bye')", exit: 1, kind: sdk.ErrorExit, inStderr: "bye"},
+		{code: "def f(:\n  pass", exit: 1, kind: sdk.ErrorSyntax, inStderr: "SyntaxError"},
+		{code: "1/0", exit: 1, kind: sdk.ErrorException, inStderr: "ZeroDivisionError"},
+		{code: "import sys; print('err', file=sys.stderr)", inStderr: "err\n"},
+		{code: "import subprocess; r = subprocess.run(['echo', 'from-child'])", stdout: "from-child\n"},
+	}
+	for _, tc := range cases {
+		res, out := run(t, l, tc.code, sdk.Limits{}, nil)
+		if res.ExitCode != tc.exit || res.Error != tc.kind {
+			t.Errorf("%q: exit %d kind %q, want %d %q (%s)", tc.code, res.ExitCode, res.Error, tc.exit, tc.kind, res.Message)
+		}
+		if tc.stdout != "" && out.stdout.String() != tc.stdout {
+			t.Errorf("%q: stdout %q, want %q", tc.code, out.stdout.String(), tc.stdout)
+		}
+		if !strings.Contains(out.stderr.String(), tc.inStderr) {
+			t.Errorf("%q: stderr %q lacks %q", tc.code, out.stderr.String(), tc.inStderr)
+		}
+	}
+	res, _ := run(t, l, "1/0", sdk.Limits{}, nil)
+	if res.Exception == nil || res.Exception.Type != "ZeroDivisionError" || strings.Contains(res.Exception.Traceback, FileName) {
+		t.Errorf("exception info %+v: want ZeroDivisionError without kernel frames", res.Exception)
+	}
+}
+
+func TestKernelStatePersists(t *testing.T) {
+	l := startPython(t)
+	run(t, l, "x = 41", sdk.Limits{}, nil)
+	_, out := run(t, l, "print(x + 1)", sdk.Limits{}, nil)
+	if out.stdout.String() != "42\n" {
+		t.Fatalf("got %q", out.stdout.String())
+	}
+}
+
+func TestKernelTimeoutInterruptKeepsState(t *testing.T) {
+	l := startPython(t)
+	run(t, l, "y = 'kept'", sdk.Limits{}, nil)
+	res, _ := run(t, l, "while True: pass", sdk.Limits{Timeout: 300 * time.Millisecond}, nil)
+	if res.Error != sdk.ErrorTimeout || res.ExitCode != TimeoutExitCode || res.StateLost {
+		t.Fatalf("timeout result %+v", res)
+	}
+	_, out := run(t, l, "print(y)", sdk.Limits{}, nil)
+	if out.stdout.String() != "kept\n" {
+		t.Fatalf("state after interrupt: %q", out.stdout.String())
+	}
+}
+
+func TestKernelUnstoppableCodeIsKilled(t *testing.T) {
+	l := startPython(t)
+	code := "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass\n"
+	res, _ := run(t, l, code, sdk.Limits{Timeout: 200 * time.Millisecond}, nil)
+	if res.Error != sdk.ErrorTimeout || !res.StateLost {
+		t.Fatalf("want timeout with state lost, got %+v", res)
+	}
+	_, out := run(t, l, "print('alive')", sdk.Limits{}, nil)
+	if out.stdout.String() != "alive\n" {
+		t.Fatalf("next exec: %q", out.stdout.String())
+	}
+}
+
+func TestKernelDeathIsReported(t *testing.T) {
+	l := startPython(t)
+	res, _ := run(t, l, "import os; os._exit(9)", sdk.Limits{}, nil)
+	if res.Error != sdk.ErrorKernelDied || res.ExitCode != 9 || !res.StateLost {
+		t.Fatalf("want kernel_died exit 9, got %+v", res)
+	}
+	res, _ = run(t, l, "import ctypes; ctypes.string_at(0)", sdk.Limits{}, nil)
+	if res.Error != sdk.ErrorKernelDied || res.ExitCode != 128+11 {
+		t.Fatalf("want segfault as kernel_died 139, got %+v", res)
+	}
+	_, out := run(t, l, "print('again')", sdk.Limits{}, nil)
+	if out.stdout.String() != "again\n" {
+		t.Fatalf("after death: %q", out.stdout.String())
+	}
+}
+
+func TestKernelOutputCap(t *testing.T) {
+	l := startPython(t)
+	res, out := run(t, l, "for i in range(200000): print('x' * 100)", sdk.Limits{OutputBytes: 10000}, nil)
+	if !res.OutputTruncated || out.stdout.Len() != 10000 || res.ExitCode != 0 {
+		t.Fatalf("truncated=%v len=%d exit=%d", res.OutputTruncated, out.stdout.Len(), res.ExitCode)
+	}
+	res, out = run(t, l, "print('y' * 50_000_000)", sdk.Limits{OutputBytes: 1000}, nil)
+	if !res.OutputTruncated || out.stdout.Len() != 1000 {
+		t.Fatalf("huge line: truncated=%v len=%d", res.OutputTruncated, out.stdout.Len())
+	}
+}
+
+type echoHost struct{}
+
+func (echoHost) CallTool(_ context.Context, c *sdk.ToolCall) (*sdk.ToolResult, error) {
+	if c.Tool == "fail" {
+		return nil, errors.New("tool exploded")
+	}
+	return &sdk.ToolResult{Result: c.Arguments}, nil
+}
+
+func (echoHost) AskLLM(_ context.Context, r *sdk.LLMRequest) (*sdk.LLMResponse, error) {
+	return &sdk.LLMResponse{Text: "pong: " + r.Prompt}, nil
+}
+
+func TestKernelHostCalls(t *testing.T) {
+	l := startPython(t)
+	res, out := run(t, l, "print(ask_llm('ping'))\nimport mcpruntime\nprint(mcpruntime.call_tool('s', 't', a=1)['a'])", sdk.Limits{}, echoHost{})
+	if !res.OK() || out.stdout.String() != "pong: ping\n1\n" {
+		t.Fatalf("res %+v stdout %q stderr %q", res, out.stdout.String(), out.stderr.String())
+	}
+	if len(out.calls) != 2 || out.calls[0].Method != "ask_llm" || out.calls[1].Detail != "s.t" {
+		t.Fatalf("notices %+v", out.calls)
+	}
+	res, out = run(t, l, "import mcpruntime\ntry:\n  mcpruntime.call_tool('s','fail')\nexcept mcpruntime.HostCallError as e:\n  print('refused:', e)", sdk.Limits{}, echoHost{})
+	if !res.OK() || !strings.Contains(out.stdout.String(), "tool exploded") {
+		t.Fatalf("failing tool: %+v %q", res, out.stdout.String())
+	}
+	res, _ = run(t, l, "ask_llm('x')", sdk.Limits{}, nil)
+	if res.Exception == nil || res.Exception.Type != "HostCallError" {
+		t.Fatalf("no host: %+v", res)
+	}
+}
+
+func TestKernelSaveLoadState(t *testing.T) {
+	l := startPython(t)
+	dir := t.TempDir()
+	run(t, l, "import math as m\nclass P:\n  def __init__(s, v): s.v = v\ndef f(a: int) -> int:\n  return a * 2\np = P(5)\nn = [1, 2]\ng = (i for i in range(3))", sdk.Limits{}, nil)
+	res, out := run(t, l, "import mcpruntime\nr = mcpruntime.save_state('"+dir+"/s.pkl')\nprint(sorted(r['skipped']))", sdk.Limits{}, nil)
+	if !res.OK() || out.stdout.String() != "['g']\n" {
+		t.Fatalf("save: %+v %q %q", res, out.stdout.String(), out.stderr.String())
+	}
+	l2 := startPython(t)
+	res, out = run(t, l2, "import mcpruntime\nr = mcpruntime.load_state('"+dir+"/s.pkl')\nprint(f(p.v), n, m.pi > 3, sorted(r['failed']))", sdk.Limits{}, nil)
+	if !res.OK() || out.stdout.String() != "10 [1, 2] True ['g']\n" {
+		t.Fatalf("load: %+v %q %q", res, out.stdout.String(), out.stderr.String())
+	}
+}
