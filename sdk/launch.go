@@ -1,0 +1,137 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+)
+
+// Plugin is a running plugin process and the Backend that talks to it.
+type Plugin struct {
+	// Backend is the gRPC client; it implements every Backend method.
+	*Client
+	// Path is the executable that was started.
+	Path string
+
+	raw *plugin.Client
+	pid int
+}
+
+// LaunchOption configures Launch.
+type LaunchOption func(*launchConfig)
+
+type launchConfig struct {
+	logger       hclog.Logger
+	startTimeout time.Duration
+	env          []string
+}
+
+// WithLaunchLogger sets the logger that receives the plugin's own logs.
+func WithLaunchLogger(l hclog.Logger) LaunchOption {
+	return func(c *launchConfig) { c.logger = l }
+}
+
+// WithStartTimeout bounds the handshake (default 30s).
+func WithStartTimeout(d time.Duration) LaunchOption {
+	return func(c *launchConfig) { c.startTimeout = d }
+}
+
+// WithEnv adds environment variables (KEY=VALUE) for the plugin process.
+func WithEnv(kv ...string) LaunchOption {
+	return func(c *launchConfig) { c.env = append(c.env, kv...) }
+}
+
+// Launch starts the plugin executable at path, performs the handshake and
+// returns a connected Plugin. The plugin runs in its own process group and
+// dies with the calling process (Linux parent-death signal), so a killed
+// core leaves no plugin behind.
+func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, error) {
+	cfg := &launchConfig{startTimeout: 30 * time.Second}
+	for _, o := range opts {
+		o(cfg)
+	}
+	if cfg.logger == nil {
+		cfg.logger = hclog.NewNullLogger()
+	}
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("plugin %s: executable not found", path)
+	case err != nil:
+		return nil, fmt.Errorf("plugin %s: %w", path, err)
+	case st.IsDir():
+		return nil, fmt.Errorf("plugin %s: is a directory, not an executable", path)
+	case st.Mode()&0o111 == 0:
+		return nil, fmt.Errorf("plugin %s: not executable (chmod +x %s)", path, path)
+	}
+	cmd := exec.Command(path)
+	cmd.Env = append(os.Environ(), cfg.env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	raw := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: VersionedPlugins(),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           cfg.logger,
+		StartTimeout:     cfg.startTimeout,
+		SkipHostEnv:      false,
+	})
+	done := make(chan struct{})
+	var rpc plugin.ClientProtocol
+	go func() {
+		defer close(done)
+		rpc, err = raw.Client()
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		raw.Kill()
+		<-done
+		return nil, fmt.Errorf("plugin %s: %w", path, ctx.Err())
+	}
+	if err != nil {
+		raw.Kill()
+		return nil, fmt.Errorf("plugin %s: handshake failed: %w", path, err)
+	}
+	v, err := rpc.Dispense(PluginName)
+	if err != nil {
+		raw.Kill()
+		return nil, fmt.Errorf("plugin %s: %w", path, err)
+	}
+	c, ok := v.(*Client)
+	if !ok {
+		raw.Kill()
+		return nil, fmt.Errorf("plugin %s: unexpected client type %T", path, v)
+	}
+	p := &Plugin{Client: c, Path: path, raw: raw}
+	if cmd.Process != nil {
+		p.pid = cmd.Process.Pid
+	}
+	return p, nil
+}
+
+// Pid is the plugin's process id.
+func (p *Plugin) Pid() int { return p.pid }
+
+// Exited reports whether the plugin process has exited.
+func (p *Plugin) Exited() bool { return p.raw.Exited() }
+
+// ProtocolVersion is the protocol version negotiated in the handshake.
+func (p *Plugin) ProtocolVersion() int { return p.raw.NegotiatedVersion() }
+
+// Kill stops the plugin: a graceful shutdown request first (the backend's
+// Close runs), then SIGKILL to its whole process group so nothing it started
+// outlives it.
+func (p *Plugin) Kill() {
+	p.raw.Kill()
+	if p.pid > 0 {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	}
+}
