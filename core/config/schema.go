@@ -1,0 +1,173 @@
+// Package config reads runtime.hcl: which sandbox backend serves by default,
+// how each backend is configured and limited, and the agent's settings.
+// Every error points at the file, line and column where it was made.
+package config
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// file mirrors runtime.hcl's blocks as written.
+type file struct {
+	Runtime    *runtimeBlock   `hcl:"runtime,block"`
+	Sandboxes  []*sandboxBlock `hcl:"sandbox,block"`
+	LLM        *llmBlock       `hcl:"llm,block"`
+	MCPServers []*mcpBlock     `hcl:"mcp_server,block"`
+	Skills     *skillsBlock    `hcl:"skills,block"`
+	Server     *serverBlock    `hcl:"server,block"`
+	Agent      *agentBlock     `hcl:"agent,block"`
+	Remain     hcl.Body        `hcl:",remain"`
+}
+
+type runtimeBlock struct {
+	Backend   *string        `hcl:"backend,optional"`
+	Workspace *string        `hcl:"workspace,optional"`
+	PluginDir *string        `hcl:"plugin_dir,optional"`
+	StateDir  *string        `hcl:"state_dir,optional"`
+	IdleExit  hcl.Expression `hcl:"daemon_idle_timeout,optional"`
+}
+
+type sandboxBlock struct {
+	Name   string       `hcl:"name,label"`
+	Plugin *string      `hcl:"plugin,optional"`
+	Pool   *poolBlock   `hcl:"pool,block"`
+	Limits *limitsBlock `hcl:"limits,block"`
+	Config *remainBlock `hcl:"config,block"`
+	Range  hcl.Range    `hcl:",def_range"`
+}
+
+type poolBlock struct {
+	Size *int `hcl:"size,optional"`
+}
+
+type limitsBlock struct {
+	Timeout hcl.Expression `hcl:"timeout,optional"`
+	Memory  hcl.Expression `hcl:"memory,optional"`
+	Output  hcl.Expression `hcl:"output,optional"`
+	CPU     *float64       `hcl:"cpus,optional"`
+	Pids    *int64         `hcl:"pids,optional"`
+}
+
+type remainBlock struct {
+	Body  hcl.Body  `hcl:",remain"`
+	Range hcl.Range `hcl:",def_range"`
+}
+
+type llmBlock struct {
+	BaseURL     *string        `hcl:"base_url,optional"`
+	APIKey      *string        `hcl:"api_key,optional"`
+	Model       *string        `hcl:"model,optional"`
+	Temperature *float64       `hcl:"temperature,optional"`
+	MaxTokens   *int           `hcl:"max_tokens,optional"`
+	Timeout     hcl.Expression `hcl:"timeout,optional"`
+}
+
+type mcpBlock struct {
+	Name    string            `hcl:"name,label"`
+	Command []string          `hcl:"command"`
+	Env     map[string]string `hcl:"env,optional"`
+}
+
+type skillsBlock struct {
+	Dir      *string `hcl:"dir,optional"`
+	AutoSave *bool   `hcl:"auto_save,optional"`
+}
+
+type serverBlock struct {
+	Listen *string `hcl:"listen,optional"`
+	Token  *string `hcl:"token,optional"`
+}
+
+type agentBlock struct {
+	MaxSteps         *int           `hcl:"max_steps,optional"`
+	StepTimeout      hcl.Expression `hcl:"step_timeout,optional"`
+	Budget           hcl.Expression `hcl:"budget,optional"`
+	ObservationLimit hcl.Expression `hcl:"observation_limit,optional"`
+}
+
+// Config is runtime.hcl decoded, with defaults applied and relative paths
+// made absolute (relative to the file's directory).
+type Config struct {
+	// Path is the file read, empty when built-in defaults are in use.
+	Path string
+	// Dir is what relative paths are resolved against.
+	Dir string
+
+	Backend   string
+	Workspace string
+	PluginDir string
+	StateDir  string
+	// DaemonIdle is how long the session daemon lives without requests.
+	DaemonIdle time.Duration
+
+	Sandboxes map[string]*Sandbox
+	LLM       LLM
+	MCP       []MCPServer
+	Skills    Skills
+	Server    Server
+	Agent     Agent
+
+	src map[string]*hcl.File
+}
+
+// Sandbox is one `sandbox "NAME" { ... }` block (or the defaults for a
+// backend that has none).
+type Sandbox struct {
+	Name string
+	// Plugin is an explicit plugin executable; empty means discovery.
+	Plugin   string
+	PoolSize int
+	Limits   Limits
+	// body is the plugin's own config block, decoded against the spec the
+	// plugin publishes (see PluginConfig).
+	body      hcl.Body
+	bodyRange hcl.Range
+}
+
+// Limits bound every session of a backend.
+type Limits struct {
+	Timeout     time.Duration
+	MemoryBytes int64
+	OutputBytes int64
+	CPUs        float64
+	Pids        int64
+}
+
+// LLM configures the OpenAI-compatible chat endpoint.
+type LLM struct {
+	BaseURL     string
+	APIKey      string
+	Model       string
+	Temperature float64
+	MaxTokens   int
+	Timeout     time.Duration
+}
+
+// MCPServer is an MCP server whose tools sandbox code may call.
+type MCPServer struct {
+	Name    string
+	Command []string
+	Env     map[string]string
+}
+
+// Skills configures the skill registry.
+type Skills struct {
+	Dir      string
+	AutoSave bool
+}
+
+// Server configures `mcpruntime serve` over TCP.
+type Server struct {
+	Listen string
+	Token  string
+}
+
+// Agent bounds `mcpruntime run`.
+type Agent struct {
+	MaxSteps         int
+	StepTimeout      time.Duration
+	Budget           time.Duration
+	ObservationLimit int64
+}
