@@ -18,7 +18,6 @@ type file struct {
 	Skills     *skillsBlock    `hcl:"skills,block"`
 	Server     *serverBlock    `hcl:"server,block"`
 	Agent      *agentBlock     `hcl:"agent,block"`
-	Remain     hcl.Body        `hcl:",remain"`
 }
 
 type runtimeBlock struct {
