@@ -252,7 +252,8 @@ rm -rf "$STAGE"; mkdir -p "$LIBDEST/lib-dynload"
    --exclude=ensurepip --exclude=turtledemo --exclude=test --exclude=tests \
    --exclude=idle_test --exclude='config-*' .) | tar -xf - -C "$LIBDEST"
 SYSCONFIGDATA=$(ls "$WASI/$(cat "$WASI/pybuilddir.txt")"/_sysconfigdata_*.py)
-cp "$SYSCONFIGDATA" "$LIBDEST/"
+# (with the cache path replaced, so the stdlib does not depend on where it was built)
+sed "s|$W|/build|g" "$SYSCONFIGDATA" >"$LIBDEST/$(basename "$SYSCONFIGDATA")"
 cp "$SRC/LICENSE" "$LIBDEST/LICENSE.txt"
 touch "$LIBDEST/lib-dynload/.empty"
 # Byte-code with the native build python (same magic number). unchecked-hash

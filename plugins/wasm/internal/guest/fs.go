@@ -25,19 +25,19 @@ type BindableFS struct {
 
 // NewBindableFS mounts dir (read-only when readOnly) until the next Bind.
 func NewBindableFS(dir string, readOnly bool) *BindableFS {
-	b := &BindableFS{readOnly: readOnly}
-	b.Bind(dir)
+	b := &BindableFS{}
+	b.Bind(dir, readOnly)
 	return b
 }
 
 // Bind points the mount at the host directory dir.
-func (b *BindableFS) Bind(dir string) {
+func (b *BindableFS) Bind(dir string, readOnly bool) {
 	var inner experimentalsys.FS = sysfs.DirFS(dir)
-	if b.readOnly {
+	if readOnly {
 		inner = &sysfs.ReadFS{FS: inner}
 	}
 	b.mu.Lock()
-	b.inner = inner
+	b.inner, b.readOnly = inner, readOnly
 	b.mu.Unlock()
 }
 
@@ -49,12 +49,15 @@ func (b *BindableFS) fs() experimentalsys.FS {
 
 // OpenFile implements sys.FS.
 func (b *BindableFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMode) (experimentalsys.File, experimentalsys.Errno) {
-	if b.readOnly && flag&(experimentalsys.O_WRONLY|experimentalsys.O_RDWR|experimentalsys.O_CREAT|experimentalsys.O_TRUNC) != 0 {
+	b.mu.RLock()
+	inner, readOnly := b.inner, b.readOnly
+	b.mu.RUnlock()
+	if readOnly && flag&(experimentalsys.O_WRONLY|experimentalsys.O_RDWR|experimentalsys.O_CREAT|experimentalsys.O_TRUNC) != 0 {
 		// ReadFS answers ENOSYS, which Python reports as "Function not
 		// implemented"; a read-only file system is what the user should read.
 		return nil, experimentalsys.EROFS
 	}
-	return b.fs().OpenFile(path, flag, perm)
+	return inner.OpenFile(path, flag, perm)
 }
 
 // Lstat implements sys.FS.

@@ -1,0 +1,178 @@
+// Package daemon keeps sessions alive between CLI invocations: one
+// mcpruntime process per workspace serves the API on a unix socket under
+// the state dir, started on demand by `exec --session` and exiting after an
+// idle period. Scripts get persistent sessions without managing a service.
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mcpruntime/mcpruntime/core/config"
+	"github.com/mcpruntime/mcpruntime/core/server"
+	"github.com/mcpruntime/mcpruntime/core/session"
+)
+
+// SocketPath is where the daemon for cfg's workspace listens. Unix socket
+// paths are limited to 108 bytes, so long state dirs fall back to a hashed
+// name in the temp dir.
+func SocketPath(cfg *config.Config) string {
+	p := filepath.Join(cfg.StateDir, "daemon.sock")
+	if len(p) < 100 {
+		return p
+	}
+	sum := sha256.Sum256([]byte(cfg.StateDir))
+	return filepath.Join(os.TempDir(), "mcpruntime-"+hex.EncodeToString(sum[:6])+".sock")
+}
+
+// LogPath is the daemon's log file.
+func LogPath(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "daemon.log") }
+
+// Digest identifies a configuration file's content.
+func Digest(cfg *config.Config) string {
+	if cfg.Path == "" {
+		return "defaults"
+	}
+	b, err := os.ReadFile(cfg.Path)
+	if err != nil {
+		return "unreadable"
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// Connect returns a client of the running daemon, or an error if none runs.
+func Connect(ctx context.Context, cfg *config.Config) (*server.Client, *server.Health, error) {
+	c := server.NewUnixClient(SocketPath(cfg))
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	h, err := c.Health(cctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, h, nil
+}
+
+// Ensure returns a client of the workspace's daemon, starting one (this
+// executable, `serve --daemon`) if none answers.
+func Ensure(ctx context.Context, cfg *config.Config, args []string) (*server.Client, *server.Health, error) {
+	if c, h, err := Connect(ctx, cfg); err == nil {
+		return c, h, nil
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("state dir: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	logf, err := os.OpenFile(LogPath(cfg), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("daemon log: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, append(args, "serve", "--daemon")...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start daemon: %w", err)
+	}
+	go cmd.Wait() //nolint:errcheck // reaped so it does not linger as a zombie while we run
+	c := server.NewUnixClient(SocketPath(cfg))
+	h, err := c.WaitHealthy(ctx, 30*time.Second)
+	if err != nil {
+		return nil, nil, fmt.Errorf("daemon did not come up (see %s): %w", LogPath(cfg), err)
+	}
+	return c, h, nil
+}
+
+// Serve runs the daemon in the foreground until it is idle for cfg's idle
+// timeout, asked to shut down, or signalled.
+func Serve(ctx context.Context, cfg *config.Config, m *session.Manager, logger hclog.Logger) error {
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return err
+	}
+	// One daemon per workspace: the lock outlives crashes (the kernel drops it).
+	lock, err := os.OpenFile(filepath.Join(cfg.StateDir, "daemon.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return errors.New("another mcpruntime daemon already serves this workspace")
+	}
+	sock := SocketPath(cfg)
+	_ = os.Remove(sock) // stale: we hold the lock, so nobody listens on it
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", sock, err)
+	}
+	defer os.Remove(sock)
+	_ = os.Chmod(sock, 0o600)
+	srv := server.New(m, server.WithLogger(logger), server.WithConfigDigest(Digest(cfg)))
+	return run(ctx, &http.Server{Handler: srv}, ln, srv, cfg.DaemonIdle, m, logger)
+}
+
+// ServeTCP runs `mcpruntime serve` on a TCP address.
+func ServeTCP(ctx context.Context, cfg *config.Config, m *session.Manager, addr, token string, logger hclog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	logger.Info("serving", "address", ln.Addr().String(), "auth", token != "")
+	srv := server.New(m, server.WithLogger(logger), server.WithToken(token), server.WithConfigDigest(Digest(cfg)))
+	return run(ctx, &http.Server{Handler: srv}, ln, srv, 0, m, logger)
+}
+
+func run(ctx context.Context, hs *http.Server, ln net.Listener, srv *server.Server, idle time.Duration, m *session.Manager, logger hclog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	var tick <-chan time.Time
+	if idle > 0 {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick = t.C
+	}
+	var err error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("signal received; shutting down")
+			break loop
+		case <-srv.Done():
+			logger.Info("shutdown requested")
+			break loop
+		case err = <-errc:
+			break loop
+		case <-tick:
+			if srv.Idle(idle) {
+				logger.Info("idle; shutting down", "idle", idle)
+				break loop
+			}
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	m.Shutdown(sctx)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,203 @@
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mcpruntime/mcpruntime/core/config"
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
+
+// Host owns the running plugins of one core process.
+type Host struct {
+	cfg    *config.Config
+	logger hclog.Logger
+
+	mu      sync.Mutex
+	plugins map[string]*Instance
+	closed  bool
+}
+
+// New returns a Host for cfg. Plugins start on first use.
+func New(cfg *config.Config, logger hclog.Logger) *Host {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Host{cfg: cfg, logger: logger, plugins: map[string]*Instance{}}
+}
+
+// Instance is one backend's plugin: started on demand and started again
+// after it dies. Generation counts the starts, so holders of sessions can
+// tell that the process their session lived in is gone.
+type Instance struct {
+	Name string
+	host *Host
+
+	mu         sync.Mutex
+	plugin     *sdk.Plugin
+	info       *sdk.Info
+	generation int
+	lastExit   string
+}
+
+// Backend returns the named backend's instance (not yet started).
+func (h *Host) Backend(name string) (*Instance, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, errors.New("plugin host is shut down")
+	}
+	if in, ok := h.plugins[name]; ok {
+		return in, nil
+	}
+	in := &Instance{Name: name, host: h}
+	h.plugins[name] = in
+	return in, nil
+}
+
+// Get returns a running, configured plugin, starting or restarting it as
+// needed, with its generation.
+func (in *Instance) Get(ctx context.Context) (*sdk.Plugin, int, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.plugin != nil && !in.plugin.Exited() {
+		return in.plugin, in.generation, nil
+	}
+	if in.plugin != nil {
+		in.host.logger.Warn("plugin exited; restarting", "backend", in.Name, "pid", in.plugin.Pid())
+		in.lastExit = fmt.Sprintf("plugin process %d exited", in.plugin.Pid())
+		in.plugin.Kill()
+		in.plugin = nil
+	}
+	p, info, err := in.host.start(ctx, in.Name)
+	if err != nil {
+		return nil, 0, err
+	}
+	in.plugin, in.info = p, info
+	in.generation++
+	return p, in.generation, nil
+}
+
+// Info is the plugin's self-description (starting it if needed).
+func (in *Instance) Info(ctx context.Context) (*sdk.Info, error) {
+	if _, _, err := in.Get(ctx); err != nil {
+		return nil, err
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.info, nil
+}
+
+// Alive reports whether generation gen of the plugin is still running.
+func (in *Instance) Alive(gen int) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.plugin != nil && in.generation == gen && !in.plugin.Exited()
+}
+
+// WaitExit waits up to d for the plugin of generation gen to be seen
+// exited; used to tell a crash from a transient error.
+func (in *Instance) WaitExit(gen int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if !in.Alive(gen) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (in *Instance) stop() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.plugin != nil {
+		in.plugin.Kill()
+		in.plugin = nil
+	}
+}
+
+// start launches, checks and configures a backend's plugin.
+func (h *Host) start(ctx context.Context, name string) (*sdk.Plugin, *sdk.Info, error) {
+	sb := h.cfg.Sandbox(name)
+	path, err := Resolve(name, sb.Plugin, h.cfg.PluginDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	logger := h.logger.Named(name)
+	begin := time.Now()
+	p, err := sdk.Launch(ctx, path, sdk.WithLaunchLogger(logger))
+	if err != nil {
+		return nil, nil, fmt.Errorf("backend %s: %w", name, err)
+	}
+	info, err := configure(ctx, h.cfg, sb, p)
+	if err != nil {
+		p.Kill()
+		return nil, nil, fmt.Errorf("backend %s: %w", name, err)
+	}
+	logger.Debug("plugin ready", "path", path, "pid", p.Pid(), "version", info.Version, "took", time.Since(begin))
+	return p, info, nil
+}
+
+// configure checks a freshly launched plugin and hands it its config.
+func configure(ctx context.Context, cfg *config.Config, sb *config.Sandbox, p *sdk.Plugin) (*sdk.Info, error) {
+	info, err := p.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("info: %w", err)
+	}
+	if !slices.Contains(info.ProtocolVersions, sdk.ProtocolVersion) {
+		return nil, fmt.Errorf("plugin speaks protocol versions %v, this core needs %d", info.ProtocolVersions, sdk.ProtocolVersion)
+	}
+	spec, err := p.ConfigSpec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("config spec: %w", err)
+	}
+	js, err := cfg.PluginConfig(sb, spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Configure(ctx, &sdk.Config{
+		JSON: js, PoolSize: sb.PoolSize, StateDir: filepath.Join(cfg.StateDir, "plugins", sb.Name),
+	}); err != nil {
+		return nil, fmt.Errorf("configure: %w", err)
+	}
+	return info, nil
+}
+
+// Shutdown stops every plugin; each gets the chance to clean up (its
+// Close), then its process group is killed.
+func (h *Host) Shutdown() {
+	h.mu.Lock()
+	h.closed = true
+	ins := make([]*Instance, 0, len(h.plugins))
+	for _, in := range h.plugins {
+		ins = append(ins, in)
+	}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, in := range ins {
+		wg.Add(1)
+		go func() { defer wg.Done(); in.stop() }()
+	}
+	wg.Wait()
+}
+
+// Probe launches the plugin at path with default settings, reads its info
+// and stops it. Used by `plugins list` and `doctor`.
+func Probe(ctx context.Context, path string) (*sdk.Info, error) {
+	p, err := sdk.Launch(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Kill()
+	return p.Info(ctx)
+}

@@ -1,0 +1,288 @@
+// Package server is mcpruntime's HTTP API: sessions, streaming execution
+// and (with the agent) runs, skills and replay. The same handler serves the
+// per-workspace daemon on a unix socket (what `exec --session` talks to) and
+// `mcpruntime serve` on TCP with a bearer token.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mcpruntime/mcpruntime/core/pluginhost"
+	"github.com/mcpruntime/mcpruntime/core/session"
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
+
+// Server serves the API for one session manager.
+type Server struct {
+	m      *session.Manager
+	logger hclog.Logger
+	token  string
+	mux    *http.ServeMux
+
+	last     atomic.Int64 // unix nanos of the last request
+	inflight atomic.Int64
+	stopOnce sync.Once
+	stop     chan struct{}
+	// ConfigDigest identifies the runtime.hcl the server was started with.
+	ConfigDigest string
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithToken requires `Authorization: Bearer TOKEN` on every request.
+func WithToken(t string) Option { return func(s *Server) { s.token = t } }
+
+// WithLogger sets the logger.
+func WithLogger(l hclog.Logger) Option { return func(s *Server) { s.logger = l } }
+
+// WithConfigDigest records which configuration the server runs.
+func WithConfigDigest(d string) Option { return func(s *Server) { s.ConfigDigest = d } }
+
+// New returns a server for m.
+func New(m *session.Manager, opts ...Option) *Server {
+	s := &Server{m: m, logger: hclog.NewNullLogger(), mux: http.NewServeMux(), stop: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
+	s.last.Store(time.Now().UnixNano())
+	s.mux.HandleFunc("GET /v1/health", s.health)
+	s.mux.HandleFunc("GET /v1/sessions", s.listSessions)
+	s.mux.HandleFunc("POST /v1/sessions", s.openSession)
+	s.mux.HandleFunc("DELETE /v1/sessions/{id}", s.closeSession)
+	s.mux.HandleFunc("POST /v1/sessions/{id}/execute", s.execute)
+	s.mux.HandleFunc("POST /v1/execute", s.execute)
+	s.mux.HandleFunc("POST /v1/execute/stream", s.execute)
+	s.mux.HandleFunc("POST /v1/shutdown", s.shutdown)
+	return s
+}
+
+// Handle adds a route (used by the agent's endpoints).
+func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(pattern, h) }
+
+// ServeHTTP implements http.Handler: authentication and activity tracking.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.token != "" {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
+			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
+			return
+		}
+	}
+	s.inflight.Add(1)
+	defer func() {
+		s.inflight.Add(-1)
+		s.last.Store(time.Now().UnixNano())
+	}()
+	s.mux.ServeHTTP(w, r)
+}
+
+// Done is closed when a client asked the server to shut down.
+func (s *Server) Done() <-chan struct{} { return s.stop }
+
+// Idle reports whether nothing happened for d and nothing is running.
+func (s *Server) Idle(d time.Duration) bool {
+	return s.inflight.Load() == 0 && time.Since(time.Unix(0, s.last.Load())) > d
+}
+
+// Health is the body of GET /v1/health.
+type Health struct {
+	OK           bool   `json:"ok"`
+	Pid          int    `json:"pid"`
+	Sessions     int    `json:"sessions"`
+	ConfigDigest string `json:"config_digest"`
+}
+
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, Health{OK: true, Pid: os.Getpid(), Sessions: len(s.m.List()), ConfigDigest: s.ConfigDigest})
+}
+
+// SessionInfo describes a session in API responses.
+type SessionInfo struct {
+	ID        string    `json:"id"`
+	Backend   string    `json:"backend"`
+	Workspace string    `json:"workspace"`
+	Created   time.Time `json:"created"`
+	Execs     int       `json:"execs"`
+}
+
+func info(s *session.Session) SessionInfo {
+	return SessionInfo{ID: s.ID, Backend: s.Backend, Workspace: s.Workspace, Created: s.Created, Execs: s.Execs()}
+}
+
+func (s *Server) listSessions(w http.ResponseWriter, _ *http.Request) {
+	out := []SessionInfo{}
+	for _, sess := range s.m.List() {
+		out = append(out, info(sess))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// OpenRequest is the body of POST /v1/sessions.
+type OpenRequest struct {
+	ID      string `json:"id"`
+	Backend string `json:"backend"`
+}
+
+func (s *Server) openSession(w http.ResponseWriter, r *http.Request) {
+	var req OpenRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	sess, err := s.m.Open(r.Context(), session.Options{ID: req.ID, Backend: req.Backend})
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info(sess))
+}
+
+func (s *Server) closeSession(w http.ResponseWriter, r *http.Request) {
+	if err := s.m.Close(r.Context(), r.PathValue("id")); err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) shutdown(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	s.stopOnce.Do(func() { close(s.stop) })
+}
+
+// ExecRequest is the body of the execute endpoints.
+type ExecRequest struct {
+	Code    string `json:"code"`
+	Backend string `json:"backend,omitempty"`
+	// Session is used by POST /v1/execute; empty runs in a throw-away session.
+	Session   string `json:"session,omitempty"`
+	TimeoutMs int64  `json:"timeout_ms,omitempty"`
+}
+
+// Event is one line of an execution stream (NDJSON, or SSE `data:`).
+type Event struct {
+	Type     string              `json:"type"` // stdout, stderr, host_call, result, error
+	Data     string              `json:"data,omitempty"`
+	HostCall *sdk.HostCallNotice `json:"host_call,omitempty"`
+	Result   *sdk.ExecResult     `json:"result,omitempty"`
+	Session  string              `json:"session,omitempty"`
+	Error    string              `json:"error,omitempty"`
+}
+
+func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
+	var req ExecRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	id := r.PathValue("id")
+	if id == "" {
+		id = req.Session
+	}
+	ephemeral := id == ""
+	sess, err := s.m.Open(r.Context(), session.Options{ID: id, Backend: req.Backend})
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	if ephemeral {
+		defer s.m.Close(context.WithoutCancel(r.Context()), sess.ID)
+	}
+	sse := strings.HasSuffix(r.URL.Path, "/stream") || strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	out := newStream(w, sse)
+	res, err := s.m.Exec(r.Context(), sess, req.Code, time.Duration(req.TimeoutMs)*time.Millisecond, func(e sdk.Event) {
+		switch e.Kind {
+		case sdk.EventStdout:
+			out.send(Event{Type: "stdout", Data: string(e.Data)})
+		case sdk.EventStderr:
+			out.send(Event{Type: "stderr", Data: string(e.Data)})
+		case sdk.EventHostCall:
+			out.send(Event{Type: "host_call", HostCall: e.HostCall})
+		}
+	})
+	if err != nil {
+		out.send(Event{Type: "error", Error: err.Error(), Session: sess.ID})
+		return
+	}
+	out.send(Event{Type: "result", Result: res, Session: sess.ID})
+}
+
+// stream writes events as NDJSON or server-sent events, flushing each.
+type stream struct {
+	w   http.ResponseWriter
+	f   http.Flusher
+	sse bool
+	enc *json.Encoder
+}
+
+func newStream(w http.ResponseWriter, sse bool) *stream {
+	if sse {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+	} else {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+	}
+	w.WriteHeader(http.StatusOK)
+	f, _ := w.(http.Flusher)
+	return &stream{w: w, f: f, sse: sse, enc: json.NewEncoder(w)}
+}
+
+func (s *stream) send(e Event) {
+	if s.sse {
+		fmt.Fprintf(s.w, "event: %s\ndata: ", e.Type)
+	}
+	_ = s.enc.Encode(e)
+	if s.sse {
+		fmt.Fprint(s.w, "\n")
+	}
+	if s.f != nil {
+		s.f.Flush()
+	}
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<20))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("bad request body: %w", err)
+	}
+	return nil
+}
+
+func statusOf(err error) int {
+	var nf *pluginhost.NotFoundError
+	switch {
+	case errors.Is(err, sdk.ErrSessionNotFound):
+		return http.StatusNotFound
+	case errors.As(err, &nf), errors.Is(err, session.ErrInvalidID):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+// APIError is the body of every error response.
+type APIError struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, APIError{Error: err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,83 @@
+package proto
+
+// Control operations the host sends (Msg.Op).
+const (
+	OpPing        = "ping"
+	OpStartKernel = "start_kernel"
+	OpAttach      = "attach"
+	OpInterrupt   = "interrupt"
+	OpReseed      = "reseed"
+	OpScan        = "scan"
+	OpRead        = "read"
+	OpWrite       = "write"
+	OpRemove      = "remove"
+	OpMkdir       = "mkdir"
+	OpWipe        = "wipe"
+	OpPoweroff    = "poweroff"
+)
+
+// Events the agent sends unprompted (Msg.Op with ID 0).
+const (
+	EventReady      = "ready"
+	EventKernelExit = "kernel_exit"
+)
+
+// Trees the file operations address.
+const (
+	TreeWorkspace = "workspace"
+	TreeLib       = "lib"
+)
+
+// Msg is a control message: a request (ID > 0), its reply (Reply set, same
+// ID) or an event (ID 0). One struct keeps both sides trivially in sync.
+type Msg struct {
+	ID    uint64 `json:"id,omitempty"`
+	Op    string `json:"op,omitempty"`
+	Reply bool   `json:"reply,omitempty"`
+	Err   string `json:"err,omitempty"`
+
+	// start_kernel, kernel_exit, ready
+	Gen      uint32 `json:"gen,omitempty"`
+	Pid      int    `json:"pid,omitempty"`
+	Release  string `json:"release,omitempty"`
+	Python   string `json:"python,omitempty"`
+	ExitCode int    `json:"exit_code,omitempty"`
+	Signal   int    `json:"signal,omitempty"`
+	Status   string `json:"status,omitempty"`
+	Tail     string `json:"tail,omitempty"`
+
+	// attach
+	Session *SessionConfig `json:"session,omitempty"`
+
+	// reseed
+	Seed []byte `json:"seed,omitempty"`
+
+	// file operations
+	Tree    string   `json:"tree,omitempty"`
+	Path    string   `json:"path,omitempty"`
+	Offset  int64    `json:"offset,omitempty"`
+	Length  int64    `json:"length,omitempty"`
+	Data    []byte   `json:"data,omitempty"`
+	Mode    uint32   `json:"mode,omitempty"`
+	Final   bool     `json:"final,omitempty"`
+	EOF     bool     `json:"eof,omitempty"`
+	Changed []Entry  `json:"changed,omitempty"`
+	Deleted []string `json:"deleted,omitempty"`
+}
+
+// SessionConfig is what a pooled VM learns when a session takes it.
+type SessionConfig struct {
+	Env         map[string]string `json:"env,omitempty"`
+	MemoryBytes int64             `json:"memory_bytes,omitempty"`
+	Pids        int64             `json:"pids,omitempty"`
+	// LibDirs are the directories below /mcpruntime/lib the host filled.
+	LibDirs []string `json:"lib_dirs,omitempty"`
+}
+
+// Entry is a file or directory the guest reports as changed.
+type Entry struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+	Mode uint32 `json:"mode"`
+	Dir  bool   `json:"dir,omitempty"`
+}

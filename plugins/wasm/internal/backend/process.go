@@ -1,0 +1,250 @@
+package backend
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/kernel"
+
+	"github.com/mcpruntime/mcpruntime/plugins/wasm/internal/worker"
+)
+
+// launcher starts worker processes: the plugin binary re-executed in worker
+// mode, each hosting one CPython-for-WASI instance running the kernel.
+type launcher struct {
+	exe    string
+	cfg    worker.Config
+	logger hclog.Logger
+	// warmImports are imported by pooled kernels before they are handed out.
+	warmImports []string
+}
+
+// proc is one running worker.
+type proc struct {
+	cmd     *exec.Cmd
+	conn    *kernel.Conn
+	ctrl    *os.File
+	ctrlR   *bufio.Reader
+	done    chan struct{}
+	status  string // exit description, valid after done
+	tail    *tailBuffer
+	memory  int64
+	started time.Time
+}
+
+// start launches a worker with the given memory cap and waits until the
+// kernel inside it is ready.
+func (l *launcher) start(ctx context.Context, memory int64) (*proc, error) {
+	cfg := l.cfg
+	cfg.MemoryBytes = memory
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encode worker config: %w", err)
+	}
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "control"), os.NewFile(uintptr(fds[1]), "control-worker")
+	defer theirs.Close()
+
+	cmd := exec.Command(l.exe)
+	// Only what the worker needs: the guest gets its own environment.
+	cmd.Env = []string{worker.EnvVar + "=" + string(js)}
+	cmd.ExtraFiles = []*os.File{theirs} // fd 3
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		ours.Close()
+		return nil, fmt.Errorf("worker stdin: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		ours.Close()
+		return nil, fmt.Errorf("worker stdout: %w", err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		ours.Close()
+		return nil, fmt.Errorf("worker stderr: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		ours.Close()
+		return nil, fmt.Errorf("start wasm worker: %w", err)
+	}
+	p := &proc{cmd: cmd, ctrl: ours, ctrlR: bufio.NewReader(ours), done: make(chan struct{}),
+		tail: &tailBuffer{max: 4096}, memory: memory, started: time.Now()}
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.tail.add(sc.Text())
+			l.logger.Debug("worker stderr", "pid", cmd.Process.Pid, "line", sc.Text())
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	go func() {
+		<-logDone
+		err := cmd.Wait()
+		p.status = exitDescription(cmd, err)
+		ours.Close()
+		close(p.done)
+	}()
+	p.conn = kernel.NewConn(stdout, stdin)
+	if _, err := p.conn.WaitReady(ctx); err != nil {
+		p.kill()
+		return nil, fmt.Errorf("wasm kernel failed to start (%s): %w%s", p.status, err, p.tail.suffix())
+	}
+	return p, nil
+}
+
+// warm imports the common stdlib modules so the first exec of a session
+// does not pay for them. Names are not bound in the session's globals.
+func (l *launcher) warm(ctx context.Context, p *proc) error {
+	if len(l.warmImports) == 0 {
+		return nil
+	}
+	code := fmt.Sprintf("for _m in %s:\n    __import__(_m)\ndel _m", pyList(l.warmImports))
+	return p.run(ctx, code)
+}
+
+// bind points the guest's /workspace and /mcpruntime/lib at host
+// directories, then has the kernel pick them (and env) up.
+func (p *proc) bind(ctx context.Context, workspace, lib string, env map[string]string) error {
+	msg, _ := json.Marshal(worker.Binding{Workspace: workspace, Lib: lib})
+	if _, err := p.ctrl.Write(append(msg, '\n')); err != nil {
+		return fmt.Errorf("bind worker: %w", err)
+	}
+	type answer struct {
+		line string
+		err  error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		line, err := p.ctrlR.ReadString('\n')
+		ch <- answer{line, err}
+	}()
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			return fmt.Errorf("bind worker: %w%s", a.err, p.tail.suffix())
+		}
+		if strings.TrimSpace(a.line) != "ok" {
+			return fmt.Errorf("bind worker: %s", strings.TrimSpace(a.line))
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("bind worker: %w", ctx.Err())
+	}
+	if env == nil {
+		env = map[string]string{}
+	}
+	envJS, _ := json.Marshal(env)
+	// The kernel chdir'd into the empty placeholder at start-up and the
+	// import system cached directory listings: re-enter and forget them.
+	code := fmt.Sprintf("__import__('os').environ.update(%s)\n__import__('os').chdir(%q)\n__import__('importlib').invalidate_caches()",
+		envJS, sdk.GuestWorkspace)
+	return p.run(ctx, code)
+}
+
+// run executes set-up code in the kernel and fails unless it succeeded.
+func (p *proc) run(ctx context.Context, code string) error {
+	res, err := p.conn.Exec(ctx, kernel.Request{Code: code, Timeout: time.Minute}, nil, func(sdk.Event) {})
+	if err != nil {
+		return fmt.Errorf("kernel set-up: %w%s", err, p.tail.suffix())
+	}
+	if !res.OK() {
+		return fmt.Errorf("kernel set-up failed: %s", res.Message)
+	}
+	return nil
+}
+
+func (p *proc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill stops the worker and waits for it to be reaped.
+func (p *proc) kill() {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Kill()
+	}
+	<-p.done
+}
+
+// stop asks the kernel to exit, then kills the worker if it lingers.
+func (p *proc) stop() {
+	_ = p.conn.Shutdown()
+	select {
+	case <-p.done:
+	case <-time.After(300 * time.Millisecond):
+		p.kill()
+	}
+}
+
+func pyList(items []string) string {
+	js, _ := json.Marshal(items)
+	return string(js)
+}
+
+func exitDescription(cmd *exec.Cmd, err error) string {
+	ps := cmd.ProcessState
+	if ps == nil {
+		if err != nil {
+			return err.Error()
+		}
+		return "not started"
+	}
+	if st, ok := ps.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+		return fmt.Sprintf("worker killed by signal %s", st.Signal())
+	}
+	return fmt.Sprintf("exit status %d", ps.ExitCode())
+}
+
+// tailBuffer keeps the last lines of a worker's stderr for error messages.
+type tailBuffer struct {
+	mu    sync.Mutex
+	max   int
+	lines []string
+	size  int
+}
+
+func (t *tailBuffer) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, line)
+	t.size += len(line)
+	for t.size > t.max && len(t.lines) > 1 {
+		t.size -= len(t.lines[0])
+		t.lines = t.lines[1:]
+	}
+}
+
+func (t *tailBuffer) suffix() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == 0 {
+		return ""
+	}
+	return "; kernel stderr: " + strings.Join(t.lines, "\n")
+}
+
+var errPoolClosed = errors.New("wasm backend is closing")

@@ -1,0 +1,49 @@
+// Package testenv locates the CPython-for-WASI build for the plugin's tests.
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/mcpruntime/mcpruntime/plugins/wasm/internal/artefacts"
+)
+
+// PythonDir returns the artefacts to test with: $MCPRUNTIME_WASM_PYTHON, else
+// the Makefile's output (plugins/wasm/dist), else the build script's
+// default output (plugins/wasm/python/dist). It fails the test when none
+// exists, naming the command that builds one.
+func PythonDir(tb testing.TB) string {
+	tb.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	candidates := []string{os.Getenv("MCPRUNTIME_WASM_PYTHON"), filepath.Join(root, "dist"), filepath.Join(root, "python", "dist")}
+	for _, dir := range candidates {
+		if dir == "" {
+			continue
+		}
+		if p, err := artefacts.Check(dir); err == nil {
+			return p.Dir
+		}
+	}
+	tb.Fatalf("no CPython-for-WASI build found in %v: run `make -C plugins/wasm python`", candidates[1:])
+	return ""
+}
+
+// ModuleRoot is the plugin module's directory.
+func ModuleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// StateDir is a state directory shared by the package's tests, so the
+// compilation cache is filled once per run.
+func StateDir(tb testing.TB) string {
+	tb.Helper()
+	dir := filepath.Join(os.TempDir(), "mcpruntime-wasm-test-state")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	return dir
+}

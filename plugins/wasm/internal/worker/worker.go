@@ -1,0 +1,129 @@
+// Package worker is the process that hosts one CPython-for-WASI instance
+// running the sdk kernel. The plugin re-executes its own binary in worker
+// mode for every kernel, so that a timeout can stop pure-Python code by
+// killing the process, without the 2-4x slowdown wazero's in-process
+// cancellation costs (see the README's measurements).
+//
+// The worker's stdin/stdout are the guest's stdin/stdout, i.e. the kernel's
+// framed channel. File descriptor 3 is a control socket: the plugin sends one
+// JSON line binding the guest's /workspace and /mcpruntime/lib to host
+// directories, and the worker answers "ok". A pooled worker starts before
+// its session exists, which is why the binding comes late.
+package worker
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+
+	"github.com/mcpruntime/mcpruntime/plugins/wasm/internal/guest"
+)
+
+// EnvVar holds the worker's Config as JSON; its presence selects worker mode.
+const EnvVar = "MCPRUNTIME_WASM_WORKER"
+
+// ControlFD is the worker's end of the control socket.
+const ControlFD = 3
+
+// Config is what the plugin tells a worker.
+type Config struct {
+	Wasm        string `json:"wasm"`
+	Lib         string `json:"lib"`
+	CacheDir    string `json:"cache_dir"`
+	KernelDir   string `json:"kernel_dir"`
+	KernelFile  string `json:"kernel_file"`
+	EmptyDir    string `json:"empty_dir"`
+	MemoryBytes int64  `json:"memory_bytes"`
+}
+
+// Binding is the control message: host directories for the guest mounts.
+type Binding struct {
+	Workspace string `json:"workspace"`
+	Lib       string `json:"lib"`
+}
+
+// GuestEnv is the guest's environment. It is fixed at instantiation, so it
+// holds nothing session-specific; session variables are set by the plugin
+// through the kernel once the worker is bound.
+func GuestEnv() []string {
+	return []string{
+		"PYTHONHOME=" + guest.Prefix,
+		"PYTHONDONTWRITEBYTECODE=1",
+		"PYTHONUNBUFFERED=1",
+		"PYTHONIOENCODING=utf-8",
+		"HOME=" + sdk.GuestWorkspace,
+		"LANG=C.UTF-8",
+		"MCPRUNTIME_LIB=" + sdk.GuestLib,
+		"MCPRUNTIME_WORKSPACE=" + sdk.GuestWorkspace,
+	}
+}
+
+// Main runs the worker and returns its exit status: the guest's.
+func Main() int {
+	// The plugin decides when a worker dies; a Ctrl-C meant for the core
+	// must not kill kernels behind its back.
+	signal.Ignore(syscall.SIGINT)
+	var cfg Config
+	if err := json.Unmarshal([]byte(os.Getenv(EnvVar)), &cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "wasm worker: bad %s: %v\n", EnvVar, err)
+		return 70
+	}
+	os.Unsetenv(EnvVar)
+	ctx := context.Background()
+	rt, err := guest.NewRuntime(ctx, guest.RuntimeOptions{Wasm: cfg.Wasm, CacheDir: cfg.CacheDir, MemoryBytes: cfg.MemoryBytes})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wasm worker: %v\n", err)
+		return 70
+	}
+	workspace := guest.NewBindableFS(cfg.EmptyDir, true)
+	lib := guest.NewBindableFS(cfg.EmptyDir, true)
+	go serveControl(os.NewFile(ControlFD, "control"), workspace, lib)
+
+	code, err := rt.Run(ctx, guest.RunOptions{
+		// -s: no user site; -B: no .pyc written into the workspace.
+		Args:      []string{"-s", "-B", guest.KernelMount + "/" + cfg.KernelFile},
+		Env:       GuestEnv(),
+		Stdin:     os.Stdin,
+		Stdout:    os.Stdout,
+		Stderr:    os.Stderr,
+		StdlibDir: cfg.Lib,
+		KernelDir: cfg.KernelDir,
+		Mounts: []guest.Mount{
+			{FS: workspace, Guest: sdk.GuestWorkspace},
+			{FS: lib, Guest: sdk.GuestLib},
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wasm worker: %v\n", err)
+	}
+	return code
+}
+
+func serveControl(f *os.File, workspace, lib *guest.BindableFS) {
+	defer f.Close()
+	r := bufio.NewReader(f)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			if err != io.EOF {
+				fmt.Fprintf(os.Stderr, "wasm worker: control: %v\n", err)
+			}
+			return
+		}
+		var b Binding
+		if err := json.Unmarshal(line, &b); err != nil {
+			fmt.Fprintf(f, "error: %v\n", err)
+			continue
+		}
+		workspace.Bind(b.Workspace, false)
+		lib.Bind(b.Lib, true)
+		fmt.Fprintln(f, "ok")
+	}
+}
