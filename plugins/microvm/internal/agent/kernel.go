@@ -133,6 +133,7 @@ func (k *kernelProc) writeLoop(w *os.File) {
 
 func (k *kernelProc) readLoop(r *os.File, forward func(uint32, []byte)) {
 	defer r.Close()
+	ready := k.ready
 	var head [4]byte
 	for {
 		if _, err := io.ReadFull(r, head[:]); err != nil {
@@ -146,12 +147,12 @@ func (k *kernelProc) readLoop(r *os.File, forward func(uint32, []byte)) {
 		}
 		// Only the ready frame and the agent's own cells are decoded;
 		// everything else is relayed untouched.
-		if k.ready != nil || k.hasPrivate() {
+		if ready != nil || k.hasPrivate() {
 			var f kernelFrame
 			if json.Unmarshal(frame[4:], &f) == nil {
-				if f.Type == "ready" && k.ready != nil {
-					k.ready <- f
-					k.ready = nil
+				if f.Type == "ready" && ready != nil {
+					ready <- f
+					ready = nil
 					continue
 				}
 				if f.ID >= privateBase {

@@ -1,0 +1,86 @@
+# mcpruntime — build, test and run.
+#
+#   make run      build everything and run examples/hello.py on the default backend
+#   make test     run every module's tests, including the conformance suite
+#                 against every plugin
+#
+# Everything a target needs beyond Go is installed idempotently by `make deps`
+# (Debian packages; each plugin's own Makefile says what it needs).
+
+SHELL      := /bin/bash
+ROOT       := $(abspath .)
+BIN        := $(ROOT)/bin
+PLUGIN_BIN := $(BIN)/plugins
+GO         ?= go
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS    := -s -w -X main.version=$(VERSION)
+
+# Backends built from this repository: every plugins/NAME with a Makefile.
+PLUGINS    := $(patsubst plugins/%/Makefile,%,$(wildcard plugins/*/Makefile))
+
+.PHONY: all build core hostpython plugins deps run test test-core test-sdk test-examples test-plugins proto bench clean
+
+all: build
+
+build: core hostpython plugins ## build bin/mcpruntime and every plugin into bin/plugins
+
+core:
+	@echo "==> building bin/mcpruntime"
+	@mkdir -p $(PLUGIN_BIN)
+	cd core && $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/mcpruntime ./cmd/mcpruntime
+
+hostpython:
+	@echo "==> building the hostpython example plugin"
+	@mkdir -p $(PLUGIN_BIN)
+	cd examples/plugins/hostpython && $(GO) build -trimpath -o $(PLUGIN_BIN)/mcpruntime-plugin-hostpython .
+
+plugins:
+	@set -e; for p in $(PLUGINS); do \
+		echo "==> building plugin $$p"; \
+		$(MAKE) --no-print-directory -C plugins/$$p build BIN=$(PLUGIN_BIN); \
+	done
+
+deps: ## install what the plugins need (Debian packages, daemons)
+	@set -e; for p in $(PLUGINS); do \
+		echo "==> dependencies of plugin $$p"; \
+		$(MAKE) --no-print-directory -C plugins/$$p deps; \
+	done
+
+run: build ## the main job: run examples/hello.py on the default backend
+	$(BIN)/mcpruntime exec examples/hello.py
+
+test: test-sdk test-core test-examples test-plugins ## every test, every module
+
+test-sdk:
+	@echo "==> sdk"
+	cd sdk && $(GO) test ./...
+
+test-core: core hostpython
+	@echo "==> core"
+	cd core && $(GO) test ./...
+
+test-examples:
+	@echo "==> examples"
+	cd examples/plugins/hostpython && $(GO) test ./...
+
+test-plugins:
+	@set -e; for p in $(PLUGINS); do \
+		echo "==> plugin $$p"; \
+		$(MAKE) --no-print-directory -C plugins/$$p test; \
+	done
+
+bench: build ## benchmarks of the core and the default backend
+	cd core && $(GO) test -run '^$$' -bench . -benchtime 2000x ./session/
+	$(BIN)/mcpruntime bench
+
+proto: ## regenerate the gRPC code from sdk/proto
+	@command -v protoc >/dev/null || { echo "installing protobuf-compiler"; apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends protobuf-compiler; }
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.11
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
+	cd sdk && PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc -I proto \
+		--go_out=proto --go_opt=paths=source_relative \
+		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
+		proto/sandbox/v1/sandbox.proto
+
+clean:
+	rm -rf $(BIN)
