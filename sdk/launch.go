@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -71,6 +73,7 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 	case st.Mode()&0o111 == 0:
 		return nil, fmt.Errorf("plugin %s: not executable (chmod +x %s)", path, path)
 	}
+	stderr := &tailWriter{max: 2048}
 	cmd := exec.Command(path)
 	cmd.Env = append(os.Environ(), cfg.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -81,7 +84,7 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           cfg.logger,
 		StartTimeout:     cfg.startTimeout,
-		SkipHostEnv:      false,
+		Stderr:           stderr,
 	})
 	done := make(chan struct{})
 	var rpc plugin.ClientProtocol
@@ -97,7 +100,24 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 		return nil, fmt.Errorf("plugin %s: %w", path, ctx.Err())
 	}
 	if err != nil {
+		// A plugin that crashed at start-up is the common case: give the
+		// exit a moment to be noticed, then show what it printed.
+		died := false
+		for range 20 {
+			if died = raw.Exited(); died {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		raw.Kill()
+		if strings.Contains(strings.ToLower(err.Error()), "incompatible api version") {
+			return nil, fmt.Errorf("plugin %s speaks another protocol version (%w); rebuild it against an sdk with protocol %d", path, err, ProtocolVersion)
+		}
+		if died {
+			if tail := stderr.String(); tail != "" {
+				return nil, fmt.Errorf("plugin %s exited before the handshake; its stderr ends with: %s", path, tail)
+			}
+		}
 		return nil, fmt.Errorf("plugin %s: handshake failed: %w", path, err)
 	}
 	v, err := rpc.Dispense(PluginName)
@@ -134,4 +154,28 @@ func (p *Plugin) Kill() {
 	if p.pid > 0 {
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	}
+}
+
+// tailWriter keeps the last bytes of a plugin's raw stderr for error
+// messages about plugins that die before they can log properly.
+type tailWriter struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailWriter) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.buf))
 }

@@ -123,6 +123,14 @@ func NewID() string {
 	return "s-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b)
 }
 
+// ValidateID checks that id can name a session (and its replay file).
+func ValidateID(id string) error {
+	if !validID.MatchString(id) {
+		return fmt.Errorf("%w %q: use letters, digits, '.', '_' or '-' (at most 128)", ErrInvalidID, id)
+	}
+	return nil
+}
+
 // Open returns the session named opts.ID, creating it on its backend if it
 // does not exist.
 func (m *Manager) Open(ctx context.Context, opts Options) (*Session, error) {
@@ -130,8 +138,8 @@ func (m *Manager) Open(ctx context.Context, opts Options) (*Session, error) {
 	if id == "" {
 		id = NewID()
 	}
-	if !validID.MatchString(id) {
-		return nil, fmt.Errorf("%w %q: use letters, digits, '.', '_' or '-' (at most 128)", ErrInvalidID, id)
+	if err := ValidateID(id); err != nil {
+		return nil, err
 	}
 	backend := opts.Backend
 	if backend == "" {

@@ -17,7 +17,11 @@ import (
 // too: no path is configured.
 func buildPlugin(t testing.TB) string {
 	t.Helper()
-	dir := t.TempDir()
+	dir, err := os.MkdirTemp("", "wasm-plugin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buildDirs = append(buildDirs, dir)
 	bin := filepath.Join(dir, "mcpruntime-plugin-wasm")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "GOWORK=off")
@@ -30,7 +34,24 @@ func buildPlugin(t testing.TB) string {
 	return bin
 }
 
+// buildDirs are removed by TestMain: the binary outlives single tests.
+var buildDirs []string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range buildDirs {
+		os.RemoveAll(d)
+	}
+	os.Exit(code)
+}
+
 // TestConformance runs the sdk's conformance suite against the built binary.
 func TestConformance(t *testing.T) {
-	sandboxtest.Run(t, buildPlugin(t), sandboxtest.WithStateDir(testenv.StateDir(t)))
+	sandboxtest.Run(t, pluginPath(t), sandboxtest.WithStateDir(testenv.StateDir(t)))
+}
+
+// TestConformancePooled runs the suite again with a warm pool, the
+// configuration users get from the default runtime.hcl.
+func TestConformancePooled(t *testing.T) {
+	sandboxtest.Run(t, pluginPath(t), sandboxtest.WithStateDir(testenv.StateDir(t)), sandboxtest.WithPoolSize(2))
 }

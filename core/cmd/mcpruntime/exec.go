@@ -216,6 +216,9 @@ func execInDaemon(ctx context.Context, a *app, f *execFlags, code string, emit f
 	if err != nil {
 		return nil, err
 	}
+	if err := session.ValidateID(f.session); err != nil {
+		return nil, err
+	}
 	c, h, err := daemon.Ensure(ctx, cfg, a.daemonArgs())
 	if err != nil {
 		return nil, err

@@ -89,14 +89,25 @@ func AssembleRootfs(ctx context.Context, dir string, debs []string, progress fun
 	// Some files in Debian's tree are deliberately not valid Python 3
 	// (lib2to3 fixtures); compileall reports them and goes on, so its exit
 	// status is not an error here. The interpreter running is checked below.
-	cmd := exec.CommandContext(ctx, "chroot", dir, "/usr/bin/python3.11", "-m", "compileall", "-q", "-j", "2",
-		"/usr/lib/python3.11", "/usr/lib/python3/dist-packages")
-	cmd.Env = []string{"PATH=/usr/bin", "LANG=C.UTF-8"}
-	out, _ := cmd.CombinedOutput()
+	// compileall -j needs POSIX semaphores (/dev/shm), absent in the bare
+	// chroot, so the two trees are compiled by two processes instead.
+	env := []string{"PATH=/usr/bin", "LANG=C.UTF-8"}
+	var wg sync.WaitGroup
+	outs := make([][]byte, 2)
+	for i, tree := range []string{"/usr/lib/python3.11", "/usr/lib/python3/dist-packages"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.CommandContext(ctx, "chroot", dir, "/usr/bin/python3.11", "-m", "compileall", "-q", tree)
+			cmd.Env = env
+			outs[i], _ = cmd.CombinedOutput()
+		}()
+	}
+	wg.Wait()
 	check := exec.CommandContext(ctx, "chroot", dir, "/usr/bin/python3", "-c", "import json, ssl, sqlite3, pickle, resource")
-	check.Env = cmd.Env
+	check.Env = env
 	if cout, err := check.CombinedOutput(); err != nil {
-		return fmt.Errorf("assemble rootfs: the assembled python does not run: %w: %s %s", err, cout, lastLines(string(out), 5))
+		return fmt.Errorf("assemble rootfs: the assembled python does not run: %w: %s %s", err, cout, lastLines(string(outs[0])+string(outs[1]), 5))
 	}
 	return nil
 }

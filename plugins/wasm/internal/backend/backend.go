@@ -238,7 +238,8 @@ func (b *Backend) Health(context.Context) (*sdk.Health, error) {
 	if b.pool == nil {
 		return &sdk.Health{Healthy: false, Message: "not configured", Sessions: n}, nil
 	}
-	return &sdk.Health{Healthy: true, Sessions: n}, nil
+	ready, size := b.pool.ready()
+	return &sdk.Health{Healthy: true, Sessions: n, Message: fmt.Sprintf("warm pool %d/%d", ready, size)}, nil
 }
 
 // Close implements sdk.Closer: it stops every session's worker and the pool.

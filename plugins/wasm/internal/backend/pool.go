@@ -130,6 +130,13 @@ func (p *pool) startWarm(memory int64) (*proc, error) {
 	return w, nil
 }
 
+// ready reports how many warm workers are waiting, and the target.
+func (p *pool) ready() (int, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle), p.size
+}
+
 // close stops the filler and every idle worker.
 func (p *pool) close() {
 	p.cancel()

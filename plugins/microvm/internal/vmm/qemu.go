@@ -1,0 +1,298 @@
+package vmm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
+)
+
+var timeZero time.Time
+
+// QEMU drives qemu-system-x86_64 with the microvm machine type: no
+// firmware, no PCI, virtio-mmio devices, PVH direct kernel boot. The agent
+// channel is a virtio-serial port whose host end is a unix socket the
+// plugin listens on; lifecycle and snapshots go through QMP.
+type QEMU struct {
+	Binary string
+}
+
+// Name implements Driver.
+func (q *QEMU) Name() string { return "qemu" }
+
+// Accels implements Driver.
+func (q *QEMU) Accels() []string { return []string{AccelKVM, AccelTCG} }
+
+var qemuVersionRE = regexp.MustCompile(`version (\d+)\.(\d+)`)
+
+// Check implements Driver: QEMU 6.0+ (microvm with virtio-mmio, PVH boot,
+// migrate-incoming).
+func (q *QEMU) Check(ctx context.Context) error {
+	path, err := exec.LookPath(q.Binary)
+	if err != nil {
+		return fmt.Errorf("%w: %s not found on PATH; install it with `apt-get install --no-install-recommends qemu-system-x86` (Debian/Ubuntu) or your distribution's qemu-system-x86_64 package", ErrNoVMM, q.Binary)
+	}
+	out, err := exec.CommandContext(ctx, path, "--version").Output()
+	if err != nil {
+		return fmt.Errorf("%w: %s --version: %v", ErrNoVMM, path, err)
+	}
+	m := qemuVersionRE.FindStringSubmatch(string(out))
+	if m == nil {
+		return fmt.Errorf("%w: cannot read the version of %s: %q", ErrNoVMM, path, out)
+	}
+	major, _ := strconv.Atoi(m[1])
+	if major < 6 {
+		return fmt.Errorf("%w: %s is QEMU %s.%s; 6.0 or newer is needed (microvm machine with PVH boot)", ErrNoVMM, path, m[1], m[2])
+	}
+	return nil
+}
+
+// qemuMachine is a running QEMU.
+type qemuMachine struct {
+	p     *proc
+	qmp   *qmp
+	agent net.Conn
+	once  sync.Once
+}
+
+func (q *QEMU) args(spec Spec, agentSock, qmpSock string) []string {
+	accel := []string{"-accel", "tcg", "-cpu", "max"}
+	if spec.Accel == AccelKVM {
+		accel = []string{"-accel", "kvm", "-cpu", "host"}
+	}
+	a := []string{
+		"-name", "mcpruntime-microvm-" + spec.ID,
+		"-M", "microvm,x-option-roms=off,isa-serial=on",
+		"-m", fmt.Sprintf("%dM", spec.MemoryMiB), "-smp", strconv.Itoa(max(spec.VCPUs, 1)),
+		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		"-serial", "stdio",
+		"-kernel", spec.Image.Kernel, "-initrd", spec.Image.Initramfs,
+		"-append", kernelCmdline(spec, "ttyS0", "serial"),
+		"-device", "virtio-serial-device",
+		"-chardev", "socket,id=agent,path=" + agentSock,
+		"-device", "virtserialport,chardev=agent,name=" + proto.PortName,
+		"-drive", "id=root,file=" + spec.Image.Rootfs + ",format=raw,if=none,readonly=on",
+		"-device", "virtio-blk-device,drive=root",
+		"-chardev", "socket,id=qmp,path=" + qmpSock,
+		"-mon", "chardev=qmp,mode=control",
+	}
+	return append(accel, a...)
+}
+
+// start listens on the two sockets, starts QEMU (which connects to both)
+// and sets up QMP.
+func (q *QEMU) start(ctx context.Context, spec Spec, extra ...string) (*qemuMachine, error) {
+	if err := os.MkdirAll(spec.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	agentSock, qmpSock := filepath.Join(spec.Dir, "a.sock"), filepath.Join(spec.Dir, "q.sock")
+	al, err := net.ListenUnix("unix", &net.UnixAddr{Name: agentSock, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("agent socket: %w", err)
+	}
+	defer al.Close()
+	ql, err := net.ListenUnix("unix", &net.UnixAddr{Name: qmpSock, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("qmp socket: %w", err)
+	}
+	defer ql.Close()
+	cmd := exec.Command(q.Binary, append(q.args(spec, agentSock, qmpSock), extra...)...)
+	p, err := startProc(cmd, spec.Dir, spec.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoVMM, err)
+	}
+	m := &qemuMachine{p: p}
+	fail := func(err error) (*qemuMachine, error) {
+		p.kill()
+		if m.agent != nil {
+			m.agent.Close()
+		}
+		return nil, fmt.Errorf("%w (qemu: %s)", err, p.describe())
+	}
+	accept := func(l *net.UnixListener) (*net.UnixConn, error) {
+		type res struct {
+			c   *net.UnixConn
+			err error
+		}
+		ch := make(chan res, 1)
+		go func() { c, err := l.AcceptUnix(); ch <- res{c, err} }()
+		select {
+		case r := <-ch:
+			return r.c, r.err
+		case <-p.done:
+			l.Close()
+			return nil, fmt.Errorf("qemu exited at start-up")
+		case <-ctx.Done():
+			l.Close()
+			return nil, ctx.Err()
+		case <-time.After(30 * time.Second):
+			l.Close()
+			return nil, fmt.Errorf("qemu did not connect its sockets within 30s")
+		}
+	}
+	ac, err := accept(al)
+	if err != nil {
+		return fail(err)
+	}
+	m.agent = ac
+	qc, err := accept(ql)
+	if err != nil {
+		return fail(err)
+	}
+	m.qmp, err = newQMP(ctx, qc)
+	if err != nil {
+		return fail(err)
+	}
+	// Snapshots are local files: no bandwidth cap.
+	if _, err := m.qmp.exec(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(1) << 40}, nil); err != nil {
+		return fail(err)
+	}
+	return m, nil
+}
+
+// Launch implements Driver.
+func (q *QEMU) Launch(ctx context.Context, spec Spec) (Machine, error) {
+	m, err := q.start(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Restore implements Driver: QEMU starts waiting for an incoming
+// migration, reads the saved state from the snapshot file and resumes.
+func (q *QEMU) Restore(ctx context.Context, spec Spec, snapshotDir string) (Machine, error) {
+	f, err := os.Open(filepath.Join(snapshotDir, stateFile))
+	if err != nil {
+		return nil, fmt.Errorf("open snapshot: %w", err)
+	}
+	defer f.Close()
+	m, err := q.start(ctx, spec, "-incoming", "defer")
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (Machine, error) {
+		m.Kill()
+		return nil, fmt.Errorf("restore snapshot: %w (qemu: %s)", err, m.p.describe())
+	}
+	if _, err := m.qmp.exec(ctx, "getfd", map[string]any{"fdname": "snapshot"}, f); err != nil {
+		return fail(err)
+	}
+	if _, err := m.qmp.exec(ctx, "migrate-incoming", map[string]any{"uri": "fd:snapshot"}, nil); err != nil {
+		return fail(err)
+	}
+	// A bad stream makes QEMU exit; a good one ends with the VM running
+	// (no -S: it resumes by itself once the state is loaded).
+	for {
+		st, err := m.qmp.runStatus(ctx)
+		if err != nil {
+			return fail(fmt.Errorf("the snapshot could not be loaded: %w", err))
+		}
+		switch st {
+		case "running":
+			return m, nil
+		case "inmigrate", "prelaunch", "restore-vm":
+		case "paused", "postmigrate":
+			if _, err := m.qmp.exec(ctx, "cont", nil, nil); err != nil {
+				return fail(err)
+			}
+		default:
+			return fail(fmt.Errorf("the snapshot could not be loaded: vm is %s", st))
+		}
+		select {
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		case <-m.p.done:
+			return fail(fmt.Errorf("the snapshot could not be loaded"))
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// stateFile is the saved VM state inside a snapshot directory.
+const stateFile = "vm.state"
+
+func (m *qemuMachine) Agent() io.ReadWriteCloser { return m.agent }
+func (m *qemuMachine) Done() <-chan struct{}     { return m.p.done }
+func (m *qemuMachine) Describe() string          { return m.p.describe() }
+func (m *qemuMachine) Pid() int                  { return m.p.cmd.Process.Pid }
+
+func (m *qemuMachine) Kill() {
+	m.once.Do(func() {
+		m.p.kill()
+		if m.qmp != nil {
+			m.qmp.close()
+		}
+		if m.agent != nil {
+			m.agent.Close()
+		}
+	})
+}
+
+// Snapshot implements Machine: stop, migrate into a file passed over QMP,
+// continue.
+func (m *qemuMachine) Snapshot(ctx context.Context, dir string) (int64, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, err
+	}
+	path := filepath.Join(dir, stateFile)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if _, err := m.qmp.exec(ctx, "stop", nil, nil); err != nil {
+		return 0, err
+	}
+	resumed := false
+	resume := func() error {
+		if resumed {
+			return nil
+		}
+		resumed = true
+		_, err := m.qmp.exec(context.Background(), "cont", nil, nil)
+		return err
+	}
+	defer resume()
+	if _, err := m.qmp.exec(ctx, "getfd", map[string]any{"fdname": "snapshot"}, f); err != nil {
+		return 0, err
+	}
+	if _, err := m.qmp.exec(ctx, "migrate", map[string]any{"uri": "fd:snapshot"}, nil); err != nil {
+		return 0, err
+	}
+	for {
+		st, desc, err := m.qmp.migrationStatus(ctx)
+		if err != nil {
+			return 0, err
+		}
+		switch st {
+		case "completed":
+			if err := resume(); err != nil {
+				return 0, fmt.Errorf("resume after snapshot: %w", err)
+			}
+			fi, err := f.Stat()
+			if err != nil {
+				return 0, err
+			}
+			return fi.Size(), nil
+		case "failed", "cancelled":
+			return 0, fmt.Errorf("%w: %s", errMigrationFailed, strings.TrimSpace(desc))
+		}
+		select {
+		case <-ctx.Done():
+			_, _ = m.qmp.exec(context.Background(), "migrate_cancel", nil, nil)
+			return 0, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}

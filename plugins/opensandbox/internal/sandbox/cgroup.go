@@ -1,0 +1,160 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// cgroupParent is where every container's cgroup is created (cgroupfs
+// driver: the same relative path in each hierarchy).
+const cgroupParent = "/mcpruntime-opensandbox"
+
+const cgroupRoot = "/sys/fs/cgroup"
+
+// unifiedCgroups reports a cgroup v2 only host.
+func unifiedCgroups() bool {
+	_, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers"))
+	return err == nil
+}
+
+// cgroup addresses one container's cgroup. Limits of a pooled container
+// are changed by writing its cgroup files directly: the round trip through
+// the shim and `runc update` would cost tens of milliseconds per claim.
+type cgroup struct {
+	path string // relative, e.g. /mcpruntime-opensandbox/<id>
+	v2   bool
+}
+
+func (c cgroup) file(controller, name string) string {
+	if c.v2 {
+		return filepath.Join(cgroupRoot, c.path, name)
+	}
+	return filepath.Join(cgroupRoot, controller, c.path, name)
+}
+
+func writeFile(path, value string) error {
+	if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+		return fmt.Errorf("cgroup %s: %w", path, err)
+	}
+	return nil
+}
+
+// limits are the resource bounds of a container.
+type limits struct {
+	memory int64 // bytes
+	pids   int64
+	cpu    float64 // cores
+}
+
+const cpuPeriod = 100000
+
+// set applies l (memory is written in the order the kernel accepts for the
+// direction of the change).
+func (c cgroup) set(old, l limits) error {
+	var errs []error
+	if l.memory != old.memory && l.memory > 0 {
+		if c.v2 {
+			errs = append(errs, writeFile(c.file("memory", "memory.max"), strconv.FormatInt(l.memory, 10)))
+			if _, err := os.Stat(c.file("memory", "memory.swap.max")); err == nil {
+				errs = append(errs, writeFile(c.file("memory", "memory.swap.max"), "0"))
+			}
+		} else {
+			mem := c.file("memory", "memory.limit_in_bytes")
+			sw := c.file("memory", "memory.memsw.limit_in_bytes")
+			v := strconv.FormatInt(l.memory, 10)
+			_, swErr := os.Stat(sw)
+			if l.memory < old.memory {
+				errs = append(errs, writeFile(mem, v))
+				if swErr == nil {
+					errs = append(errs, writeFile(sw, v))
+				}
+			} else {
+				if swErr == nil {
+					errs = append(errs, writeFile(sw, v))
+				}
+				errs = append(errs, writeFile(mem, v))
+			}
+		}
+	}
+	if l.pids != old.pids && l.pids > 0 {
+		errs = append(errs, writeFile(c.file("pids", "pids.max"), strconv.FormatInt(l.pids, 10)))
+	}
+	if l.cpu != old.cpu && l.cpu > 0 {
+		quota := int64(l.cpu * cpuPeriod)
+		if c.v2 {
+			errs = append(errs, writeFile(c.file("cpu", "cpu.max"), fmt.Sprintf("%d %d", quota, cpuPeriod)))
+		} else {
+			errs = append(errs, writeFile(c.file("cpu", "cpu.cfs_quota_us"), strconv.FormatInt(quota, 10)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// procs lists the processes in the container's cgroup.
+func (c cgroup) procs() ([]int, error) {
+	b, err := os.ReadFile(c.file("pids", "cgroup.procs"))
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out, nil
+}
+
+// killAllBut SIGKILLs every process of the container except keep (the
+// kernel): what is left of code stopped by a timeout, e.g. a fork bomb's
+// children, which would otherwise keep running. It repeats until nothing
+// else is left, since processes can fork while being killed.
+func (c cgroup) killAllBut(keep int) int {
+	killed := 0
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		pids, err := c.procs()
+		if err != nil {
+			return killed
+		}
+		others := 0
+		for _, pid := range pids {
+			if pid != keep {
+				others++
+				if syscall.Kill(pid, syscall.SIGKILL) == nil {
+					killed++
+				}
+			}
+		}
+		if others == 0 {
+			return killed
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return killed
+}
+
+// oomKills is how often the memory limit killed a process here.
+func (c cgroup) oomKills() int {
+	name := "memory.oom_control"
+	if c.v2 {
+		name = "memory.events"
+	}
+	b, err := os.ReadFile(c.file("memory", name))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "oom_kill" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
+}

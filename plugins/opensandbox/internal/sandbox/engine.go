@@ -1,0 +1,181 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/image"
+	"github.com/mcpruntime/mcpruntime/sdk/kernel"
+)
+
+// runDir holds the plugin's runtime files (slots, FIFOs, runc state).
+const runDir = "/run/mcpruntime/opensandbox"
+
+// engine is a configured connection to containerd with everything sessions
+// need: the image's read-only root snapshot, the kernel file, the slot
+// mount and the warm pool.
+type engine struct {
+	s      Settings
+	log    hclog.Logger
+	client *client.Client
+	// ctx carries the namespace and outlives requests (task waits).
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	img       *image.Ready
+	rootKey   string
+	kernelDir string
+	snapDir   string
+	slots     string
+	fifos     string
+	runcRoot  string
+	owner     string
+	defaults  limits
+	seq       atomic.Int64
+	pool      *pool
+}
+
+// newEngine connects, provides the image, sweeps what a dead plugin left
+// behind and starts the warm pool.
+func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, log hclog.Logger) (_ *engine, err error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the opensandbox backend must run as root (it drives containerd and mounts workspaces into running containers)")
+	}
+	c, err := connect(ctx, s, log)
+	if err != nil {
+		return nil, err
+	}
+	bctx, cancel := context.WithCancel(namespaces.WithNamespace(context.Background(), s.Namespace))
+	e := &engine{s: s, log: log, client: c, ctx: bctx, cancel: cancel,
+		defaults: limits{memory: s.memoryBytes, pids: int64(s.Pids), cpu: s.CPUs}}
+	defer func() {
+		if err != nil {
+			e.close(context.WithoutCancel(ctx))
+		}
+	}()
+	if e.owner, err = ownerID(os.Getpid()); err != nil {
+		return nil, err
+	}
+	if stateDir == "" {
+		stateDir = "/var/lib/mcpruntime/opensandbox"
+	}
+	base := filepath.Join(runDir, s.Namespace)
+	e.slots, e.runcRoot = filepath.Join(base, "slots"), filepath.Join(base, "runc")
+	e.fifos = filepath.Join(base, "fifo", strings.Replace(e.owner, ":", "-", 1))
+	e.snapDir = filepath.Join(stateDir, "snapshots")
+	for _, d := range []string{e.fifos, e.runcRoot, e.snapDir} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("state dir: %w", err)
+		}
+	}
+	if err := ensureShared(e.slots); err != nil {
+		return nil, fmt.Errorf("slot mount: %w", err)
+	}
+	if e.kernelDir, err = installKernel(filepath.Join(stateDir, "kernel")); err != nil {
+		return nil, err
+	}
+	nctx := namespaces.WithNamespace(ctx, s.Namespace)
+	e.sweep(nctx)
+	e.img, err = image.Ensure(nctx, c, image.Options{
+		Name: s.Image, Packages: s.Packages, WorkDir: s.BuildDir, Snapshotter: s.Snapshotter,
+		NoBuild: !s.BuildImage, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := e.rootView(nctx); err != nil {
+		return nil, err
+	}
+	e.pool = newPool(e, poolSize)
+	return e, nil
+}
+
+func installKernel(dir string) (string, error) {
+	if _, err := kernel.Install(dir); err != nil {
+		return "", err
+	}
+	// The kernel runs as an unprivileged user: make the directory readable
+	// whatever the umask or the state directory's mode.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", fmt.Errorf("install kernel: %w", err)
+	}
+	return dir, nil
+}
+
+// rootView prepares the read-only snapshot every container shares as its
+// root file system: a view of the image's only layer costs no copy, and
+// the spec makes the root read-only anyway.
+func (e *engine) rootView(ctx context.Context) error {
+	short := strings.TrimPrefix(e.img.ChainID, "sha256:")[:16]
+	e.rootKey = "osb-rootfs-" + short
+	sn := e.client.SnapshotService(e.s.Snapshotter)
+	if _, err := sn.Stat(ctx, e.rootKey); err == nil {
+		return nil
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("root snapshot: %w", err)
+	}
+	labels := map[string]string{"containerd.io/gc.root": time.Now().UTC().Format(time.RFC3339)}
+	if _, err := sn.View(ctx, e.rootKey, e.img.ChainID, snapshots.WithLabels(labels)); err != nil && !errdefs.IsAlreadyExists(err) {
+		return fmt.Errorf("root snapshot of image %s: %w", e.img.Image.Name(), err)
+	}
+	return nil
+}
+
+// close removes every pooled container and disconnects. Sessions are
+// destroyed by the backend before.
+func (e *engine) close(ctx context.Context) {
+	if e.pool != nil {
+		e.pool.close(ctx)
+	}
+	e.cancel()
+	if e.client != nil {
+		e.client.Close()
+	}
+}
+
+// ownerID names a process so that a reused pid is not mistaken for it:
+// its pid and its start time (field 22 of /proc/PID/stat).
+func ownerID(pid int) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", fmt.Errorf("owner id: %w", err)
+	}
+	s := string(b)
+	// The command name may hold spaces and parentheses; fields start after the last ')'.
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return "", fmt.Errorf("owner id: malformed /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return "", fmt.Errorf("owner id: malformed /proc/%d/stat", pid)
+	}
+	return strconv.Itoa(pid) + ":" + f[19], nil
+}
+
+// ownerAlive reports whether the process an owner label names still runs.
+func ownerAlive(owner string) bool {
+	pidStr, _, ok := strings.Cut(owner, ":")
+	if !ok {
+		return false
+	}
+	pid, err := strconv.Atoi(pidStr)
+	if err != nil || pid <= 0 {
+		return false
+	}
+	cur, err := ownerID(pid)
+	return err == nil && cur == owner
+}

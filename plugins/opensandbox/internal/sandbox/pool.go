@@ -1,0 +1,105 @@
+package sandbox
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// pool keeps started containers whose kernels are ready, so a new session
+// costs a few mounts and one round trip to the kernel instead of a
+// container start. It refills in the background, one container at a time.
+type pool struct {
+	e     *engine
+	size  int
+	ready chan *box
+	wake  chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newPool(e *engine, size int) *pool {
+	p := &pool{e: e, size: size, ready: make(chan *box, max(size, 1)), wake: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	if size <= 0 {
+		close(p.done)
+		return p
+	}
+	go p.fill()
+	return p
+}
+
+// take returns a ready container, or nil when the pool is empty.
+func (p *pool) take() *box {
+	defer p.refill()
+	for {
+		select {
+		case b := <-p.ready:
+			if b.k != nil && b.k.alive() {
+				return b
+			}
+			go b.destroy(p.e.ctx)
+		default:
+			return nil
+		}
+	}
+}
+
+func (p *pool) refill() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *pool) fill() {
+	defer close(p.done)
+	backoff := 100 * time.Millisecond
+	for {
+		for len(p.ready) < p.size {
+			select {
+			case <-p.stop:
+				return
+			default:
+			}
+			b, err := p.e.newBox(p.e.ctx)
+			if err != nil {
+				p.e.log.Warn("warm pool: start container", "error", err, "retry_in", backoff)
+				select {
+				case <-p.stop:
+					return
+				case <-time.After(backoff):
+				}
+				backoff = min(backoff*2, 30*time.Second)
+				continue
+			}
+			backoff = 100 * time.Millisecond
+			select {
+			case p.ready <- b:
+			case <-p.stop:
+				b.destroy(p.e.ctx)
+				return
+			}
+		}
+		select {
+		case <-p.wake:
+		case <-p.stop:
+			return
+		}
+	}
+}
+
+// close stops refilling and removes the pooled containers.
+func (p *pool) close(ctx context.Context) {
+	p.once.Do(func() { close(p.stop) })
+	<-p.done
+	for {
+		select {
+		case b := <-p.ready:
+			b.destroy(ctx)
+		default:
+			return
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package sandbox
+
+import (
+	"context"
+	"os"
+	"strconv"
+
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/image"
+	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/kernel"
+)
+
+// Paths inside the container besides the sdk's workspace and library.
+const (
+	guestKernelDir = "/mcpruntime/kernel"
+	guestStateDir  = "/mcpruntime/state"
+)
+
+// kernelArgs start the sdk kernel as the container's init process: -I
+// ignores PYTHON* variables and user site-packages, -B keeps bytecode
+// files out of the workspace.
+var kernelArgs = []string{"/usr/bin/python3", "-I", "-B", guestKernelDir + "/" + kernel.FileName}
+
+// sandboxCaps is the whole capability set of the (non-root) kernel.
+// CAP_DAC_OVERRIDE lets it write a workspace owned by another host user
+// (typically root) without changing the workspace's ownership; everything
+// it can reach is the read-only image, its tmpfs and its own mounts.
+var sandboxCaps = []string{"CAP_DAC_OVERRIDE"}
+
+// specOpts build the OCI spec of a sandbox container: read-only image,
+// private tmpfs, slot mounts (see mounts.go), unprivileged user without new
+// privileges, default seccomp profile, its own network namespace (only
+// loopback) and cgroup limits.
+func (e *engine) specOpts(id string, slot slotPaths, lim limits) []oci.SpecOpts {
+	env := []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp",
+		"MCPRUNTIME_LIB=" + sdk.GuestLib, "MCPRUNTIME_WORKSPACE=" + sdk.GuestWorkspace,
+		// glibc reserves 64 MiB of address space per thread arena, which
+		// counts against a session's RLIMIT_AS.
+		"MALLOC_ARENA_MAX=2",
+		"OPENBLAS_NUM_THREADS=1",
+	}
+	ro := []string{"rbind", "ro", "nosuid", "nodev"}
+	mounts := []specs.Mount{
+		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + strconv.FormatInt(e.s.tmpBytes, 10)}},
+		{Destination: sdk.GuestWorkspace, Type: "bind", Source: slot.workspace(), Options: []string{"rbind", "rw", "nosuid", "nodev", "rslave"}},
+		{Destination: sdk.GuestLib, Type: "bind", Source: slot.lib(), Options: append(ro, "rslave")},
+		{Destination: guestStateDir, Type: "bind", Source: slot.state(), Options: []string{"rbind", "rw", "nosuid", "nodev", "noexec"}},
+		{Destination: guestKernelDir, Type: "bind", Source: e.kernelDir, Options: ro},
+	}
+	opts := []oci.SpecOpts{
+		oci.WithRootFSReadonly(),
+		oci.WithProcessArgs(kernelArgs...),
+		oci.WithEnv(env),
+		oci.WithProcessCwd(sdk.GuestWorkspace),
+		oci.WithUIDGID(image.SandboxUID, image.SandboxUID),
+		oci.WithNoNewPrivileges,
+		oci.WithCapabilities(sandboxCaps),
+		oci.WithAmbientCapabilities(sandboxCaps),
+		oci.WithHostname("sandbox"),
+		oci.WithMounts(mounts),
+		oci.WithCgroup(cgroupParent + "/" + id),
+		seccomp.WithDefaultProfile(),
+		withLimits(lim),
+		// runc 1.1 (Debian 12) knows runtime-spec 1.0.2.
+		withOCIVersion("1.0.2"),
+	}
+	return opts
+}
+
+func withLimits(l limits) oci.SpecOpts {
+	return func(ctx context.Context, c oci.Client, ctr *containers.Container, s *oci.Spec) error {
+		if l.memory > 0 {
+			if err := oci.WithMemoryLimit(uint64(l.memory))(ctx, c, ctr, s); err != nil {
+				return err
+			}
+			if swapAccounting() {
+				if err := oci.WithMemorySwap(l.memory)(ctx, c, ctr, s); err != nil {
+					return err
+				}
+			}
+		}
+		if l.pids > 0 {
+			if err := oci.WithPidsLimit(l.pids)(ctx, c, ctr, s); err != nil {
+				return err
+			}
+		}
+		if l.cpu > 0 {
+			return oci.WithCPUCFS(int64(l.cpu*cpuPeriod), cpuPeriod)(ctx, c, ctr, s)
+		}
+		return nil
+	}
+}
+
+// swapAccounting: without it, a memory+swap limit cannot be set (v1).
+func swapAccounting() bool {
+	if unifiedCgroups() {
+		return false
+	}
+	_, err := os.Stat(cgroupRoot + "/memory/memory.memsw.limit_in_bytes")
+	return err == nil
+}
+
+func withOCIVersion(v string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		s.Version = v
+		return nil
+	}
+}
