@@ -6,7 +6,6 @@ import (
 
 	"github.com/mcpruntime/mcpruntime/core/bridge"
 	"github.com/mcpruntime/mcpruntime/core/config"
-	"github.com/mcpruntime/mcpruntime/core/session"
 )
 
 // addAgentCommands adds run, skills and replay.
@@ -14,6 +13,3 @@ func addAgentCommands(root *cobra.Command, a *app) {}
 
 // newLLM returns the configured model client, or nil when none is set.
 func newLLM(cfg *config.Config, logger hclog.Logger) bridge.LLM { return nil }
-
-// recordReplay logs every execution of m to the workspace's replay log.
-func recordReplay(a *app, m *session.Manager) {}

@@ -1,0 +1,247 @@
+// Package sandbox implements the opensandbox backend: sessions are
+// containerd containers whose init process is the sdk's Python kernel.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
+
+// Version of the backend.
+const Version = "0.1.0"
+
+// Backend is the opensandbox sdk.Backend.
+type Backend struct {
+	log hclog.Logger
+
+	mu       sync.Mutex
+	engine   *engine
+	settings Settings
+	sessions map[string]*session // nil value: being created
+	closed   bool
+}
+
+// New returns an unconfigured backend that logs JSON to stderr.
+func New() *Backend {
+	return &Backend{
+		log: hclog.New(&hclog.LoggerOptions{
+			Name: "opensandbox", Output: os.Stderr, JSONFormat: true,
+			Level: hclog.LevelFromString(envOr("MCPRUNTIME_PLUGIN_LOG_LEVEL", "info")),
+		}),
+		sessions: map[string]*session{},
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// Logger is the backend's logger (for sdk.Serve).
+func (b *Backend) Logger() hclog.Logger { return b.log }
+
+// Info implements sdk.Backend.
+func (b *Backend) Info(context.Context) (*sdk.Info, error) {
+	return &sdk.Info{
+		Name: "opensandbox", Version: Version, ProtocolVersions: []int{sdk.ProtocolVersion},
+		Description: "containers through containerd (runc), a Python image built from Debian packages, warm pool",
+		Capabilities: sdk.Capabilities{
+			PersistentSessions: true, Snapshots: true, Streaming: true, HostCalls: true,
+			Isolation: sdk.IsolationContainer, Languages: []string{"python"},
+		},
+	}, nil
+}
+
+// ConfigSpec implements sdk.Backend.
+func (b *Backend) ConfigSpec(context.Context) (*sdk.ConfigSpec, error) { return configSpec(), nil }
+
+// Configure implements sdk.Backend. It connects to containerd (starting
+// the private daemon if allowed), provides the image, sweeps leftovers and
+// fills the warm pool. Configuring again with the same settings keeps the
+// running engine.
+func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
+	s, err := decodeSettings(cfg)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	old := b.engine
+	same := old != nil && fmt.Sprint(b.settings) == fmt.Sprint(s) && old.pool.size == cfg.PoolSize
+	b.mu.Unlock()
+	if same {
+		return nil
+	}
+	e, err := newEngine(ctx, s, cfg.StateDir, cfg.PoolSize, b.log)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.engine, b.settings = e, s
+	b.mu.Unlock()
+	if old != nil {
+		// Sessions of the old engine keep it; only its pool goes.
+		old.pool.close(ctx)
+	}
+	b.log.Info("configured", "address", s.Address, "namespace", s.Namespace, "image", s.Image, "pool", cfg.PoolSize)
+	return nil
+}
+
+func (b *Backend) currentEngine() (*engine, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.engine == nil {
+		return nil, sdk.ErrNotConfigured
+	}
+	return b.engine, nil
+}
+
+// reserve claims a session id while the session is being created.
+func (b *Backend) reserve(id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errors.New("backend is shutting down")
+	}
+	if _, ok := b.sessions[id]; ok {
+		return fmt.Errorf("%w: %s", sdk.ErrSessionExists, id)
+	}
+	b.sessions[id] = nil
+	return nil
+}
+
+func (b *Backend) release(id string, s *session) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s == nil {
+		delete(b.sessions, id)
+		return
+	}
+	b.sessions[id] = s
+}
+
+// CreateSession implements sdk.Backend.
+func (b *Backend) CreateSession(ctx context.Context, spec *sdk.SessionSpec) error {
+	_, err := b.create(ctx, spec)
+	return err
+}
+
+func (b *Backend) create(ctx context.Context, spec *sdk.SessionSpec) (*session, error) {
+	e, err := b.currentEngine()
+	if err != nil {
+		return nil, err
+	}
+	if err := b.reserve(spec.ID); err != nil {
+		return nil, err
+	}
+	s, err := e.open(ctx, spec)
+	if err != nil {
+		b.release(spec.ID, nil)
+		return nil, fmt.Errorf("session %s: %w", spec.ID, err)
+	}
+	b.release(spec.ID, s)
+	return s, nil
+}
+
+// open gives a session a container: a warm one when the pool has one,
+// else a new one.
+func (e *engine) open(ctx context.Context, spec *sdk.SessionSpec) (*session, error) {
+	bx := e.pool.take()
+	if bx == nil {
+		var err error
+		if bx, err = e.newBox(ctx); err != nil {
+			return nil, err
+		}
+	}
+	s, err := e.claim(ctx, bx, spec)
+	if err != nil {
+		bx.destroy(ctx)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (b *Backend) get(id string) (*session, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s := b.sessions[id]; s != nil {
+		return s, nil
+	}
+	return nil, fmt.Errorf("%w: %s", sdk.ErrSessionNotFound, id)
+}
+
+// Execute implements sdk.Backend.
+func (b *Backend) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(sdk.Event)) (*sdk.ExecResult, error) {
+	s, err := b.get(req.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	return s.exec(ctx, req, emit)
+}
+
+// DestroySession implements sdk.Backend.
+func (b *Backend) DestroySession(ctx context.Context, id string) error {
+	b.mu.Lock()
+	s := b.sessions[id]
+	if s != nil {
+		delete(b.sessions, id)
+	}
+	b.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("%w: %s", sdk.ErrSessionNotFound, id)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.box.destroy(ctx)
+	return nil
+}
+
+// Health implements sdk.Backend.
+func (b *Backend) Health(ctx context.Context) (*sdk.Health, error) {
+	b.mu.Lock()
+	e, n := b.engine, len(b.sessions)
+	b.mu.Unlock()
+	if e == nil {
+		return &sdk.Health{Healthy: false, Message: "not configured", Sessions: n}, nil
+	}
+	if _, err := e.client.Version(ctx); err != nil {
+		return &sdk.Health{Healthy: false, Message: fmt.Sprintf("containerd at %s: %v", e.s.Address, err), Sessions: n}, nil
+	}
+	return &sdk.Health{Healthy: true, Sessions: n}, nil
+}
+
+// Close destroys every session and pooled container and disconnects.
+func (b *Backend) Close(ctx context.Context) error {
+	b.mu.Lock()
+	b.closed = true
+	sessions := b.sessions
+	b.sessions = map[string]*session{}
+	e := b.engine
+	b.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range sessions {
+		if s == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.box.destroy(ctx)
+		}()
+	}
+	wg.Wait()
+	if e != nil {
+		e.close(ctx)
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
+
+// Snapshots hold the session's variables as pickled by the kernel's
+// save_state helper (functions and classes defined in cells are kept as
+// source). The workspace is not part of them: it is the host directory the
+// core owns and snapshots itself. Snapshot files live in the state
+// directory and survive plugin restarts.
+
+const snapFile = "snapshot.pkl"
+
+// Snapshot implements sdk.Backend.
+func (b *Backend) Snapshot(ctx context.Context, id string) (*sdk.Snapshot, error) {
+	s, err := b.get(id)
+	if err != nil {
+		return nil, err
+	}
+	e := s.box.e
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.box.k == nil || !s.box.k.alive() {
+		return nil, fmt.Errorf("snapshot %s: the session's kernel is not running (its variables are lost)", id)
+	}
+	guest := guestStateDir + "/" + snapFile
+	code := "exec(" + strconv.Quote("import mcpruntime\nmcpruntime.save_state("+strconv.Quote(guest)+")") + ", {})"
+	if err := hidden(ctx, s.box.k, code); err != nil {
+		return nil, fmt.Errorf("snapshot %s: save state: %w", id, err)
+	}
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, err
+	}
+	snapID := "osb-" + hex.EncodeToString(rnd[:])
+	src := filepath.Join(s.box.slot.state(), snapFile)
+	dst := filepath.Join(e.snapDir, snapID+".pkl")
+	n, err := moveFile(src, dst)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	return &sdk.Snapshot{ID: snapID, SizeBytes: n}, nil
+}
+
+// Restore implements sdk.Backend: a new session whose kernel loaded the
+// snapshot's variables.
+func (b *Backend) Restore(ctx context.Context, snapID string, spec *sdk.SessionSpec) error {
+	e, err := b.currentEngine()
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(snapID, "osb-") || strings.ContainsAny(snapID, "/.") {
+		return fmt.Errorf("restore: unknown snapshot %q", snapID)
+	}
+	src := filepath.Join(e.snapDir, snapID+".pkl")
+	if _, err := os.Stat(src); err != nil {
+		return fmt.Errorf("restore: snapshot %s: %w", snapID, err)
+	}
+	s, err := b.create(ctx, spec)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		_ = b.DestroySession(context.WithoutCancel(ctx), spec.ID)
+		return fmt.Errorf("restore %s into %s: %w", snapID, spec.ID, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dst := filepath.Join(s.box.slot.state(), "restore.pkl")
+	if _, err := copyFile(src, dst); err != nil {
+		s.mu.Unlock()
+		defer s.mu.Lock()
+		return fail(err)
+	}
+	defer os.Remove(dst)
+	guest := guestStateDir + "/restore.pkl"
+	code := "exec(" + strconv.Quote("import mcpruntime\nr = mcpruntime.load_state("+strconv.Quote(guest)+")\nassert not r['failed'] or r['restored'], r['failed']") + ", {})"
+	if err := hidden(ctx, s.box.k, code); err != nil {
+		s.mu.Unlock()
+		defer s.mu.Lock()
+		return fail(err)
+	}
+	return nil
+}
+
+func moveFile(src, dst string) (int64, error) {
+	if err := os.Rename(src, dst); err == nil {
+		st, err := os.Stat(dst)
+		if err != nil {
+			return 0, err
+		}
+		return st.Size(), nil
+	}
+	n, err := copyFile(src, dst)
+	if err != nil {
+		return 0, err
+	}
+	return n, os.Remove(src)
+}
+
+func copyFile(src, dst string) (int64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, errors.Join(fmt.Errorf("copy %s: %w", src, err), os.Remove(dst))
+	}
+	return n, nil
+}
