@@ -8,6 +8,11 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/backend"
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/cli"
 )
 
@@ -17,6 +22,8 @@ func main() {
 		switch os.Args[1] {
 		case "image":
 			err = cli.Image(os.Args[2:])
+		case "doctor":
+			err = cli.Doctor(os.Args[2:])
 		default:
 			err = cli.ErrUsage
 		}
@@ -26,4 +33,10 @@ func main() {
 		}
 		return
 	}
+	level := os.Getenv("MCPRUNTIME_PLUGIN_LOG_LEVEL")
+	if level == "" {
+		level = "info"
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "microvm", Level: hclog.LevelFromString(level), Output: os.Stderr, JSONFormat: true})
+	sdk.Serve(backend.New(backend.WithLogger(logger)), sdk.WithLogger(logger))
 }

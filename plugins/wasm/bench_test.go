@@ -32,6 +32,9 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // nativeStart is the median of n runs of the host's python3 -c 'print(1+1)'.
 func nativeStart(b *testing.B, n int) time.Duration {
 	b.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		b.Skip("no native python3 for the baseline")
+	}
 	var ds []time.Duration
 	for range n {
 		start := time.Now()

@@ -199,17 +199,21 @@ func (f *files) remove(m *proto.Msg) error {
 	return nil
 }
 
-// wipe empties the workspace (a restored VM takes its files from the host).
+// wipe empties the workspace and the libraries (a restored VM takes both
+// from the host, for its new session).
 func (f *files) wipe() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ents, err := os.ReadDir(workspaceDir)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if err := os.RemoveAll(filepath.Join(workspaceDir, e.Name())); err != nil {
+	unsealLib()
+	for _, dir := range []string{workspaceDir, libDir} {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
 			return err
+		}
+		for _, e := range ents {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
 		}
 	}
 	f.manifest = map[string]fileState{}

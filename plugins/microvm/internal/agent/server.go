@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -187,9 +188,7 @@ func (s *server) attach(cfg *proto.SessionConfig) error {
 	} else {
 		_ = setPids(defaultPids)
 	}
-	// Skills and tool stubs are read-only for sandbox code.
-	_ = unix.Mount(libDir, libDir, "", unix.MS_BIND, "")
-	_ = unix.Mount("", libDir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, "")
+	sealLib()
 	if s.kernel == nil || !s.kernel.alive() {
 		return nil // applied when the next kernel starts
 	}
@@ -261,4 +260,28 @@ func release() string {
 		return ""
 	}
 	return strings.TrimRight(string(u.Release[:]), "\x00")
+}
+
+// libSealed: /mcpruntime/lib is bind-mounted read-only over its tmpfs.
+var libSealed atomic.Bool
+
+// sealLib makes the session's skills and tool stubs read-only for sandbox
+// code (the host filled the tmpfs below just before).
+func sealLib() {
+	if libSealed.Load() {
+		return
+	}
+	if unix.Mount(libDir, libDir, "", unix.MS_BIND, "") != nil {
+		return
+	}
+	_ = unix.Mount("", libDir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, "")
+	libSealed.Store(true)
+}
+
+// unsealLib removes the read-only bind so a new session's libraries can be
+// written.
+func unsealLib() {
+	if libSealed.Load() && unix.Unmount(libDir, unix.MNT_DETACH) == nil {
+		libSealed.Store(false)
+	}
 }

@@ -72,27 +72,25 @@ func (b *Backend) Restore(ctx context.Context, snapID string, spec *sdk.SessionS
 	if err != nil {
 		return err
 	}
-	fail := func(err error) error {
+	if err := s.load(ctx, src); err != nil {
 		_ = b.DestroySession(context.WithoutCancel(ctx), spec.ID)
 		return fmt.Errorf("restore %s into %s: %w", snapID, spec.ID, err)
 	}
+	return nil
+}
+
+// load restores the variables pickled in the host file src.
+func (s *session) load(ctx context.Context, src string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	dst := filepath.Join(s.box.slot.state(), "restore.pkl")
 	if _, err := copyFile(src, dst); err != nil {
-		s.mu.Unlock()
-		defer s.mu.Lock()
-		return fail(err)
+		return err
 	}
 	defer os.Remove(dst)
 	guest := guestStateDir + "/restore.pkl"
-	code := "exec(" + strconv.Quote("import mcpruntime\nr = mcpruntime.load_state("+strconv.Quote(guest)+")\nassert not r['failed'] or r['restored'], r['failed']") + ", {})"
-	if err := hidden(ctx, s.box.k, code); err != nil {
-		s.mu.Unlock()
-		defer s.mu.Lock()
-		return fail(err)
-	}
-	return nil
+	code := "exec(" + strconv.Quote("import mcpruntime\nr = mcpruntime.load_state("+strconv.Quote(guest)+")") + ", {})"
+	return hidden(ctx, s.box.k, code)
 }
 
 func moveFile(src, dst string) (int64, error) {

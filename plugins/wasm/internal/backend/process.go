@@ -156,10 +156,21 @@ func (p *proc) bind(ctx context.Context, workspace, lib string, env map[string]s
 	envJS, _ := json.Marshal(env)
 	// The kernel chdir'd into the empty placeholder at start-up and the
 	// import system cached directory listings: re-enter and forget them.
-	code := fmt.Sprintf("__import__('os').environ.update(%s)\n__import__('os').chdir(%q)\n__import__('importlib').invalidate_caches()",
-		envJS, sdk.GuestWorkspace)
+	// (Not importlib.invalidate_caches(): it imports importlib.metadata,
+	// ~100 ms in the guest.)
+	code := fmt.Sprintf(bindCode, envJS, sdk.GuestWorkspace)
 	return p.run(ctx, code)
 }
+
+// bindCode runs in the kernel when a worker is bound to its session.
+const bindCode = `__import__('os').environ.update(%s)
+__import__('os').chdir(%q)
+for _k, _f in list(__import__('sys').path_importer_cache.items()):
+    if _f is None:
+        del __import__('sys').path_importer_cache[_k]
+    elif hasattr(_f, 'invalidate_caches'):
+        _f.invalidate_caches()
+del _k, _f`
 
 // run executes set-up code in the kernel and fails unless it succeeded.
 func (p *proc) run(ctx context.Context, code string) error {

@@ -72,14 +72,17 @@ func newSession(spec *sdk.SessionSpec, root string, memory int64) (*session, err
 
 // attach gives the session a worker bound to its directories.
 func (s *session) attach(ctx context.Context, p *pool) error {
-	w, _, err := p.get(ctx, s.memory)
+	start := time.Now()
+	w, pooled, err := p.get(ctx, s.memory)
 	if err != nil {
 		return fmt.Errorf("session %s: %w", s.spec.ID, err)
 	}
+	got := time.Now()
 	if err := w.bind(ctx, s.spec.Workspace, s.lib, s.spec.Env); err != nil {
 		w.kill()
 		return fmt.Errorf("session %s: %w", s.spec.ID, err)
 	}
+	p.logger.Debug("session attached", "session", s.spec.ID, "pooled", pooled, "get", got.Sub(start), "bind", time.Since(got))
 	s.w = w
 	return nil
 }

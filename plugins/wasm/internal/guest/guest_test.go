@@ -14,7 +14,7 @@ func newRuntime(t testing.TB, mem int64, closeOnDone bool) (*Runtime, string) {
 	t.Helper()
 	dir := testenv.PythonDir(t)
 	rt, err := NewRuntime(context.Background(), RuntimeOptions{
-		Wasm: filepath.Join(dir, "python.wasm"), CacheDir: filepath.Join(t.TempDir(), "cache"),
+		Wasm: filepath.Join(dir, "python.wasm"), CacheDir: filepath.Join(testenv.StateDir(t), "wazero-cache"),
 		MemoryBytes: mem, CloseOnContextDone: closeOnDone,
 	})
 	if err != nil {

@@ -1,0 +1,223 @@
+// Package agent is the loop in which a language model writes Python that
+// runs in a sandbox session: each reply's python blocks are executed, their
+// output becomes the next message, and a reply without code ends the run
+// with its text as the answer.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mcpruntime/mcpruntime/core/llm"
+	"github.com/mcpruntime/mcpruntime/core/session"
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
+
+// Chatter is the model the loop talks to (*llm.Client).
+type Chatter interface {
+	Chat(ctx context.Context, msgs []llm.Message, opts ...llm.Option) (*llm.Response, error)
+}
+
+// StepHook sees each executed step; the skill registry is one.
+type StepHook func(ctx context.Context, s *session.Session, step *Step)
+
+// Options bound and shape a run.
+type Options struct {
+	Backend   string
+	SessionID string
+	// MaxSteps bounds model replies that contain code (default 10).
+	MaxSteps int
+	// StepTimeout bounds each code block (0: the backend's limit).
+	StepTimeout time.Duration
+	// Budget bounds the whole run (default 10m).
+	Budget time.Duration
+	// ObservationLimit truncates what the model sees of one step's output.
+	ObservationLimit int
+	// Listing describes skills and tools for the prompt.
+	Listing string
+	// AfterStep runs after every executed step.
+	AfterStep StepHook
+	Logger    hclog.Logger
+}
+
+// Step is one executed code block.
+type Step struct {
+	N        int             `json:"step"`
+	Code     string          `json:"code"`
+	Stdout   string          `json:"stdout"`
+	Stderr   string          `json:"stderr"`
+	Result   *sdk.ExecResult `json:"result,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	Task     string          `json:"-"`
+	Usage    llm.Usage       `json:"usage"`
+	Duration time.Duration   `json:"duration_ns"`
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	Task     string        `json:"task"`
+	Answer   string        `json:"answer"`
+	Success  bool          `json:"success"`
+	Error    string        `json:"error,omitempty"`
+	Session  string        `json:"session"`
+	Steps    []*Step       `json:"steps"`
+	Replies  int           `json:"replies"`
+	Duration time.Duration `json:"duration_ns"`
+	Usage    llm.Usage     `json:"usage"`
+}
+
+const systemPrompt = `You solve tasks by writing Python 3 that runs in a sandbox session.
+Rules:
+- Put code in fenced blocks: ` + "```python ... ```" + `. Every block in your reply runs, in order, in the same session; variables persist between replies.
+- You will see each block's stdout, stderr and errors. Print what you need to see.
+- The working directory is a persistent workspace; files you write stay there.
+- ask_llm(prompt) asks a language model (use it to process large inputs in pieces).
+- When you have the final answer, reply with plain text and NO code block. That text is returned to the user.
+- Prefer small functions with type annotations: working functions are saved as reusable skills.`
+
+var fence = regexp.MustCompile("(?s)```(?:python|py|python3)[ \\t]*\\r?\\n(.*?)```")
+
+// CodeBlocks returns the python blocks of a reply, in order.
+func CodeBlocks(reply string) []string {
+	var out []string
+	for _, m := range fence.FindAllStringSubmatch(reply, -1) {
+		if code := strings.TrimSpace(m[1]); code != "" {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+// Run runs task to an answer or a limit.
+func Run(ctx context.Context, m *session.Manager, model Chatter, task string, opts Options) (*Result, error) {
+	if strings.TrimSpace(task) == "" {
+		return nil, errors.New("empty task")
+	}
+	if opts.MaxSteps <= 0 {
+		opts.MaxSteps = 10
+	}
+	if opts.Budget <= 0 {
+		opts.Budget = 10 * time.Minute
+	}
+	if opts.ObservationLimit <= 0 {
+		opts.ObservationLimit = 16 << 10
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, opts.Budget)
+	defer cancel()
+	s, err := m.Open(ctx, session.Options{ID: opts.SessionID, Backend: opts.Backend})
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Task: task, Session: s.ID}
+	defer func() { res.Duration = time.Since(start) }()
+
+	system := systemPrompt
+	if opts.Listing != "" {
+		system += "\n\n" + opts.Listing
+	}
+	msgs := []llm.Message{{Role: "system", Content: system}, {Role: "user", Content: task}}
+	for codeReplies := 0; ; {
+		reply, err := model.Chat(ctx, msgs)
+		if err != nil {
+			res.Error = budgetOr(ctx, err, opts.Budget)
+			return res, nil
+		}
+		res.Replies++
+		res.Usage.Add(reply.Usage)
+		blocks := CodeBlocks(reply.Content)
+		if len(blocks) == 0 {
+			res.Answer = strings.TrimSpace(reply.Content)
+			if res.Answer == "" {
+				res.Error = "the model returned an empty reply"
+				return res, nil
+			}
+			res.Success = true
+			return res, nil
+		}
+		if codeReplies++; codeReplies > opts.MaxSteps {
+			res.Error = fmt.Sprintf("stopped after %d steps without a final answer (agent.max_steps)", opts.MaxSteps)
+			return res, nil
+		}
+		msgs = append(msgs, llm.Message{Role: "assistant", Content: reply.Content})
+		var obs strings.Builder
+		for _, code := range blocks {
+			step := runStep(ctx, m, s, code, opts, len(res.Steps)+1)
+			step.Task, step.Usage = task, reply.Usage
+			res.Steps = append(res.Steps, step)
+			if opts.AfterStep != nil && step.Result != nil {
+				opts.AfterStep(ctx, s, step)
+			}
+			obs.WriteString(observation(step, len(blocks) > 1, opts.ObservationLimit))
+			if ctx.Err() != nil {
+				res.Error = budgetOr(ctx, ctx.Err(), opts.Budget)
+				return res, nil
+			}
+		}
+		msgs = append(msgs, llm.Message{Role: "user", Content: obs.String()})
+	}
+}
+
+func budgetOr(ctx context.Context, err error, budget time.Duration) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Sprintf("run budget of %s exhausted (agent.budget)", budget)
+	}
+	return err.Error()
+}
+
+func runStep(ctx context.Context, m *session.Manager, s *session.Session, code string, opts Options, n int) *Step {
+	step := &Step{N: n, Code: code}
+	start := time.Now()
+	var out, errb strings.Builder
+	res, err := m.Exec(ctx, s, code, opts.StepTimeout, func(e sdk.Event) {
+		switch e.Kind {
+		case sdk.EventStdout:
+			out.Write(e.Data)
+		case sdk.EventStderr:
+			errb.Write(e.Data)
+		}
+	})
+	step.Duration = time.Since(start)
+	step.Stdout, step.Stderr, step.Result = out.String(), errb.String(), res
+	if err != nil {
+		step.Error = err.Error()
+	}
+	return step
+}
+
+// observation is what the model sees of a step.
+func observation(step *Step, numbered bool, limit int) string {
+	var b strings.Builder
+	if numbered {
+		fmt.Fprintf(&b, "Block %d:\n", step.N)
+	}
+	b.WriteString("Observation:\n")
+	if step.Stdout != "" {
+		b.WriteString("stdout:\n" + clip(step.Stdout, limit) + "\n")
+	}
+	if step.Stderr != "" {
+		b.WriteString("stderr:\n" + clip(step.Stderr, limit) + "\n")
+	}
+	switch {
+	case step.Error != "":
+		b.WriteString("error: " + step.Error + "\n")
+	case step.Result != nil && !step.Result.OK():
+		fmt.Fprintf(&b, "error (exit %d): %s\n", step.Result.ExitCode, step.Result.Message)
+	case step.Stdout == "" && step.Stderr == "":
+		b.WriteString("(no output)\n")
+	}
+	return b.String()
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + fmt.Sprintf("\n[... %d more bytes truncated ...]", len(s)-n)
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/mcpruntime/mcpruntime/core/llm/llmtest"
+)
+
+func TestRunSavesAndReusesSkills(t *testing.T) {
+	step1 := "Let me compute.\n```python\ndef add_numbers(a: int, b: int) -> int:\n    \"\"\"Add two integers.\"\"\"\n    return a + b\n\nprint(add_numbers(2, 3))\n```"
+	srv := llmtest.New(
+		llmtest.Reply{Content: step1, PromptTokens: 10, CompletionTokens: 5},
+		llmtest.Reply{Content: "The answer is 5."},
+		llmtest.Reply{Content: "```python\nfrom skills.add_numbers import run\nprint(run(40, 2))\n```"},
+		llmtest.Reply{Content: "42"},
+	)
+	defer srv.Close()
+	dir := project(t, "llm {\n  base_url = \""+srv.BaseURL()+"\"\n  model = \"scripted\"\n}\n")
+	r := cli(t, dir, "", "run", "add 2 and 3")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "The answer is 5." {
+		t.Fatalf("first run: %+v", r)
+	}
+	r = cli(t, dir, "", "skills", "list", "--json")
+	var list []struct{ Name, Signature, Description string }
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 1 {
+		t.Fatalf("skills list: %v %+v", err, r)
+	}
+	if list[0].Name != "add_numbers" || list[0].Signature != "run(a: int, b: int) -> int" || list[0].Description != "Add two integers." {
+		t.Fatalf("skill %+v", list[0])
+	}
+	r = cli(t, dir, "", "run", "--json", "add 40 and 2")
+	var res struct {
+		Answer  string
+		Success bool
+		Steps   []struct{ Stdout string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || !res.Success || res.Answer != "42" || len(res.Steps) != 1 || res.Steps[0].Stdout != "42\n" {
+		t.Fatalf("second run: %v %+v", err, r)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 4 || !strings.Contains(reqs[2].Messages[0].Content, "add_numbers(a: int, b: int) -> int — Add two integers.") {
+		t.Fatalf("the second run's prompt does not list the skill: %+v", reqs[len(reqs)-1].Messages[0])
+	}
+	if r := cli(t, dir, "", "skills", "rm", "add_numbers"); r.code != 0 {
+		t.Fatalf("rm: %+v", r)
+	}
+}
+
+func TestRunFailures(t *testing.T) {
+	srv := llmtest.New(
+		llmtest.Reply{Content: ""},
+		llmtest.Reply{Raw: "not json at all"},
+	)
+	defer srv.Close()
+	dir := project(t, "llm {\n  base_url = \""+srv.BaseURL()+"\"\n}\nagent {\n  max_steps = 2\n}\n")
+	if r := cli(t, dir, "", "run", "x"); r.code != 1 || !strings.Contains(r.stderr, "empty reply") {
+		t.Fatalf("empty reply: %+v", r)
+	}
+	if r := cli(t, dir, "", "run", "x"); r.code != 1 || !strings.Contains(r.stderr, "not a chat completion") {
+		t.Fatalf("garbage: %+v", r)
+	}
+	loop := llmtest.New()
+	loop.Answer = func(llmtest.Request) string { return "```python\nprint('again')\n```" }
+	defer loop.Close()
+	dir = project(t, "llm {\n  base_url = \""+loop.BaseURL()+"\"\n}\nagent {\n  max_steps = 3\n}\n")
+	if r := cli(t, dir, "", "run", "x"); r.code != 1 || !strings.Contains(r.stderr, "stopped after 3 steps") {
+		t.Fatalf("endless code: %+v", r)
+	}
+	if r := cli(t, t.TempDir(), "", "run", "x"); r.code != 2 || !strings.Contains(r.stderr, "no endpoint configured") {
+		t.Fatalf("no llm: %+v", r)
+	}
+}

@@ -1,0 +1,243 @@
+// Package llm is a small typed client for OpenAI-compatible Chat
+// Completions endpoints (OpenAI, Ollama, vLLM, LiteLLM): retries with
+// backoff on 429 and 5xx, clear errors on the rest, token usage counted.
+package llm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
+
+// MaxResponseBytes bounds a response body; a larger reply is an error.
+const MaxResponseBytes = 16 << 20
+
+// Message is one chat message.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// Usage is what a call cost.
+type Usage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	TotalTokens      int64 `json:"total_tokens"`
+}
+
+// Add accumulates u2 into u.
+func (u *Usage) Add(u2 Usage) {
+	u.PromptTokens += u2.PromptTokens
+	u.CompletionTokens += u2.CompletionTokens
+	u.TotalTokens += u2.TotalTokens
+}
+
+// Response is a completion.
+type Response struct {
+	Content      string
+	FinishReason string
+	Model        string
+	Usage        Usage
+}
+
+// Client calls one endpoint with one default model.
+type Client struct {
+	BaseURL     string
+	APIKey      string
+	Model       string
+	Temperature float64
+	MaxTokens   int
+	// Timeout bounds each attempt.
+	Timeout time.Duration
+	// Retries on 429/5xx/transport errors (default 3).
+	Retries int
+	HTTP    *http.Client
+	Logger  hclog.Logger
+}
+
+// ErrNotConfigured means no base URL is set.
+var ErrNotConfigured = errors.New("llm: no endpoint configured (set llm { base_url } in runtime.hcl or OPENAI_BASE_URL)")
+
+// Option adjusts one call.
+type Option func(*chatRequest)
+
+// WithModel overrides the model.
+func WithModel(m string) Option { return func(r *chatRequest) { r.Model = m } }
+
+// WithMaxTokens caps the reply.
+func WithMaxTokens(n int) Option { return func(r *chatRequest) { r.MaxTokens = n } }
+
+// WithTemperature sets the sampling temperature.
+func WithTemperature(t float64) Option { return func(r *chatRequest) { r.Temperature = &t } }
+
+type chatRequest struct {
+	Model       string    `json:"model"`
+	Messages    []Message `json:"messages"`
+	Temperature *float64  `json:"temperature,omitempty"`
+	MaxTokens   int       `json:"max_tokens,omitempty"`
+}
+
+type chatResponse struct {
+	Model   string `json:"model"`
+	Choices []struct {
+		Message      Message `json:"message"`
+		FinishReason string  `json:"finish_reason"`
+	} `json:"choices"`
+	Usage Usage `json:"usage"`
+	Error *struct {
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// Chat sends messages and returns the first choice.
+func (c *Client) Chat(ctx context.Context, msgs []Message, opts ...Option) (*Response, error) {
+	if c.BaseURL == "" {
+		return nil, ErrNotConfigured
+	}
+	req := chatRequest{Model: c.Model, Messages: msgs, MaxTokens: c.MaxTokens}
+	if c.Temperature != 0 {
+		t := c.Temperature
+		req.Temperature = &t
+	}
+	for _, o := range opts {
+		o(&req)
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("llm: encode request: %w", err)
+	}
+	retries := c.Retries
+	if retries <= 0 {
+		retries = 3
+	}
+	var last error
+	for attempt := 0; attempt <= retries; attempt++ {
+		if attempt > 0 {
+			wait := time.Duration(250<<(attempt-1)) * time.Millisecond
+			c.log().Warn("llm call failed; retrying", "attempt", attempt, "wait", wait, "error", last)
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		resp, retry, err := c.once(ctx, body)
+		if err == nil {
+			return resp, nil
+		}
+		last = err
+		if !retry || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("%w (gave up after %d retries)", last, retries)
+}
+
+func (c *Client) log() hclog.Logger {
+	if c.Logger == nil {
+		return hclog.NewNullLogger()
+	}
+	return c.Logger
+}
+
+// once makes one attempt; retry says whether another may succeed.
+func (c *Client) once(ctx context.Context, body []byte) (*Response, bool, error) {
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 120 * time.Second
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	url := strings.TrimRight(c.BaseURL, "/") + "/chat/completions"
+	hreq, err := http.NewRequestWithContext(actx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, false, fmt.Errorf("llm: %w", err)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	if c.APIKey != "" {
+		hreq.Header.Set("Authorization", "Bearer "+c.APIKey)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	hresp, err := hc.Do(hreq)
+	if err != nil {
+		if actx.Err() != nil && ctx.Err() == nil {
+			return nil, true, fmt.Errorf("llm: no answer from %s within %s", url, timeout)
+		}
+		return nil, true, fmt.Errorf("llm: %w", err)
+	}
+	defer hresp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(hresp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return nil, true, fmt.Errorf("llm: reading response: %w", err)
+	}
+	if len(raw) > MaxResponseBytes {
+		return nil, false, fmt.Errorf("llm: response larger than %d MiB", MaxResponseBytes>>20)
+	}
+	switch code := hresp.StatusCode; {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return nil, false, fmt.Errorf("llm: %s from %s: check api_key / OPENAI_API_KEY", hresp.Status, url)
+	case code == http.StatusNotFound:
+		return nil, false, fmt.Errorf("llm: %s from %s: check base_url (it usually ends in /v1) and model %q", hresp.Status, url, c.Model)
+	case code == http.StatusTooManyRequests || code >= 500:
+		return nil, true, fmt.Errorf("llm: %s from %s: %s", hresp.Status, url, snippet(raw))
+	case code >= 300:
+		return nil, false, fmt.Errorf("llm: %s from %s: %s", hresp.Status, url, snippet(raw))
+	}
+	var cr chatResponse
+	if err := json.Unmarshal(raw, &cr); err != nil {
+		return nil, false, fmt.Errorf("llm: response is not a chat completion (%v): %s", err, snippet(raw))
+	}
+	if cr.Error != nil {
+		return nil, false, fmt.Errorf("llm: endpoint error: %s", cr.Error.Message)
+	}
+	if len(cr.Choices) == 0 {
+		return nil, false, fmt.Errorf("llm: response has no choices: %s", snippet(raw))
+	}
+	ch := cr.Choices[0]
+	return &Response{Content: ch.Message.Content, FinishReason: ch.FinishReason, Model: cr.Model, Usage: cr.Usage}, false, nil
+}
+
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+// Ask answers ask_llm from sandbox code (it implements bridge.LLM).
+func (c *Client) Ask(ctx context.Context, req *sdk.LLMRequest) (*sdk.LLMResponse, error) {
+	var msgs []Message
+	if req.System != "" {
+		msgs = append(msgs, Message{Role: "system", Content: req.System})
+	}
+	msgs = append(msgs, Message{Role: "user", Content: req.Prompt})
+	var opts []Option
+	if req.Model != "" {
+		opts = append(opts, WithModel(req.Model))
+	}
+	if req.MaxTokens > 0 {
+		opts = append(opts, WithMaxTokens(req.MaxTokens))
+	}
+	if req.Temperature != 0 {
+		opts = append(opts, WithTemperature(req.Temperature))
+	}
+	resp, err := c.Chat(ctx, msgs, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &sdk.LLMResponse{Text: resp.Content, PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens}, nil
+}

@@ -1,0 +1,168 @@
+// Package skills turns working code actions into typed, importable modules
+// (skills/<name>.py with a run(...) entry point), keeps their index, and
+// lists them for the agent's prompt.
+package skills
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Skill is one entry of skills/index.json.
+type Skill struct {
+	Name        string    `json:"name"`
+	Signature   string    `json:"signature"`
+	Description string    `json:"description"`
+	File        string    `json:"file"`
+	Hash        string    `json:"hash"`
+	SourceTask  string    `json:"source_task,omitempty"`
+	Session     string    `json:"session,omitempty"`
+	Step        int       `json:"step,omitempty"`
+	Backend     string    `json:"backend,omitempty"`
+	Created     time.Time `json:"created"`
+}
+
+// Listing is how a skill appears in the prompt.
+func (s Skill) Listing() string {
+	return fmt.Sprintf("%s%s — %s", s.Name, strings.TrimPrefix(s.Signature, "run"), s.Description)
+}
+
+// Registry is a skills directory.
+type Registry struct {
+	Dir string
+}
+
+type index struct {
+	Skills []Skill `json:"skills"`
+}
+
+// ErrNotFound means no skill has that name.
+var ErrNotFound = errors.New("no such skill")
+
+// List returns the skills in the index, by name.
+func (r *Registry) List() ([]Skill, error) {
+	b, err := os.ReadFile(filepath.Join(r.Dir, "index.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("skills index: %w", err)
+	}
+	var idx index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, fmt.Errorf("skills index %s is corrupt (%v); remove it to start over", filepath.Join(r.Dir, "index.json"), err)
+	}
+	sort.Slice(idx.Skills, func(i, j int) bool { return idx.Skills[i].Name < idx.Skills[j].Name })
+	return idx.Skills, nil
+}
+
+// Get returns one skill and its source.
+func (r *Registry) Get(name string) (*Skill, string, error) {
+	all, err := r.List()
+	if err != nil {
+		return nil, "", err
+	}
+	for _, s := range all {
+		if s.Name == name {
+			src, err := os.ReadFile(filepath.Join(r.Dir, s.File))
+			if err != nil {
+				return &s, "", fmt.Errorf("skill %s: %w", name, err)
+			}
+			return &s, string(src), nil
+		}
+	}
+	return nil, "", fmt.Errorf("%w: %s", ErrNotFound, name)
+}
+
+// Remove deletes a skill and its module.
+func (r *Registry) Remove(name string) error {
+	all, err := r.List()
+	if err != nil {
+		return err
+	}
+	out := all[:0]
+	var gone *Skill
+	for _, s := range all {
+		if s.Name == name {
+			s := s
+			gone = &s
+			continue
+		}
+		out = append(out, s)
+	}
+	if gone == nil {
+		return fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	if err := r.write(out); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(r.Dir, gone.File)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Prompt lists the skills for the agent's system prompt.
+func (r *Registry) Prompt() string {
+	all, err := r.List()
+	if err != nil || len(all) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("Skills you can reuse (from skills.<name> import run):\n")
+	for _, s := range all {
+		b.WriteString("- " + s.Listing() + "\n")
+	}
+	return b.String()
+}
+
+// write replaces the index atomically.
+func (r *Registry) write(all []Skill) error {
+	b, err := json.MarshalIndent(index{Skills: all}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(r.Dir, "index.json"), b)
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+var notIdent = regexp.MustCompile(`[^a-z0-9_]+`)
+
+// sanitize makes a Python module name.
+func sanitize(name string) string {
+	n := notIdent.ReplaceAllString(strings.ToLower(name), "_")
+	n = strings.Trim(n, "_")
+	if n == "" || (n[0] >= '0' && n[0] <= '9') {
+		n = "skill_" + n
+	}
+	return n
+}

@@ -1,0 +1,220 @@
+// Package backend implements sdk.Backend with microVMs: each session owns a
+// VM (taken from a pool of booted ones) whose guest agent runs the sdk
+// kernel; snapshots save the whole VM and restore it as forks.
+package backend
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/cli"
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/image"
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/vmm"
+)
+
+// Version of the plugin.
+const Version = "0.1.0"
+
+// Backend is the microVM sandbox backend.
+type Backend struct {
+	log hclog.Logger
+
+	mu       sync.Mutex
+	cfg      config
+	driver   vmm.Driver
+	accel    string
+	image    *image.Image
+	stateDir string
+	runDir   string
+	unlock   func()
+	pool     *pool
+	sessions map[string]*session
+}
+
+// Option configures New.
+type Option func(*Backend)
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l hclog.Logger) Option { return func(b *Backend) { b.log = l } }
+
+// New returns an unconfigured backend.
+func New(opts ...Option) *Backend {
+	b := &Backend{log: hclog.NewNullLogger(), sessions: map[string]*session{}}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
+
+// Info implements sdk.Backend.
+func (b *Backend) Info(context.Context) (*sdk.Info, error) {
+	return &sdk.Info{
+		Name: "microvm", Version: Version, ProtocolVersions: []int{sdk.ProtocolVersion},
+		Description: "Python in Linux microVMs (QEMU microvm or Cloud Hypervisor; KVM, or TCG emulation where KVM is unusable)",
+		Capabilities: sdk.Capabilities{
+			PersistentSessions: true, Snapshots: true, Streaming: true, HostCalls: true,
+			Isolation: sdk.IsolationMicroVM, Languages: []string{"python"},
+		},
+	}, nil
+}
+
+// ConfigSpec implements sdk.Backend.
+func (b *Backend) ConfigSpec(context.Context) (*sdk.ConfigSpec, error) { return configSpec(), nil }
+
+// Configure implements sdk.Backend: it checks the VMM, builds or finds the
+// guest image (first use takes a minute; progress is logged), picks the
+// accelerator, removes what a previous plugin process left behind and
+// starts the pool.
+func (b *Backend) Configure(ctx context.Context, sc *sdk.Config) error {
+	c := defaultConfig()
+	if err := sc.Decode(&c); err != nil {
+		return err
+	}
+	if err := c.resolve(); err != nil {
+		return fmt.Errorf("microvm config: %w", err)
+	}
+	drv, err := vmm.New(c.VMM, c.VMMBinary)
+	if err != nil {
+		return fmt.Errorf("microvm config: %w", err)
+	}
+	if err := drv.Check(ctx); err != nil {
+		return err
+	}
+	agent, err := cli.FindAgent(c.Agent)
+	if err != nil {
+		return err
+	}
+	imgDir := c.ImageDir
+	if imgDir == "" {
+		imgDir = cli.DefaultImageDir()
+	}
+	b.log.Info("preparing the guest image (first use downloads Debian packages and builds it)", "dir", imgDir)
+	im, err := image.Ensure(ctx, image.Options{Dir: imgDir, Agent: agent, Progress: func(f string, a ...any) {
+		b.log.Info("image: " + fmt.Sprintf(f, a...))
+	}})
+	if err != nil {
+		return fmt.Errorf("guest image: %w", err)
+	}
+	if err := im.Check(); err != nil {
+		return err
+	}
+	stateDir := sc.StateDir
+	if stateDir == "" {
+		stateDir = filepath.Join(os.TempDir(), "mcpruntime-microvm-state")
+	}
+	if err := os.MkdirAll(filepath.Join(stateDir, "snapshots"), 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+
+	b.mu.Lock()
+	old := b.pool
+	b.pool = nil
+	b.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+
+	b.mu.Lock()
+	curDir, curUnlock := b.runDir, b.unlock
+	b.mu.Unlock()
+	runDir, unlock, err := claimRunDir(stateDir, b.log, curDir, curUnlock)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	if b.unlock != nil && curDir != runDir {
+		b.unlock()
+	}
+	b.cfg, b.driver, b.image, b.stateDir, b.runDir, b.unlock = c, drv, im, stateDir, runDir, unlock
+	b.mu.Unlock()
+
+	accel, why, err := b.pickAccel(ctx, c.Accel)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.accel = accel
+	b.mu.Unlock()
+	b.log.Info("microvm ready", "vmm", drv.Name(), "accel", accel, "why", why, "guest_kernel", im.Release, "image", im.Key)
+
+	size := sc.PoolSize
+	if c.PoolSize >= 0 {
+		size = int(c.PoolSize)
+	}
+	p := newPool(b, size)
+	b.mu.Lock()
+	b.pool = p
+	b.mu.Unlock()
+	p.start()
+	return nil
+}
+
+// configured returns the pool, or ErrNotConfigured.
+func (b *Backend) configured() (*pool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pool == nil {
+		return nil, sdk.ErrNotConfigured
+	}
+	return b.pool, nil
+}
+
+// Health implements sdk.Backend.
+func (b *Backend) Health(context.Context) (*sdk.Health, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h := &sdk.Health{Healthy: b.pool != nil, Sessions: len(b.sessions)}
+	if b.pool == nil {
+		h.Message = "not configured"
+	} else {
+		h.Message = fmt.Sprintf("%s with %s, %d booted VM(s) ready", b.driver.Name(), b.accel, b.pool.ready())
+	}
+	return h, nil
+}
+
+// Close implements sdk.Closer: every VM is stopped and the run directory
+// removed.
+func (b *Backend) Close(ctx context.Context) error {
+	b.mu.Lock()
+	sessions := make([]*session, 0, len(b.sessions))
+	for _, s := range b.sessions {
+		sessions = append(sessions, s)
+	}
+	b.sessions = map[string]*session{}
+	p := b.pool
+	b.pool = nil
+	runDir, unlock := b.runDir, b.unlock
+	b.unlock = nil
+	b.mu.Unlock()
+	for _, s := range sessions {
+		s.destroy()
+	}
+	if p != nil {
+		p.close()
+	}
+	if runDir != "" {
+		_ = os.RemoveAll(runDir)
+	}
+	if unlock != nil {
+		unlock()
+	}
+	return nil
+}
+
+// shortHash keeps socket paths short (108-byte limit).
+func shortHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:4])
+}
+
+var errNoVM = errors.New("no VM")

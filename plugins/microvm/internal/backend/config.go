@@ -1,0 +1,107 @@
+package backend
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
+
+// config is the plugin's runtime.hcl block.
+type config struct {
+	VMM          string  `json:"vmm"`
+	VMMBinary    string  `json:"vmm_binary"`
+	Accel        string  `json:"accel"`
+	Memory       string  `json:"memory"`
+	VCPUs        int     `json:"vcpus"`
+	ImageDir     string  `json:"image_dir"`
+	Agent        string  `json:"agent"`
+	BootTimeout  string  `json:"boot_timeout"`
+	Grace        string  `json:"interrupt_grace"`
+	MaxWorkspace string  `json:"max_workspace"`
+	PoolSize     float64 `json:"pool_size"`
+
+	memoryMiB    int
+	bootTimeout  time.Duration
+	grace        time.Duration
+	maxWorkspace int64
+}
+
+func defaultConfig() config {
+	return config{VMM: "qemu", Accel: "auto", Memory: "512MiB", VCPUs: 1, BootTimeout: "120s", Grace: "3s", MaxWorkspace: "512MiB", PoolSize: -1}
+}
+
+func configSpec() *sdk.ConfigSpec {
+	d := defaultConfig()
+	return &sdk.ConfigSpec{Attributes: []sdk.ConfigAttribute{
+		{Name: "vmm", Type: sdk.TypeString, Default: d.VMM, Description: `virtual machine monitor: "qemu" (microvm machine) or "cloud-hypervisor" (needs KVM)`},
+		{Name: "vmm_binary", Type: sdk.TypeString, Description: "path of the VMM executable (default: qemu-system-x86_64 or cloud-hypervisor on PATH)"},
+		{Name: "accel", Type: sdk.TypeString, Default: d.Accel, Description: `"auto" (KVM where a probe guest really runs under it, else TCG emulation), "kvm" or "tcg"`},
+		{Name: "memory", Type: sdk.TypeSize, Default: d.Memory, Description: "memory of each microVM"},
+		{Name: "vcpus", Type: sdk.TypeNumber, Default: d.VCPUs, Description: "virtual CPUs of each microVM"},
+		{Name: "image_dir", Type: sdk.TypeString, Description: "where the guest image is built and cached (default: the user cache dir, or $MCPRUNTIME_MICROVM_IMAGES)"},
+		{Name: "agent", Type: sdk.TypeString, Description: "guest agent binary (default: mcpruntime-microvm-agent next to the plugin)"},
+		{Name: "boot_timeout", Type: sdk.TypeDuration, Default: d.BootTimeout, Description: "how long a VM may take to boot or restore"},
+		{Name: "interrupt_grace", Type: sdk.TypeDuration, Default: d.Grace, Description: "how long interrupted code may take to stop before the VM is killed"},
+		{Name: "max_workspace", Type: sdk.TypeSize, Default: d.MaxWorkspace, Description: "largest workspace synchronised into a VM"},
+		{Name: "pool_size", Type: sdk.TypeNumber, Description: "booted VMs kept ready (default: the core's pool size)"},
+	}}
+}
+
+func (c *config) resolve() error {
+	var err error
+	mem, err := parseSize(c.Memory)
+	if err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
+	if mem < 128<<20 {
+		return fmt.Errorf("memory %s: at least 128MiB is needed for Python", c.Memory)
+	}
+	c.memoryMiB = int(mem >> 20)
+	if c.VCPUs < 1 || c.VCPUs > 64 {
+		return fmt.Errorf("vcpus %d: want 1..64", c.VCPUs)
+	}
+	if c.bootTimeout, err = time.ParseDuration(c.BootTimeout); err != nil {
+		return fmt.Errorf("boot_timeout: %w", err)
+	}
+	if c.grace, err = time.ParseDuration(c.Grace); err != nil {
+		return fmt.Errorf("interrupt_grace: %w", err)
+	}
+	if c.maxWorkspace, err = parseSize(c.MaxWorkspace); err != nil {
+		return fmt.Errorf("max_workspace: %w", err)
+	}
+	switch c.Accel {
+	case "auto", "kvm", "tcg":
+	default:
+		return fmt.Errorf(`accel %q: want "auto", "kvm" or "tcg"`, c.Accel)
+	}
+	return nil
+}
+
+// parseSize reads "512MiB", "1G", "1048576".
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1},
+	}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+			if err != nil || f < 0 {
+				return 0, fmt.Errorf("bad size %q", s)
+			}
+			return int64(f * float64(u.mult)), nil
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n, nil
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/testenv"
+	"github.com/mcpruntime/mcpruntime/sdk/sandboxtest"
+)
+
+// TestConformance builds the plugin and runs the sdk's conformance suite
+// against the binary, as the core would launch it, with a warm pool.
+func TestConformance(t *testing.T) {
+	testenv.RequireContainerd(t)
+	bin := buildPlugin(t)
+	sandboxtest.Run(t, bin, sandboxtest.WithPoolSize(2), sandboxtest.WithConfig(testenv.ConfigJSON()))
+}
+
+// TestConformanceColdPath runs the suite without a pool: every session
+// starts its own container.
+func TestConformanceColdPath(t *testing.T) {
+	testenv.RequireContainerd(t)
+	if testing.Short() {
+		t.Skip("the cold-path run repeats the suite; skipped in -short mode")
+	}
+	bin := buildPlugin(t)
+	sandboxtest.Run(t, bin, sandboxtest.WithConfig(testenv.ConfigJSON()))
+}
+
+func buildPlugin(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("OPENSANDBOX_PLUGIN_BIN"); p != "" {
+		return p
+	}
+	bin := filepath.Join(t.TempDir(), "mcpruntime-plugin-opensandbox")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build plugin: %v\n%s", err, out)
+	}
+	return bin
+}

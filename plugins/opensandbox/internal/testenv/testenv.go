@@ -1,0 +1,42 @@
+// Package testenv decides whether the machine can run the backend's tests
+// and gives them a consistent configuration.
+package testenv
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/daemon"
+)
+
+// Namespace is the containerd namespace tests use, apart from a user's.
+const Namespace = "mcpruntime-opensandbox-test"
+
+// ConfigJSON is the backend config block tests use.
+func ConfigJSON() string {
+	return `{"namespace": "` + Namespace + `"}`
+}
+
+// RequireContainerd skips the test when containerd genuinely cannot run
+// here (not installed, or not root), and otherwise makes sure the private
+// daemon answers. A daemon that is installed but fails to start fails the
+// test: that is a bug to see, not a reason to skip.
+func RequireContainerd(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("containers need root: run the opensandbox tests as root")
+	}
+	if daemon.Answers(context.Background(), daemon.DefaultAddress) == nil {
+		return
+	}
+	for _, bin := range []string{"containerd", "runc"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s is not installed (make -C plugins/opensandbox deps installs it)", bin)
+		}
+	}
+	if err := daemon.Ensure(context.Background(), daemon.DefaultPaths(), nil); err != nil {
+		t.Fatalf("start the private containerd: %v", err)
+	}
+}
