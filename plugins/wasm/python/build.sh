@@ -69,6 +69,9 @@ if [[ -f $OUT/build-info.json && -f $OUT/python.wasm && -f $OUT/lib/python$PY_MA
 fi
 
 mkdir -p "$W"
+# One build per cache dir at a time.
+exec 9>"$W/.lock"
+if ! flock -n 9; then echo "python-wasi: waiting for another build using $W"; flock 9; fi
 : >"$LOG"
 on_error() {
   local rc=$?
@@ -265,10 +268,12 @@ find "$STAGE" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 # ---------------------------------------------------------------- install
 phase "installing into $OUT"
+[[ $OUT != / ]] || die "refusing to install into /"
 rm -f "$OUT/build-info.json"
-rm -rf "$OUT/lib" "$OUT/python.wasm"
+rm -rf "$OUT/lib/python$PY_MAJMIN" "$OUT/python.wasm"   # only what this script owns
+mkdir -p "$OUT/lib"
 cp -a "$STAGE/python.wasm" "$OUT/python.wasm"
-cp -a "$STAGE/lib" "$OUT/lib"
+cp -a "$LIBDEST" "$OUT/lib/"
 
 WASM_SHA=$(sha "$OUT/python.wasm")
 json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
