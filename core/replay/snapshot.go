@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -39,12 +38,12 @@ type FileEntry struct {
 
 // SnapshotStats say what a snapshot cost.
 type SnapshotStats struct {
-	Files      int   `json:"files"`
-	Bytes      int64 `json:"bytes"`
-	Hashed     int   `json:"hashed"`      // files read (not known unchanged)
-	NewObjects int   `json:"new_objects"` // contents stored for the first time
-	NewBytes   int64 `json:"new_bytes"`
-	NewManifest bool `json:"new_manifest"`
+	Files       int   `json:"files"`
+	Bytes       int64 `json:"bytes"`
+	Hashed      int   `json:"hashed"`      // files read (not known unchanged)
+	NewObjects  int   `json:"new_objects"` // contents stored for the first time
+	NewBytes    int64 `json:"new_bytes"`
+	NewManifest bool  `json:"new_manifest"`
 }
 
 // Snapshotter takes content-addressed snapshots of one workspace. It
@@ -175,9 +174,8 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 			seen[rel] = true
 			ce := cacheEntry{size: info.Size(), mtime: info.ModTime().UnixNano(), ino: inode(info)}
 			if c, ok := s.cache[rel]; ok && c.size == ce.size && c.mtime == ce.mtime && c.ino == ce.ino && ce.mtime < racy {
-				if _, err := os.Stat(ObjectPath(s.Workspace, c.hash)); err == nil {
-					ce.hash = c.hash
-				}
+				ce.hash = c.hash // its object was stored or seen when cached
+
 			}
 			if ce.hash == "" {
 				h, size, n, err := s.store(path)
@@ -482,5 +480,3 @@ func copyObject(src, dst string, mode fs.FileMode) error {
 	}
 	return os.Rename(tmp.Name(), dst)
 }
-
-var errNotFound = errors.New("not found")

@@ -1,0 +1,314 @@
+package replay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mcpruntime/mcpruntime/core/session"
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
+
+// InternalMarker starts code the runtime runs for itself (saving and
+// restoring state). Such executions are not recorded as steps.
+const InternalMarker = "# mcpruntime:replay-internal\n"
+
+// IsInternal reports whether code is the runtime's own.
+func IsInternal(code string) bool { return strings.HasPrefix(code, InternalMarker) }
+
+type ctxKey int
+
+const (
+	taskKey ctxKey = iota
+	internalKey
+)
+
+// WithTask labels the executions run with ctx with task (e.g. the agent's
+// goal) in the replay log.
+func WithTask(ctx context.Context, task string) context.Context {
+	return context.WithValue(ctx, taskKey, task)
+}
+
+// Internal marks executions run with ctx as the runtime's own: the
+// recorder does not log them.
+func Internal(ctx context.Context) context.Context {
+	return context.WithValue(ctx, internalKey, (*saveJob)(nil))
+}
+
+// StateInfo is the sidecar of a state pickle: what save_state saved and
+// skipped, or why there is no pickle.
+type StateInfo struct {
+	Saved      []string          `json:"saved"`
+	Skipped    map[string]string `json:"skipped,omitempty"`
+	Error      string            `json:"error,omitempty"`
+	DurationMs float64           `json:"duration_ms"`
+}
+
+// StatePath is the pickle of session's variables after step, relative to
+// the workspace (the sandbox's working directory).
+func StatePath(sessionID string, step int) string {
+	return Dir + "/state/" + sessionID + "-" + strconv.Itoa(step) + ".pkl"
+}
+
+// ReadStateInfo reads the sidecar of a state ref.
+func ReadStateInfo(workspace, ref string) (*StateInfo, error) {
+	b, err := os.ReadFile(filepath.Join(workspace, filepath.FromSlash(ref)) + ".json")
+	if err != nil {
+		return nil, err
+	}
+	var si StateInfo
+	if err := json.Unmarshal(b, &si); err != nil {
+		return nil, fmt.Errorf("state info of %s: %w", ref, err)
+	}
+	return &si, nil
+}
+
+func writeStateInfo(workspace, ref string, si *StateInfo) error {
+	b, _ := json.Marshal(si)
+	return writeAtomic(filepath.Join(workspace, filepath.FromSlash(ref))+".json", b)
+}
+
+func saveCode(ref string) string {
+	// No names are bound in the session's globals by this code.
+	return InternalMarker + fmt.Sprintf("__import__('os').makedirs(%q, exist_ok=True)\n__import__('builtins').print(__import__('json').dumps(__import__('mcpruntime').save_state(%q)))\n",
+		filepath.ToSlash(filepath.Dir(ref)), ref)
+}
+
+func loadCode(ref string) string {
+	return InternalMarker + fmt.Sprintf("__import__('builtins').print(__import__('json').dumps(__import__('mcpruntime').load_state(%q)))\n", ref)
+}
+
+// Recorder appends a replay entry for every execution of a manager.
+type Recorder struct {
+	m      *session.Manager
+	logger hclog.Logger
+	// SaveState pickles the session's variables after every step.
+	SaveState bool
+
+	mu       sync.Mutex
+	sessions map[string]*sessionState
+	snaps    map[string]*Snapshotter
+	wg       sync.WaitGroup
+
+	statsMu sync.Mutex
+	stats   Stats
+}
+
+// Stats measure what recording costs.
+type Stats struct {
+	Steps int `json:"steps"`
+	// Inline is spent before the execution returns to its caller:
+	// workspace snapshot and the fsynced log line.
+	Inline time.Duration `json:"inline_ns"`
+	// State is the state save, run after the caller has its result.
+	State      time.Duration `json:"state_ns"`
+	StateSaves int           `json:"state_saves"`
+}
+
+type sessionState struct {
+	next int
+	task string
+	log  *Log
+}
+
+type saveJob struct {
+	session string
+	step    int
+	stale   bool
+}
+
+// Record registers a recorder on m and returns it.
+func Record(m *session.Manager, logger hclog.Logger) *Recorder {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	r := &Recorder{m: m, logger: logger, SaveState: true, sessions: map[string]*sessionState{}, snaps: map[string]*Snapshotter{}}
+	m.Observe(r.observe)
+	return r
+}
+
+// SetTask labels the following steps of session with task.
+func (r *Recorder) SetTask(sessionID, task string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st, ok := r.sessions[sessionID]; ok {
+		st.task = task
+		return
+	}
+	r.sessions[sessionID] = &sessionState{next: -1, task: task}
+}
+
+// Wait blocks until pending state saves finish.
+func (r *Recorder) Wait() { r.wg.Wait() }
+
+// Stats returns what recording has cost so far.
+func (r *Recorder) Stats() Stats {
+	r.statsMu.Lock()
+	defer r.statsMu.Unlock()
+	return r.stats
+}
+
+// Snapshotter returns the (shared) snapshotter of workspace.
+func (r *Recorder) snapshotter(workspace string) *Snapshotter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.snaps[workspace]; ok {
+		return s
+	}
+	var extra []string
+	if cfg := r.m.Config(); cfg != nil && cfg.StateDir != "" {
+		extra = append(extra, cfg.StateDir)
+	}
+	s := NewSnapshotter(workspace, extra...)
+	r.snaps[workspace] = s
+	return s
+}
+
+// step numbers the next step of s, continuing an existing log.
+func (r *Recorder) step(s *session.Session) (*sessionState, int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st, ok := r.sessions[s.ID]
+	if !ok {
+		st = &sessionState{next: -1}
+		r.sessions[s.ID] = st
+	}
+	if st.log == nil {
+		l, err := OpenLog(s.Workspace, s.ID)
+		if err != nil {
+			return nil, 0, err
+		}
+		st.log = l
+	}
+	if st.next < 0 {
+		st.next = 1
+		entries, _, _ := st.log.Read()
+		for _, e := range entries {
+			st.next = max(st.next, e.Step+1)
+		}
+	}
+	n := st.next
+	st.next++
+	return st, n, nil
+}
+
+func (r *Recorder) observe(ctx context.Context, s *session.Session, step *session.Step) {
+	if v := ctx.Value(internalKey); v != nil || IsInternal(step.Code) {
+		if job, _ := v.(*saveJob); job != nil {
+			r.mu.Lock()
+			st := r.sessions[job.session]
+			job.stale = st != nil && st.next != job.step+1
+			r.mu.Unlock()
+		}
+		return
+	}
+	t0 := time.Now()
+	st, n, err := r.step(s)
+	if err != nil {
+		r.logger.Warn("replay: not recording", "session", s.ID, "error", err)
+		return
+	}
+	e := &Entry{Step: n, Time: step.Started, Session: s.ID, Code: step.Code, Stdout: step.Stdout, Stderr: step.Stderr,
+		Backend: s.Backend, HostCalls: step.Calls}
+	if task, ok := ctx.Value(taskKey).(string); ok && task != "" {
+		e.Task = task
+	} else {
+		r.mu.Lock()
+		e.Task = st.task
+		r.mu.Unlock()
+	}
+	if res := step.Result; res != nil {
+		e.Exit, e.DurationMs = res.ExitCode, float64(res.Duration.Microseconds())/1000
+		e.ErrorKind, e.StateLost, e.Truncated = res.Error, res.StateLost, res.OutputTruncated
+		if res.Error != sdk.ErrorNone {
+			e.Error = res.Message
+		}
+		e.OK = res.ExitCode == 0 && res.Error == sdk.ErrorNone
+	}
+	if step.Err != nil {
+		e.Exit, e.Error, e.OK = 125, step.Err.Error(), false
+		e.DurationMs = float64(time.Since(step.Started).Microseconds()) / 1000
+	}
+	id, man, _, err := r.snapshotter(s.Workspace).Snapshot()
+	if err != nil {
+		e.RecordError = "workspace snapshot: " + err.Error()
+	} else {
+		e.WorkspaceSnapshot, e.WorkspaceSkipped = id, man.Skipped
+	}
+	if r.SaveState {
+		e.State = StatePath(s.ID, n)
+	}
+	if err := st.log.Append(e); err != nil {
+		r.logger.Error("replay: cannot append to the log", "path", st.log.Path(), "error", err)
+	}
+	inline := time.Since(t0)
+	r.statsMu.Lock()
+	r.stats.Steps++
+	r.stats.Inline += inline
+	r.statsMu.Unlock()
+	r.logger.Debug("replay: step recorded", "session", s.ID, "step", n, "inline_ms", float64(inline.Microseconds())/1000)
+	if r.SaveState {
+		// The session is locked while observers run: save once it is free.
+		// The job sees whether another step got in first (then the pickle
+		// would be of a later state and is discarded).
+		job := &saveJob{session: s.ID, step: n}
+		r.wg.Add(1)
+		go r.saveState(context.WithoutCancel(ctx), s, e.State, job)
+	}
+}
+
+func (r *Recorder) saveState(ctx context.Context, s *session.Session, ref string, job *saveJob) {
+	defer r.wg.Done()
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, internalKey, job), 2*time.Minute)
+	defer cancel()
+	_ = os.MkdirAll(filepath.Join(s.Workspace, Dir, "state"), 0o755)
+	var out strings.Builder
+	res, err := r.m.Exec(ctx, s, saveCode(ref), 0, func(e sdk.Event) {
+		if e.Kind == sdk.EventStdout {
+			out.Write(e.Data)
+		}
+	})
+	si := &StateInfo{}
+	switch {
+	case err != nil:
+		si.Error = "state not saved: " + err.Error()
+	case job.stale:
+		si.Error = fmt.Sprintf("state not saved: a later step of session %s ran before the state of step %d could be saved", s.ID, job.step)
+		_ = os.Remove(filepath.Join(s.Workspace, filepath.FromSlash(ref)))
+	case res.Error != sdk.ErrorNone || res.ExitCode != 0:
+		si.Error = "state not saved: " + strings.TrimSpace(res.Message)
+	default:
+		if perr := parseLastJSON(out.String(), si); perr != nil {
+			si.Error = "state not saved: unexpected save_state output: " + perr.Error()
+		}
+	}
+	si.DurationMs = float64(time.Since(t0).Microseconds()) / 1000
+	r.logger.Debug("replay: state saved", "session", s.ID, "step", job.step, "ms", si.DurationMs, "error", si.Error)
+	if err := writeStateInfo(s.Workspace, ref, si); err != nil {
+		r.logger.Warn("replay: state info", "ref", ref, "error", err)
+	}
+	r.statsMu.Lock()
+	r.stats.State += time.Since(t0)
+	r.stats.StateSaves++
+	r.statsMu.Unlock()
+}
+
+// parseLastJSON decodes the last non-empty line of out into v.
+func parseLastJSON(out string, v any) error {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	if last == "" {
+		return errors.New("no output")
+	}
+	return json.Unmarshal([]byte(last), v)
+}
