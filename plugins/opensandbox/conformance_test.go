@@ -35,7 +35,10 @@ func buildPlugin(t *testing.T) string {
 		return p
 	}
 	bin := filepath.Join(t.TempDir(), "mcpruntime-plugin-opensandbox")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	// Static: the binary also runs inside the containers as their init.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build plugin: %v\n%s", err, out)
 	}
 	return bin

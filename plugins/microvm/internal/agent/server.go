@@ -199,7 +199,7 @@ func (s *server) attach(cfg *proto.SessionConfig) error {
 // running kernel (a pooled kernel starts before its session is known).
 func (s *server) applySession(k *kernelProc, cfg *proto.SessionConfig) error {
 	env, _ := json.Marshal(cfg.Env)
-	src := fmt.Sprintf("import os, json, resource\nos.environ.update(json.loads(%q))\nm = %d\nif m > 0:\n    resource.setrlimit(resource.RLIMIT_AS, (m, m))\n",
+	src := fmt.Sprintf("import os, json, resource\nos.environ.update(json.loads(%q) or {})\nm = %d\nif m > 0:\n    resource.setrlimit(resource.RLIMIT_AS, (m, m))\n",
 		string(env), cfg.MemoryBytes)
 	if err := k.runPrivate(src, 30*time.Second); err != nil {
 		return fmt.Errorf("apply session settings: %w", err)

@@ -208,6 +208,9 @@ func (b *Backend) Close(ctx context.Context) error {
 	if unlock != nil {
 		unlock()
 	}
+	if runDir != "" {
+		_ = os.Remove(filepath.Dir(runDir)) // only if no other plugin uses it
+	}
 	return nil
 }
 

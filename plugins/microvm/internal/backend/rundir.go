@@ -19,7 +19,8 @@ import (
 // unheld: the next one to start kills the VMs recorded there and removes
 // the files.
 
-func runRoot(stateDir string) string {
+// RunRoot is the directory holding the runtime files of plugins using stateDir.
+func RunRoot(stateDir string) string {
 	abs, err := filepath.Abs(stateDir)
 	if err != nil {
 		abs = stateDir
@@ -30,7 +31,7 @@ func runRoot(stateDir string) string {
 // claimRunDir sweeps dead instances and returns this process's directory
 // (reusing current when it is already under the same root).
 func claimRunDir(stateDir string, log hclog.Logger, current string, unlock func()) (string, func(), error) {
-	root := runRoot(stateDir)
+	root := RunRoot(stateDir)
 	if current != "" && filepath.Dir(current) == root {
 		return current, unlock, nil
 	}

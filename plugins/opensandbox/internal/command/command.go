@@ -14,10 +14,12 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/daemon"
+	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/initproc"
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/sandbox"
 )
 
 const usage = `usage: mcpruntime-plugin-opensandbox daemon | daemon-stop | image [flags]
+  init CMD...   (inside a sandbox container) run CMD as the kernel under a reaping init
   daemon        start the private containerd unless it already answers
   daemon-stop   stop the private containerd
   image         build the Python image from Debian packages and import it
@@ -25,6 +27,9 @@ const usage = `usage: mcpruntime-plugin-opensandbox daemon | daemon-stop | image
 
 // Run executes a subcommand and returns the process exit status.
 func Run(args []string) int {
+	if args[0] == "init" {
+		return initproc.Run(args[1:])
+	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "opensandbox", Output: os.Stderr, Level: hclog.Info})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

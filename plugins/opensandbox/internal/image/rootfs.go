@@ -19,6 +19,9 @@ var mountPoints = []string{
 	"mcpruntime/lib", "mcpruntime/kernel", "mcpruntime/state",
 }
 
+// MountPoints are the paths (relative to /) a sandbox image must provide.
+func MountPoints() []string { return append([]string(nil), mountPoints...) }
+
 // SandboxUID is the unprivileged user the kernel runs as.
 const SandboxUID = 1000
 

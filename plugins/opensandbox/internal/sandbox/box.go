@@ -41,8 +41,10 @@ type box struct {
 
 // kernelTask is one run of the kernel as the container's init process.
 type kernelTask struct {
-	task  client.Task
-	pid   int
+	task client.Task
+	pid  int // host pid of the container's init
+	// kernelPid is the kernel's pid inside the container.
+	kernelPid int
 	conn  *kernel.Conn
 	stdin io.WriteCloser
 	done  chan struct{}
@@ -75,9 +77,10 @@ func (k *kernelTask) status() string {
 	}
 }
 
-// interrupt delivers SIGINT to the kernel (KeyboardInterrupt in the cell).
-// The plugin runs in the host's pid namespace, so signalling the task's
-// host pid directly avoids a round trip through the shim and runc.
+// interrupt delivers SIGINT to the kernel (KeyboardInterrupt in the cell)
+// through init, which forwards it. The plugin runs in the host's pid
+// namespace, so signalling the task's host pid directly avoids a round
+// trip through the shim and runc.
 func (k *kernelTask) interrupt() error {
 	if err := syscall.Kill(k.pid, syscall.SIGINT); err != nil {
 		return fmt.Errorf("interrupt kernel: %w", err)
@@ -124,6 +127,7 @@ func (e *engine) newBox(ctx context.Context) (_ *box, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
+	e.log.Debug("container created", "id", id)
 	if b.k, err = b.startKernel(ctx); err != nil {
 		return nil, err
 	}
@@ -136,12 +140,14 @@ func (b *box) startKernel(ctx context.Context) (*kernelTask, error) {
 	stdinR, stdinW := io.Pipe()
 	stdoutR, stdoutW := io.Pipe()
 	k := &kernelTask{stdin: stdinW, done: make(chan struct{}), stderr: &tail{max: 4096}}
+	mark("newtask-begin")
 	task, err := b.ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(stdinR, stdoutW, k.stderr), cio.WithFIFODir(b.e.fifos)))
 	if err != nil {
 		stdinW.Close()
 		return nil, fmt.Errorf("create kernel task: %w", err)
 	}
 	k.task = task
+	mark("newtask-done")
 	exited, err := task.Wait(b.e.ctx)
 	if err != nil {
 		b.deleteTask(ctx, k)
@@ -166,15 +172,19 @@ func (b *box) startKernel(ctx context.Context) (*kernelTask, error) {
 		b.deleteTask(ctx, k)
 		return nil, fmt.Errorf("start kernel in container %s: %w%s", b.id, err, k.stderr.suffix())
 	}
+	mark("started")
 	k.pid = int(task.Pid())
 	k.conn = kernel.NewConn(stdoutR, stdinW)
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := k.conn.WaitReady(wctx); err != nil {
+	ready, err := k.conn.WaitReady(wctx)
+	if err != nil {
 		k.kill()
 		b.deleteTask(ctx, k)
 		return nil, fmt.Errorf("kernel in container %s failed to start (%s): %w%s", b.id, k.status(), err, k.stderr.suffix())
 	}
+	mark("ready")
+	k.kernelPid = ready.Pid
 	return k, nil
 }
 
@@ -256,3 +266,11 @@ func (t *tail) suffix() string {
 }
 
 var errNoKernel = errors.New("no kernel running")
+
+var timingHook func(stage string)
+
+func mark(stage string) {
+	if timingHook != nil {
+		timingHook(stage)
+	}
+}

@@ -111,10 +111,11 @@ func (c cgroup) procs() ([]int, error) {
 	return out, nil
 }
 
-// killAllBut SIGKILLs every process of the container except keep (the
-// kernel): what is left of code stopped by a timeout, e.g. a fork bomb's
-// children, which would otherwise keep running. It repeats until nothing
-// else is left, since processes can fork while being killed.
+// killAllBut SIGKILLs every process of the container except init and the
+// kernel (pid keep inside the container): what is left of code stopped by
+// a timeout, e.g. a fork bomb's children, which would otherwise keep
+// running. It repeats until nothing else is left, since processes can fork
+// while being killed.
 func (c cgroup) killAllBut(keep int) int {
 	killed := 0
 	deadline := time.Now().Add(3 * time.Second)
@@ -125,7 +126,7 @@ func (c cgroup) killAllBut(keep int) int {
 		}
 		others := 0
 		for _, pid := range pids {
-			if pid != keep {
+			if inner, zombie := nsPid(pid); inner != 0 && inner != 1 && inner != keep && !zombie {
 				others++
 				if syscall.Kill(pid, syscall.SIGKILL) == nil {
 					killed++
@@ -157,4 +158,24 @@ func (c cgroup) oomKills() int {
 		}
 	}
 	return 0
+}
+
+// nsPid is a host process's pid in its innermost pid namespace (0 if
+// gone) and whether it is a zombie (dead, waiting to be reaped).
+func nsPid(pid int) (inner int, zombie bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "State:"); ok {
+			zombie = strings.HasPrefix(strings.TrimSpace(rest), "Z")
+		}
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				inner, _ = strconv.Atoi(f[len(f)-1])
+			}
+		}
+	}
+	return inner, zombie
 }

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
@@ -107,6 +109,9 @@ func installKernel(dir string) (string, error) {
 	if _, err := kernel.Install(dir); err != nil {
 		return "", err
 	}
+	if err := installInit(filepath.Join(dir, initName)); err != nil {
+		return "", err
+	}
 	// The kernel runs as an unprivileged user: make the directory readable
 	// whatever the umask or the state directory's mode.
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -115,6 +120,55 @@ func installKernel(dir string) (string, error) {
 	return dir, nil
 }
 
+// installInit copies the plugin binary next to the kernel: inside the
+// container it runs as init (see initproc). It must not need a dynamic
+// loader, since the image's libraries are not the host's.
+func installInit(dst string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("install init: %w", err)
+	}
+	if initBinary != "" {
+		self = initBinary
+	}
+	f, err := elf.Open(self)
+	if err != nil {
+		return fmt.Errorf("install init: %w", err)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			f.Close()
+			return fmt.Errorf("install init: %s is dynamically linked; build the plugin with CGO_ENABLED=0 (make build does)", self)
+		}
+	}
+	f.Close()
+	src, err := os.Stat(self)
+	if err != nil {
+		return fmt.Errorf("install init: %w", err)
+	}
+	if cur, err := os.Stat(dst); err == nil && cur.Size() == src.Size() && cur.ModTime().Equal(src.ModTime()) {
+		return nil
+	}
+	tmp := dst + ".tmp-" + strconv.Itoa(os.Getpid())
+	if _, err := copyFile(self, tmp); err != nil {
+		return fmt.Errorf("install init: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("install init: %w", err)
+	}
+	if err := os.Chtimes(tmp, src.ModTime(), src.ModTime()); err != nil {
+		return fmt.Errorf("install init: %w", err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("install init: %w", err)
+	}
+	return nil
+}
+
+// initBinary overrides the binary installed as init (in-process tests,
+// whose executable is the test binary).
+var initBinary = os.Getenv("OPENSANDBOX_INIT_BINARY")
+
 // rootView prepares the read-only snapshot every container shares as its
 // root file system: a view of the image's only layer costs no copy, and
 // the spec makes the root read-only anyway.
@@ -122,16 +176,33 @@ func (e *engine) rootView(ctx context.Context) error {
 	short := strings.TrimPrefix(e.img.ChainID, "sha256:")[:16]
 	e.rootKey = "osb-rootfs-" + short
 	sn := e.client.SnapshotService(e.s.Snapshotter)
-	if _, err := sn.Stat(ctx, e.rootKey); err == nil {
-		return nil
-	} else if !errdefs.IsNotFound(err) {
+	if _, err := sn.Stat(ctx, e.rootKey); errdefs.IsNotFound(err) {
+		labels := map[string]string{"containerd.io/gc.root": time.Now().UTC().Format(time.RFC3339)}
+		if _, err := sn.View(ctx, e.rootKey, e.img.ChainID, snapshots.WithLabels(labels)); err != nil && !errdefs.IsAlreadyExists(err) {
+			return fmt.Errorf("root snapshot of image %s: %w", e.img.Image.Name(), err)
+		}
+	} else if err != nil {
 		return fmt.Errorf("root snapshot: %w", err)
 	}
-	labels := map[string]string{"containerd.io/gc.root": time.Now().UTC().Format(time.RFC3339)}
-	if _, err := sn.View(ctx, e.rootKey, e.img.ChainID, snapshots.WithLabels(labels)); err != nil && !errdefs.IsAlreadyExists(err) {
+	mounts, err := sn.Mounts(ctx, e.rootKey)
+	if err != nil {
 		return fmt.Errorf("root snapshot of image %s: %w", e.img.Image.Name(), err)
 	}
-	return nil
+	// A read-only root cannot get missing mount points created at start,
+	// and without the interpreter every session would fail later and less
+	// clearly: check the image once here.
+	return mount.WithReadonlyTempMount(ctx, mounts, func(root string) error {
+		var missing []string
+		for _, p := range append([]string{"usr/bin/python3"}, image.MountPoints()...) {
+			if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+				missing = append(missing, "/"+p)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("image %s is not a usable sandbox image (missing %s); remove it and rebuild with `make -C plugins/opensandbox image`", e.img.Image.Name(), strings.Join(missing, ", "))
+		}
+		return nil
+	})
 }
 
 // close removes every pooled container and disconnects. Sessions are

@@ -25,6 +25,8 @@ type session struct {
 	// kernel started before the session existed (pool), so it learns its
 	// working directory, environment and memory rlimit here.
 	setup string
+	// setupErr is why the first setup failed; the kernel is then replaced.
+	setupErr error
 }
 
 // setupCode is the hidden cell that adapts a fresh kernel to a session. It
@@ -49,6 +51,9 @@ func setupCode(spec *sdk.SessionSpec) (string, error) {
 	}
 	return "exec(" + strconv.Quote(b.String()) + ", {})", nil
 }
+
+// reapCode collects the kernel's dead children (all of them were killed).
+var reapCode = "exec(" + strconv.Quote("import os\nwhile True:\n    try:\n        pid, _ = os.waitpid(-1, os.WNOHANG)\n    except ChildProcessError:\n        break\n    if pid == 0:\n        break") + ", {})"
 
 // hidden runs code the user did not write and discards its output.
 func hidden(ctx context.Context, k *kernelTask, code string) error {
@@ -123,10 +128,17 @@ func (e *engine) claim(ctx context.Context, b *box, spec *sdk.SessionSpec) (*ses
 	if err != nil {
 		return nil, fmt.Errorf("session setup: %w", err)
 	}
-	if err := hidden(ctx, b.k, setup); err != nil {
-		return nil, fmt.Errorf("session setup in the kernel: %w", err)
-	}
-	return &session{spec: spec, box: b, setup: setup}, nil
+	s := &session{spec: spec, box: b, setup: setup}
+	// The setup round trip overlaps with the reply to CreateSession and
+	// the arrival of the first Execute, which waits for it on the lock.
+	s.mu.Lock()
+	go func() {
+		defer s.mu.Unlock()
+		if err := hidden(e.ctx, b.k, setup); err != nil {
+			s.setupErr = fmt.Errorf("session setup in the kernel: %w", err)
+		}
+	}()
+	return s, nil
 }
 
 // exec runs code like kernel.Local does: kernel deaths and code that
@@ -136,6 +148,12 @@ func (s *session) exec(ctx context.Context, req *sdk.ExecRequest, emit func(sdk.
 	defer s.mu.Unlock()
 	b := s.box
 	restarted := false
+	if s.setupErr != nil {
+		s.box.e.log.Warn("session setup failed; starting a fresh kernel", "session", s.spec.ID, "error", s.setupErr)
+		s.setupErr = nil
+		b.deleteTask(ctx, b.k)
+		b.k = nil
+	}
 	if b.k == nil || !b.k.alive() {
 		if err := s.restart(ctx); err != nil {
 			return nil, err
@@ -156,8 +174,13 @@ func (s *session) exec(ctx context.Context, req *sdk.ExecRequest, emit func(sdk.
 	case err == nil:
 		if res.Error == sdk.ErrorTimeout {
 			// The kernel survived; what the code started must not.
-			if n := b.cg.killAllBut(k.pid); n > 0 {
+			if n := b.cg.killAllBut(k.kernelPid); n > 0 {
 				res.Message += fmt.Sprintf("; %d leftover process(es) of the code were killed", n)
+				// They were the kernel's children: collect them, or their
+				// zombies would keep counting against the pids limit.
+				if err := hidden(ctx, k, reapCode); err != nil {
+					s.box.e.log.Warn("reap killed processes", "session", s.spec.ID, "error", err)
+				}
 			}
 		}
 		res.StateLost = res.StateLost || restarted

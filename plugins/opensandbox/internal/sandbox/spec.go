@@ -21,10 +21,13 @@ const (
 	guestStateDir  = "/mcpruntime/state"
 )
 
-// kernelArgs start the sdk kernel as the container's init process: -I
-// ignores PYTHON* variables and user site-packages, -B keeps bytecode
-// files out of the workspace.
-var kernelArgs = []string{"/usr/bin/python3", "-I", "-B", guestKernelDir + "/" + kernel.FileName}
+// kernelArgs start the sdk kernel under the plugin binary's init mode
+// (see initproc): -I ignores PYTHON* variables and user site-packages, -B
+// keeps bytecode files out of the workspace.
+var kernelArgs = []string{guestKernelDir + "/" + initName, "init", "/usr/bin/python3", "-I", "-B", guestKernelDir + "/" + kernel.FileName}
+
+// initName is the plugin binary's copy in the kernel directory.
+const initName = "init"
 
 // sandboxCaps is the whole capability set of the (non-root) kernel.
 // CAP_DAC_OVERRIDE lets it write a workspace owned by another host user

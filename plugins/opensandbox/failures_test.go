@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/daemon"
+	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/image"
+	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/testenv"
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
+
+// configureErr launches the plugin and returns what Configure says about
+// config.
+func configureErr(t *testing.T, bin, config string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := sdk.Launch(ctx, bin)
+	if err != nil {
+		t.Fatalf("launch: %v", err)
+	}
+	defer p.Kill()
+	return p.Configure(ctx, &sdk.Config{JSON: []byte(config), StateDir: t.TempDir()})
+}
+
+func TestBadEnvironment(t *testing.T) {
+	testenv.RequireContainerd(t)
+	bin := buildPlugin(t)
+	t.Run("dead_socket", func(t *testing.T) {
+		// A socket file nobody listens on any more.
+		sock := filepath.Join(t.TempDir(), "dead.sock")
+		l, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.(*net.UnixListener).SetUnlinkOnClose(false)
+		l.Close()
+		for _, addr := range []string{sock, "/nonexistent/containerd.sock"} {
+			err := configureErr(t, bin, fmt.Sprintf(`{"address": %q, "namespace": %q}`, addr, testenv.Namespace))
+			if err == nil || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "containerd") {
+				t.Fatalf("address %s: %v", addr, err)
+			}
+			t.Logf("%s: %v", addr, err)
+		}
+	})
+	t.Run("missing_image", func(t *testing.T) {
+		err := configureErr(t, bin, fmt.Sprintf(`{"namespace": %q, "image": "mcpruntime/missing:none", "build_image": false}`, testenv.Namespace))
+		if err == nil || !strings.Contains(err.Error(), "not found") || !strings.Contains(err.Error(), "make") {
+			t.Fatalf("missing image: %v", err)
+		}
+		t.Log(err)
+	})
+	ctx := namespaces.WithNamespace(context.Background(), testenv.Namespace)
+	c, err := client.New(daemon.DefaultAddress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// An image that claims to be ours but holds no Python.
+	rootfs := t.TempDir()
+	os.WriteFile(filepath.Join(rootfs, "hello.txt"), []byte("not python"), 0o644)
+	layer, err := image.WriteLayer(rootfs, filepath.Join(t.TempDir(), "layer.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{image.LabelRecipe: image.RecipeKey(append(append([]string{}, image.BasePackages...), image.DefaultExtraPackages...))}
+	const corrupt = "mcpruntime/corrupt:test"
+	img, err := image.Import(ctx, c, layer, image.ImageConfig{Name: corrupt, Labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.ImageService().Delete(ctx, corrupt)
+	t.Run("image_without_python", func(t *testing.T) {
+		err := configureErr(t, bin, fmt.Sprintf(`{"namespace": %q, "image": %q, "build_image": false}`, testenv.Namespace, corrupt))
+		if err == nil || !strings.Contains(err.Error(), "/usr/bin/python3") || !strings.Contains(err.Error(), "rebuild") {
+			t.Fatalf("session on an image without python: %v", err)
+		}
+		t.Log(err)
+		assertNoContainersOf(t, c, ctx, "")
+	})
+	t.Run("image_missing_content", func(t *testing.T) {
+		// Drop the unpacked rootfs and the layer blob: the image record
+		// remains but cannot be unpacked any more.
+		diffs, _ := img.RootFS(ctx)
+		sn := c.SnapshotService("overlayfs")
+		_ = sn.Remove(ctx, "osb-rootfs-"+strings.TrimPrefix(diffs[0].String(), "sha256:")[:16])
+		_ = sn.Remove(ctx, diffs[0].String())
+		if err := c.ContentStore().Delete(ctx, layer.Digest); err != nil {
+			t.Fatalf("delete layer blob: %v", err)
+		}
+		err := configureErr(t, bin, fmt.Sprintf(`{"namespace": %q, "image": %q, "build_image": false}`, testenv.Namespace, corrupt))
+		if err == nil || !strings.Contains(err.Error(), "rebuild") {
+			t.Fatalf("image with missing content: %v", err)
+		}
+		t.Log(err)
+	})
+}
+
+// assertNoContainersOf fails if containers of owner pid (any, if empty)
+// are left in the test namespace.
+func assertNoContainersOf(t *testing.T, c *client.Client, ctx context.Context, pid string) {
+	t.Helper()
+	ctrs, err := c.Containers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ctr := range ctrs {
+		labels, _ := ctr.Labels(ctx)
+		owner := labels["mcpruntime.opensandbox/owner"]
+		if pid == "" && !strings.HasPrefix(ctr.ID(), "osb-") {
+			continue
+		}
+		if pid == "" || strings.HasPrefix(owner, pid+":") {
+			if pid == "" && owner != "" && ownerRunning(owner) {
+				continue
+			}
+			t.Errorf("container %s (owner %s) leaked", ctr.ID(), owner)
+		}
+	}
+}
+
+func ownerRunning(owner string) bool {
+	var pid int
+	fmt.Sscanf(owner, "%d:", &pid)
+	return pid > 0 && syscall.Kill(pid, 0) == nil
+}
+
+// TestCrashLeavesNothing kills the plugin with SIGKILL while it holds
+// sessions and a warm pool, and checks that the next start removes every
+// container, task and slot it left, and that a clean shutdown leaves none.
+func TestCrashLeavesNothing(t *testing.T) {
+	testenv.RequireContainerd(t)
+	bin := buildPlugin(t)
+	ctx := namespaces.WithNamespace(context.Background(), testenv.Namespace)
+	c, err := client.New(daemon.DefaultAddress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	h := launch(t, bin, 2, "")
+	id := h.session(t, sdk.Limits{})
+	h.expect(t, id, "_ = open('crash.txt', 'w').write('x')", "")
+	pid := fmt.Sprint(h.p.Pid())
+	time.Sleep(time.Second) // let the pool fill
+	if n := countOwned(t, c, ctx, pid); n < 2 {
+		t.Fatalf("expected the session and pooled containers, found %d", n)
+	}
+	if err := syscall.Kill(-h.p.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for !h.p.Exited() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := countOwned(t, c, ctx, pid); n == 0 {
+		t.Fatal("a SIGKILLed plugin cannot clean up; expected leftovers before the restart")
+	}
+	slots, _ := filepath.Glob(filepath.Join("/run/mcpruntime/opensandbox", testenv.Namespace, "slots", "osb-"+pid+"-*"))
+	if len(slots) == 0 {
+		t.Fatal("expected leftover slots before the restart")
+	}
+
+	h2 := launch(t, bin, 1, "")
+	h2.ws = h.ws
+	assertNoContainersOf(t, c, ctx, pid)
+	for _, s := range slots {
+		if _, err := os.Stat(s); err == nil {
+			t.Errorf("slot %s survived the restart", s)
+		}
+	}
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), "/slots/osb-"+pid+"-") {
+		t.Errorf("mounts of the dead plugin survived the restart")
+	}
+	id2 := h2.session(t, sdk.Limits{})
+	h2.expect(t, id2, "print(open('crash.txt').read())", "x\n")
+
+	// A clean shutdown removes everything it created.
+	pid2 := fmt.Sprint(h2.p.Pid())
+	h2.p.Kill()
+	assertNoContainersOf(t, c, ctx, pid2)
+	if left, _ := filepath.Glob(filepath.Join("/run/mcpruntime/opensandbox", testenv.Namespace, "slots", "osb-"+pid2+"-*")); len(left) > 0 {
+		t.Errorf("slots left after a clean shutdown: %v", left)
+	}
+}
+
+func countOwned(t *testing.T, c *client.Client, ctx context.Context, pid string) int {
+	t.Helper()
+	ctrs, err := c.Containers(ctx, "labels.\"mcpruntime.opensandbox/owner\"~=\"^"+pid+":\"")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ctrs)
+}
