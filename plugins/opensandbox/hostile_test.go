@@ -199,16 +199,40 @@ func TestHostileCode(t *testing.T) {
 	h.expect(t, bystander, "print(mine)", "intact\n")
 }
 
-// TestDefaultImage checks what agents expect of the default image, and
+// TestDefaultImage checks what agents expect of the default image (under
+// the 512 MiB limit the example runtime.hcl sets), and
 // that the environment a session asks for reaches its code.
 func TestDefaultImage(t *testing.T) {
 	testenv.RequireContainerd(t)
 	h := launch(t, buildPlugin(t), 1, "")
 	id := fmt.Sprintf("image-%d", os.Getpid())
-	spec := &sdk.SessionSpec{ID: id, Workspace: h.ws, Limits: sdk.Limits{Timeout: time.Minute}, Env: map[string]string{"GREETING": "hi"}}
+	spec := &sdk.SessionSpec{ID: id, Workspace: h.ws, Limits: sdk.Limits{Timeout: time.Minute, MemoryBytes: 512 << 20}, Env: map[string]string{"GREETING": "hi"}}
 	if err := h.p.CreateSession(context.Background(), spec); err != nil {
 		t.Fatal(err)
 	}
 	h.expect(t, id, "import numpy as np, pandas as pd\nprint(int(np.arange(4).sum()), len(pd.DataFrame({'a': [1, 2]})))", "6 2\n")
 	h.expect(t, id, "import os, subprocess\nprint(os.environ['GREETING'], os.getcwd(), subprocess.run(['sh', '-c', 'echo sh-ok'], capture_output=True, text=True).stdout.strip())", "hi /workspace sh-ok\n")
+}
+
+// TestLibraryMounts checks that spec.Mounts appear read-only at their
+// targets below /mcpruntime/lib and are importable, on a pooled container.
+func TestLibraryMounts(t *testing.T) {
+	testenv.RequireContainerd(t)
+	h := launch(t, buildPlugin(t), 1, "")
+	skills := t.TempDir()
+	if err := os.WriteFile(filepath.Join(skills, "greet.py"), []byte("def run(name):\n    return 'hello ' + name\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the pool has a container ready
+	id := fmt.Sprintf("mounts-%d", os.Getpid())
+	spec := &sdk.SessionSpec{ID: id, Workspace: h.ws, Limits: sdk.Limits{Timeout: time.Minute},
+		Mounts: []sdk.Mount{{Source: skills, Target: sdk.GuestSkills, ReadOnly: true}}}
+	if err := h.p.CreateSession(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(t, id, "from skills.greet import run\nprint(run('sandbox'))", "hello sandbox\n")
+	h.expect(t, id, "import errno\ntry:\n    open('/mcpruntime/lib/skills/evil.py', 'w')\nexcept OSError as e:\n    print(errno.errorcode[e.errno])", "EROFS\n")
+	if _, err := os.Stat(filepath.Join(skills, "evil.py")); err == nil {
+		t.Fatal("the sandbox wrote into a read-only mount")
+	}
 }

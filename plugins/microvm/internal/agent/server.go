@@ -166,6 +166,14 @@ func (s *server) startKernel(gen uint32) (*proto.Msg, error) {
 		if err := s.applySession(k, s.session); err != nil {
 			return nil, err
 		}
+	} else {
+		// A pooled kernel: run the code paths a session's first cells take
+		// (under emulation, first-time code is translated, which is slow)
+		// so the session does not pay for it.
+		if err := k.runPrivate(warmup, 30*time.Second); err != nil {
+			return nil, err
+		}
+		_, _, _ = s.files.scan()
 	}
 	return &proto.Msg{Pid: k.cmd.Process.Pid, Python: k.python, Gen: gen}, nil
 }
@@ -199,8 +207,8 @@ func (s *server) attach(cfg *proto.SessionConfig) error {
 // running kernel (a pooled kernel starts before its session is known).
 func (s *server) applySession(k *kernelProc, cfg *proto.SessionConfig) error {
 	env, _ := json.Marshal(cfg.Env)
-	src := fmt.Sprintf("import os, json, resource\nos.environ.update(json.loads(%q) or {})\nm = %d\nif m > 0:\n    resource.setrlimit(resource.RLIMIT_AS, (m, m))\n",
-		string(env), cfg.MemoryBytes)
+	src := fmt.Sprintf("import os, sys, json, resource\nos.environ.update(json.loads(%q) or {})\nm = %d\nif m > 0:\n    resource.setrlimit(resource.RLIMIT_AS, (m, m))\n%s",
+		string(env), cfg.MemoryBytes, reseedPython)
 	if err := k.runPrivate(src, 30*time.Second); err != nil {
 		return fmt.Errorf("apply session settings: %w", err)
 	}
@@ -245,14 +253,16 @@ func (s *server) reseed(seed []byte) error {
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), rndReseedCRNG, 0); e != 0 {
 		return fmt.Errorf("RNDRESEEDCRNG: %w", e)
 	}
-	s.kmu.Lock()
-	k := s.kernel
-	s.kmu.Unlock()
-	if k != nil && k.alive() {
-		return k.runPrivate("import sys\nr = sys.modules.get('random')\nif r is not None:\n    r.seed()\n", 30*time.Second)
-	}
+	// Python's random module is reseeded by the attach that follows a
+	// restore (applySession), saving one cell on a cold guest.
 	return nil
 }
+
+// reseedPython reseeds Python's random module if the session imported it.
+const reseedPython = "r = sys.modules.get('random')\nif r is not None:\n    r.seed()\n"
+
+// warmup exercises what a first cell and a session attach run.
+const warmup = "import os, sys, json, resource\nos.environ.update(json.loads('{}'))\nx = [i * 2 for i in range(100)]\nprint(len(x))\n"
 
 func release() string {
 	var u unix.Utsname

@@ -22,6 +22,10 @@ type pool struct {
 	stopped chan struct{}
 }
 
+// refillDelay is how long the pool waits before replacing a VM it handed
+// out.
+const refillDelay = 750 * time.Millisecond
+
 func newPool(b *Backend, size int) *pool {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &pool{b: b, size: size, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, stopped: make(chan struct{})}
@@ -82,7 +86,9 @@ func (p *pool) get(ctx context.Context) (*vm, error) {
 		p.idle = p.idle[1:]
 		if v.alive() {
 			p.mu.Unlock()
-			p.signal()
+			// Refill a moment later: a boot takes a whole core under
+			// emulation and would slow the session's first execution.
+			time.AfterFunc(refillDelay, p.signal)
 			return v, nil
 		}
 		go v.destroy()

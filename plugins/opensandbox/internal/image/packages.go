@@ -27,7 +27,7 @@ var DefaultExtraPackages = []string{"python3-numpy", "python3-pandas"}
 
 // recipeVersion changes whenever the way the root file system is assembled
 // changes, so images built by an older recipe are rebuilt.
-const recipeVersion = "osb-rootfs-4"
+const recipeVersion = "osb-rootfs-5"
 
 // Package is one resolved Debian package.
 type Package struct {

@@ -84,6 +84,9 @@ func AssembleRootfs(ctx context.Context, dir string, debs []string, progress fun
 			}
 		}
 	}
+	if err := alternativeLibDirs(dir); err != nil {
+		return fmt.Errorf("assemble rootfs: %w", err)
+	}
 	progress("building the linker cache")
 	if out, err := exec.CommandContext(ctx, "ldconfig", "-r", dir).CombinedOutput(); err != nil {
 		return fmt.Errorf("assemble rootfs: ldconfig: %w: %s", err, out)
@@ -107,12 +110,60 @@ func AssembleRootfs(ctx context.Context, dir string, debs []string, progress fun
 		}()
 	}
 	wg.Wait()
-	check := exec.CommandContext(ctx, "chroot", dir, "/usr/bin/python3", "-c", "import json, ssl, sqlite3, pickle, resource")
+	// Import every top-level package of dist-packages: a missing shared
+	// library shows here rather than in a user's session.
+	check := exec.CommandContext(ctx, "chroot", dir, "/usr/bin/python3", "-c", importCheck)
 	check.Env = env
 	if cout, err := check.CombinedOutput(); err != nil {
 		return fmt.Errorf("assemble rootfs: the assembled python does not run: %w: %s %s", err, cout, lastLines(string(outs[0])+string(outs[1]), 5))
 	}
 	return nil
+}
+
+const importCheck = `import json, ssl, sqlite3, pickle, resource, os, importlib
+d = "/usr/lib/python3/dist-packages"
+names = sorted({n.split(".")[0].split("-")[0] for n in os.listdir(d) if n.isidentifier() or n.endswith(".py")} - {"__pycache__"})
+for n in names:
+    n = n[:-3] if n.endswith(".py") else n
+    if n.isidentifier() and not n.startswith("_"):
+        importlib.import_module(n)
+`
+
+// alternativeLibDirs makes libraries that Debian exposes through
+// update-alternatives (maintainer scripts, which are not run here) visible
+// to the dynamic linker: e.g. libblas.so.3 lives in
+// /usr/lib/x86_64-linux-gnu/blas/ and numpy needs it. Every subdirectory of
+// a library directory holding a shared library the parent lacks is added
+// to the linker's search path.
+func alternativeLibDirs(root string) error {
+	var dirs []string
+	parents, _ := filepath.Glob(filepath.Join(root, "usr/lib/*-linux-gnu"))
+	for _, parent := range parents {
+		subs, err := os.ReadDir(parent)
+		if err != nil {
+			return err
+		}
+		for _, sub := range subs {
+			if !sub.IsDir() {
+				continue
+			}
+			libs, _ := filepath.Glob(filepath.Join(parent, sub.Name(), "lib*.so.*"))
+			for _, lib := range libs {
+				if _, err := os.Lstat(filepath.Join(parent, filepath.Base(lib))); errors.Is(err, fs.ErrNotExist) {
+					dirs = append(dirs, strings.TrimPrefix(filepath.Join(parent, sub.Name()), root))
+					break
+				}
+			}
+		}
+	}
+	if len(dirs) == 0 {
+		return nil
+	}
+	conf := filepath.Join(root, "etc/ld.so.conf.d")
+	if err := os.MkdirAll(conf, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(conf, "zz-alternatives.conf"), []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
 }
 
 func lastLines(s string, n int) string {

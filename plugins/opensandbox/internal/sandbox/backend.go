@@ -242,6 +242,8 @@ func (b *Backend) Close(ctx context.Context) error {
 	wg.Wait()
 	if e != nil {
 		e.close(ctx)
+		// Every task is gone: the process's FIFO directory is empty litter.
+		os.RemoveAll(e.fifos)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +24,8 @@ import (
 const (
 	labelOwner = "mcpruntime.opensandbox/owner" // "pid:start-time" of the plugin process
 	labelRole  = "mcpruntime.opensandbox/role"
+	// shimGroupLabel is read by containerd's runc v2 shim.
+	shimGroupLabel = "io.containerd.runc.v2.group"
 )
 
 // box is one sandbox container and the kernel task running in it.
@@ -45,9 +46,9 @@ type kernelTask struct {
 	pid  int // host pid of the container's init
 	// kernelPid is the kernel's pid inside the container.
 	kernelPid int
-	conn  *kernel.Conn
-	stdin io.WriteCloser
-	done  chan struct{}
+	conn      *kernel.Conn
+	stdin     io.WriteCloser
+	done      chan struct{}
 	// valid once done is closed
 	code   uint32
 	oom    bool
@@ -121,7 +122,12 @@ func (e *engine) newBox(ctx context.Context) (_ *box, err error) {
 		client.WithSnapshotter(e.s.Snapshotter),
 		client.WithSnapshot(e.rootKey),
 		client.WithRuntime(e.s.Runtime, runtimeOpts),
-		client.WithContainerLabels(map[string]string{labelOwner: e.owner, labelRole: "sandbox"}),
+		client.WithContainerLabels(map[string]string{
+			labelOwner: e.owner, labelRole: "sandbox",
+			// One shim serves all containers of this plugin process: a
+			// cold start then skips starting a shim process.
+			shimGroupLabel: "osb-" + strings.Replace(e.owner, ":", "-", 1),
+		}),
 		client.WithNewSpec(e.specOpts(id, b.slot, b.lim)...),
 	)
 	if err != nil {
@@ -140,14 +146,12 @@ func (b *box) startKernel(ctx context.Context) (*kernelTask, error) {
 	stdinR, stdinW := io.Pipe()
 	stdoutR, stdoutW := io.Pipe()
 	k := &kernelTask{stdin: stdinW, done: make(chan struct{}), stderr: &tail{max: 4096}}
-	mark("newtask-begin")
 	task, err := b.ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(stdinR, stdoutW, k.stderr), cio.WithFIFODir(b.e.fifos)))
 	if err != nil {
 		stdinW.Close()
 		return nil, fmt.Errorf("create kernel task: %w", err)
 	}
 	k.task = task
-	mark("newtask-done")
 	exited, err := task.Wait(b.e.ctx)
 	if err != nil {
 		b.deleteTask(ctx, k)
@@ -172,7 +176,6 @@ func (b *box) startKernel(ctx context.Context) (*kernelTask, error) {
 		b.deleteTask(ctx, k)
 		return nil, fmt.Errorf("start kernel in container %s: %w%s", b.id, err, k.stderr.suffix())
 	}
-	mark("started")
 	k.pid = int(task.Pid())
 	k.conn = kernel.NewConn(stdoutR, stdinW)
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -183,7 +186,6 @@ func (b *box) startKernel(ctx context.Context) (*kernelTask, error) {
 		b.deleteTask(ctx, k)
 		return nil, fmt.Errorf("kernel in container %s failed to start (%s): %w%s", b.id, k.status(), err, k.stderr.suffix())
 	}
-	mark("ready")
 	k.kernelPid = ready.Pid
 	return k, nil
 }
@@ -263,14 +265,4 @@ func (t *tail) suffix() string {
 		return ""
 	}
 	return "; kernel stderr: " + s
-}
-
-var errNoKernel = errors.New("no kernel running")
-
-var timingHook func(stage string)
-
-func mark(stage string) {
-	if timingHook != nil {
-		timingHook(stage)
-	}
 }
