@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,19 @@ type Manager struct {
 	mu        sync.Mutex
 	sessions  map[string]*Session
 	observers []Observer
+	mounts    []sdk.Mount
+}
+
+// AddMount makes a host directory visible read-only in every session created
+// from now on (tool stubs, for example). target must lie below sdk.GuestLib.
+func (m *Manager) AddMount(source, target string) error {
+	if !strings.HasPrefix(target, sdk.GuestLib+"/") {
+		return fmt.Errorf("mount target %s is not below %s", target, sdk.GuestLib)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mounts = append(m.mounts, sdk.Mount{Source: source, Target: target, ReadOnly: true})
+	return nil
 }
 
 // Observer sees every finished execution (the replay log is one).
@@ -204,6 +218,9 @@ func (m *Manager) spec(s *Session) (*sdk.SessionSpec, error) {
 			spec.Mounts = append(spec.Mounts, sdk.Mount{Source: dir, Target: sdk.GuestSkills, ReadOnly: true})
 		}
 	}
+	m.mu.Lock()
+	spec.Mounts = append(spec.Mounts, m.mounts...)
+	m.mu.Unlock()
 	return spec, nil
 }
 
