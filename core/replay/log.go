@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcpruntime/mcpruntime/core/bridge"
 	"github.com/mcpruntime/mcpruntime/core/session"
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
@@ -55,13 +56,16 @@ type Entry struct {
 	// State is the kernel state pickle after the step, relative to the
 	// workspace. It is written just after the line; its .json sidecar
 	// says whether that succeeded (see StateInfo).
-	State       string                `json:"state,omitempty"`
-	HostCalls   []*sdk.HostCallNotice `json:"host_calls,omitempty"`
-	Error       string                `json:"error,omitempty"`
-	ErrorKind   sdk.ErrorKind         `json:"error_kind,omitempty"`
-	StateLost   bool                  `json:"state_lost,omitempty"`
-	Truncated   bool                  `json:"output_truncated,omitempty"`
-	ResumedFrom *Origin               `json:"resumed_from,omitempty"`
+	State     string                `json:"state,omitempty"`
+	HostCalls []*sdk.HostCallNotice `json:"host_calls,omitempty"`
+	// HostUsage is what the session's host calls (ask_llm, tools) have
+	// consumed so far, including this step.
+	HostUsage   *bridge.Usage `json:"host_usage,omitempty"`
+	Error       string        `json:"error,omitempty"`
+	ErrorKind   sdk.ErrorKind `json:"error_kind,omitempty"`
+	StateLost   bool          `json:"state_lost,omitempty"`
+	Truncated   bool          `json:"output_truncated,omitempty"`
+	ResumedFrom *Origin       `json:"resumed_from,omitempty"`
 	// RecordError says what part of recording failed (snapshot, ...).
 	RecordError string `json:"record_error,omitempty"`
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mcpruntime/mcpruntime/core/bridge"
 	"github.com/mcpruntime/mcpruntime/core/session"
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
@@ -219,6 +220,9 @@ func (r *Recorder) observe(ctx context.Context, s *session.Session, step *sessio
 	}
 	e := &Entry{Step: n, Time: step.Started, Session: s.ID, Code: step.Code, Stdout: step.Stdout, Stderr: step.Stderr,
 		Backend: s.Backend, HostCalls: step.Calls}
+	if u := r.m.Bridge().Usage(s.ID); u != (bridge.Usage{}) {
+		e.HostUsage = &u
+	}
 	if task, ok := ctx.Value(taskKey).(string); ok && task != "" {
 		e.Task = task
 	} else {

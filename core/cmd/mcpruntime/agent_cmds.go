@@ -74,7 +74,12 @@ limit (agent.max_steps, agent.budget), 125 when the runtime failed.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			defer m.Shutdown(context.WithoutCancel(ctx))
-			recordReplay(a, m)
+			rec := recordReplay(a, m)
+			defer rec.Wait()
+			if sessionID == "" {
+				sessionID = session.NewID()
+			}
+			rec.SetTask(sessionID, args[0])
 			reg := &skills.Registry{Dir: cfg.Skills.Dir}
 			if backend == "" {
 				backend = cfg.Backend

@@ -34,10 +34,22 @@ func TestRunSavesAndReusesSkills(t *testing.T) {
 	var res struct {
 		Answer  string
 		Success bool
+		Session string
 		Steps   []struct{ Stdout string }
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || !res.Success || res.Answer != "42" || len(res.Steps) != 1 || res.Steps[0].Stdout != "42\n" {
 		t.Fatalf("second run: %v %+v", err, r)
+	}
+	// The run's step is in the replay log, labelled with its task, with state saved.
+	r = cli(t, dir, "", "replay", "show", res.Session, "--json")
+	var shown struct {
+		Steps []struct {
+			Task, Code, State string
+			OK                bool
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &shown); err != nil || len(shown.Steps) != 1 || shown.Steps[0].Task != "add 40 and 2" || !shown.Steps[0].OK || shown.Steps[0].State == "" {
+		t.Fatalf("replay of the run: %v %+v", err, r)
 	}
 	reqs := srv.Requests()
 	if len(reqs) != 4 || !strings.Contains(reqs[2].Messages[0].Content, "add_numbers(a: int, b: int) -> int — Add two integers.") {

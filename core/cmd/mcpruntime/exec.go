@@ -201,7 +201,7 @@ func execOnce(ctx context.Context, a *app, backend, code string, timeout time.Du
 		return nil, "", err
 	}
 	defer m.Shutdown(context.WithoutCancel(ctx))
-	recordReplay(a, m)
+	defer recordReplay(a, m).Wait() // runs before Shutdown: the step's state gets saved
 	s, err := m.Open(ctx, session.Options{Backend: backend})
 	if err != nil {
 		return nil, "", err

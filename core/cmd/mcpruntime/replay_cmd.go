@@ -20,8 +20,10 @@ import (
 )
 
 // recordReplay logs every execution of m to the workspace's replay log.
-func recordReplay(a *app, m *session.Manager) {
-	replay.Record(m, a.log())
+// Callers that shut the manager down must Wait on the recorder first, so the
+// state of the last step is saved.
+func recordReplay(a *app, m *session.Manager) *replay.Recorder {
+	return replay.Record(m, a.log())
 }
 
 // replayCmd is `mcpruntime replay`.
