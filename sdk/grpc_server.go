@@ -84,7 +84,8 @@ func (s *grpcServer) hostClient(id uint32) (pb.HostClient, error) {
 	if c, ok := s.hosts[id]; ok {
 		return c, nil
 	}
-	conn, err := s.broker.Dial(id)
+	conn, err := s.broker.DialWithOptions(id, grpc.WithDefaultCallOptions(
+		grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)))
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "dial host service: %v", err)
 	}

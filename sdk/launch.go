@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 )
 
 // Plugin is a running plugin process and the Backend that talks to it.
@@ -82,9 +83,11 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 		VersionedPlugins: VersionedPlugins(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           cfg.logger,
-		StartTimeout:     cfg.startTimeout,
-		Stderr:           stderr,
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))},
+		Logger:       cfg.logger,
+		StartTimeout: cfg.startTimeout,
+		Stderr:       stderr,
 	})
 	done := make(chan struct{})
 	var rpc plugin.ClientProtocol

@@ -12,6 +12,11 @@ import (
 	"google.golang.org/grpc"
 )
 
+// MaxMessageBytes bounds one gRPC message between core and plugin (code sent
+// for execution, one output chunk). gRPC's 4 MiB default is too small for
+// agents that paste data into code.
+const MaxMessageBytes = 64 << 20
+
 // ProtocolVersion is the version of the plugin protocol this sdk speaks.
 // It changes only when the Sandbox or Host service changes incompatibly.
 const ProtocolVersion = 1
@@ -116,9 +121,11 @@ func Serve(backend Backend, opts ...ServeOption) {
 		VersionedPlugins: map[int]plugin.PluginSet{
 			ProtocolVersion: {PluginName: &GRPCPlugin{Backend: backend, Logger: cfg.logger}},
 		},
-		GRPCServer: plugin.DefaultGRPCServer,
-		Logger:     cfg.logger,
-		Test:       cfg.test,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes))...)
+		},
+		Logger: cfg.logger,
+		Test:   cfg.test,
 	})
 	closeBackend()
 }

@@ -556,7 +556,25 @@ def main():
     kernel = Kernel(Channel(fd_in, fd_out))
     kernel.install()
     kernel.capture_fds()
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=lambda: _detach_child(kernel, fd_in, fd_out))
     kernel.serve()
+
+
+def _detach_child(kernel, fd_in, fd_out):
+    """In a child forked by sandbox code: drop the host channel, print to fds.
+
+    Only the kernel process may write frames; a child writing on the channel
+    would interleave with the parent's frames. Its prints go to fd 1/2, which
+    the parent already captures into the cell's output.
+    """
+    for fd in (fd_in, fd_out):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
 
 
 def _apply_limits():
@@ -567,9 +585,8 @@ def _apply_limits():
     mem = int(os.environ.get("MCPRUNTIME_MEMORY_LIMIT", "0") or 0)
     if mem > 0:
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    pids = int(os.environ.get("MCPRUNTIME_PIDS_LIMIT", "0") or 0)
-    if pids > 0:
-        resource.setrlimit(resource.RLIMIT_NPROC, (pids, pids))
+    # No RLIMIT_NPROC for pids: it counts every process of the user on the
+    # whole host. Process limits are the backend's job (cgroups, the VM).
 
 
 if __name__ == "__main__":

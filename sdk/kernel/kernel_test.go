@@ -208,3 +208,16 @@ func TestKernelSaveLoadState(t *testing.T) {
 		t.Fatalf("load: %+v %q %q", res, out.stdout.String(), out.stderr.String())
 	}
 }
+
+func TestKernelForkedChildDoesNotTouchChannel(t *testing.T) {
+	l := startPython(t)
+	code := "import os, sys\npid = os.fork()\nif pid == 0:\n    print('from child')\n    sys.stdout.flush()\n    os._exit(0)\nos.waitpid(pid, 0)\nprint('from parent')"
+	res, out := run(t, l, code, sdk.Limits{}, nil)
+	if !res.OK() || !strings.Contains(out.stdout.String(), "from child\n") || !strings.Contains(out.stdout.String(), "from parent\n") {
+		t.Fatalf("fork: %+v %q %q", res, out.stdout.String(), out.stderr.String())
+	}
+	_, out = run(t, l, "print('channel intact')", sdk.Limits{}, nil)
+	if out.stdout.String() != "channel intact\n" {
+		t.Fatalf("after fork: %q", out.stdout.String())
+	}
+}

@@ -48,7 +48,6 @@ func KernelEnv(spec *sdk.SessionSpec, lib string) []string {
 		"MCPRUNTIME_LIB=" + lib,
 		"MCPRUNTIME_WORKSPACE=" + spec.Workspace,
 		"MCPRUNTIME_MEMORY_LIMIT=" + strconv.FormatInt(spec.Limits.MemoryBytes, 10),
-		"MCPRUNTIME_PIDS_LIMIT=" + strconv.FormatInt(spec.Limits.Pids, 10),
 	}
 	for k, v := range spec.Env {
 		env = append(env, k+"="+v)

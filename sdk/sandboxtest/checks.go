@@ -35,6 +35,7 @@ func Checks() []Check {
 		{"timeout", "an infinite loop is stopped at the timeout and the session stays usable", checkTimeout},
 		{"output_cap", "100 MB of output is capped and reported as truncated", checkOutputCap},
 		{"huge_line", "a 20 MB single line is capped", checkHugeLine},
+		{"large_code", "6 MB of code (data pasted into a cell) runs", checkLargeCode},
 		{"memory_limit", "a memory bomb fails cleanly and the session recovers", checkMemory},
 		{"kernel_exit", "os._exit kills only the kernel; the error says so; the session recovers", checkKernelExit},
 		{"concurrent_sessions", "sessions execute in parallel without mixing output", checkConcurrent},
@@ -326,6 +327,15 @@ func checkHugeLine(s *Suite) error {
 		return fmt.Errorf("huge line: truncated=%v len=%d", out.Result.OutputTruncated, len(out.Stdout))
 	}
 	return nil
+}
+
+func checkLargeCode(s *Suite) error {
+	id, err := s.NewSession(bg(), sdk.Limits{})
+	if err != nil {
+		return err
+	}
+	code := "data = '" + strings.Repeat("0123456789", 600_000) + "'\nprint(len(data))"
+	return s.expectOK(bg(), id, code, "6000000\n")
 }
 
 func checkMemory(s *Suite) error {
