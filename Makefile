@@ -28,6 +28,7 @@ core:
 	@echo "==> building bin/mcpruntime"
 	@mkdir -p $(PLUGIN_BIN)
 	cd core && $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/mcpruntime ./cmd/mcpruntime
+	cd core && $(GO) build -trimpath -o $(BIN)/scripted-llm ./cmd/scripted-llm
 
 hostpython:
 	@echo "==> building the hostpython example plugin"
@@ -59,9 +60,16 @@ test-core: core hostpython
 	@echo "==> core"
 	cd core && $(GO) test ./...
 
-test-examples:
-	@echo "==> examples"
+# The example scripts run offline (scripted model) on each listed backend;
+# they check their own output.
+EXAMPLE_BACKENDS ?= hostpython $(PLUGINS)
+
+test-examples: build
+	@echo "==> examples: the hostpython plugin's conformance"
 	cd examples/plugins/hostpython && $(GO) test ./...
+	@set -e; for b in $(EXAMPLE_BACKENDS); do for e in examples/0*/run.sh; do \
+		echo "==> example $$e on $$b"; BACKEND=$$b bash $$e >/tmp/mcpruntime-example.log 2>&1 || { cat /tmp/mcpruntime-example.log; exit 1; }; \
+	done; done
 
 test-plugins:
 	@set -e; for p in $(PLUGINS); do \

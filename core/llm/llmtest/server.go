@@ -6,6 +6,7 @@ package llmtest
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -54,6 +55,19 @@ func New(script ...Reply) *Server {
 	s := &Server{script: script}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
+}
+
+// Listen is New on a chosen address (e.g. "127.0.0.1:0"), for use outside
+// tests, such as the examples.
+func Listen(addr string, script ...Reply) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	s := &Server{script: script}
+	s.Server = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(s.serve)}}
+	s.Server.Start()
+	return s, nil
 }
 
 // BaseURL is what runtime.hcl's llm.base_url should be.

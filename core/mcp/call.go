@@ -1,0 +1,148 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
+
+// CallTool calls tool on server with args (a JSON object, or empty) and
+// implements bridge.Tools. The result is the tool's structured content when
+// it has some, else its text content joined by newlines, as JSON. A tool
+// that reports an error gives IsError with the error text as a JSON string;
+// failures to reach the tool at all are returned as errors.
+func (h *Hub) CallTool(ctx context.Context, server, tool string, args json.RawMessage) (*sdk.ToolResult, error) {
+	c, err := h.server(server)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := c.byName[tool]; !ok {
+		return nil, fmt.Errorf("%w %q on MCP server %q (its tools: %s)", ErrUnknownTool, tool, server, strings.Join(c.toolNames(), ", "))
+	}
+	arguments, err := decodeArgs(args)
+	if err != nil {
+		return nil, fmt.Errorf("call %s.%s: %w", server, tool, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, h.callTimeout)
+	defer cancel()
+	req := mcp.CallToolRequest{}
+	req.Params.Name = tool
+	req.Params.Arguments = arguments
+	res, err := c.client.CallTool(cctx, req)
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w: %s.%s did not answer within %s", ErrToolTimeout, server, tool, h.callTimeout)
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("call %s.%s: %w", server, tool, ctx.Err())
+		}
+		msg := fmt.Sprintf("call %s.%s: %v", server, tool, err)
+		if tail := strings.TrimSpace(c.stderr.String()); tail != "" && !c.alive() {
+			msg += "; the server has exited; its stderr:\n" + tail
+		}
+		return nil, errors.New(msg)
+	}
+	h.logger.Debug("tool called", "server", server, "tool", tool, "is_error", res.IsError)
+	return toolResult(res)
+}
+
+func (c *serverConn) toolNames() []string {
+	names := make([]string, len(c.tools))
+	for i, t := range c.tools {
+		names[i] = t.Name
+	}
+	sort.Strings(names)
+	return names
+}
+
+// alive reports whether the server process still runs.
+func (c *serverConn) alive() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cmd != nil && c.cmd.ProcessState == nil && processAlive(c.cmd.Process)
+}
+
+// decodeArgs turns the sandbox's JSON arguments into the object MCP wants.
+func decodeArgs(args json.RawMessage) (map[string]any, error) {
+	trimmed := bytes.TrimSpace(args)
+	if len(trimmed) == 0 || string(trimmed) == "null" {
+		return map[string]any{}, nil
+	}
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("arguments must be a JSON object: %w", err)
+	}
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m, nil
+}
+
+// toolResult converts an MCP result to what the sandbox receives.
+func toolResult(res *mcp.CallToolResult) (*sdk.ToolResult, error) {
+	if res.IsError {
+		text := contentText(res.Content)
+		if text == "" {
+			text = "the tool reported an error without a message"
+		}
+		b, err := json.Marshal(text)
+		if err != nil {
+			return nil, fmt.Errorf("encode tool error: %w", err)
+		}
+		return &sdk.ToolResult{Result: b, IsError: true}, nil
+	}
+	if len(res.RawStructuredContent) > 0 && string(bytes.TrimSpace(res.RawStructuredContent)) != "null" {
+		return &sdk.ToolResult{Result: append(json.RawMessage(nil), res.RawStructuredContent...)}, nil
+	}
+	if res.StructuredContent != nil {
+		b, err := json.Marshal(res.StructuredContent)
+		if err != nil {
+			return nil, fmt.Errorf("encode structured tool result: %w", err)
+		}
+		return &sdk.ToolResult{Result: b}, nil
+	}
+	b, err := json.Marshal(contentText(res.Content))
+	if err != nil {
+		return nil, fmt.Errorf("encode tool result: %w", err)
+	}
+	return &sdk.ToolResult{Result: b}, nil
+}
+
+// contentText joins the text of a result's content items; other kinds of
+// content are described in brackets.
+func contentText(content []mcp.Content) string {
+	parts := make([]string, 0, len(content))
+	for _, c := range content {
+		switch v := c.(type) {
+		case mcp.TextContent:
+			parts = append(parts, v.Text)
+		case *mcp.TextContent:
+			parts = append(parts, v.Text)
+		case mcp.ImageContent:
+			parts = append(parts, fmt.Sprintf("[image %s, %d base64 bytes]", v.MIMEType, len(v.Data)))
+		case mcp.AudioContent:
+			parts = append(parts, fmt.Sprintf("[audio %s, %d base64 bytes]", v.MIMEType, len(v.Data)))
+		case mcp.EmbeddedResource:
+			if t, ok := v.Resource.(mcp.TextResourceContents); ok {
+				parts = append(parts, t.Text)
+			} else {
+				parts = append(parts, "[embedded resource]")
+			}
+		case mcp.ResourceLink:
+			parts = append(parts, fmt.Sprintf("[resource %s]", v.URI))
+		default:
+			parts = append(parts, mcp.GetTextFromContent(c))
+		}
+	}
+	return strings.Join(parts, "\n")
+}

@@ -1,0 +1,168 @@
+package mcp
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// Tool is an MCP tool as mcpruntime presents it to Python.
+type Tool struct {
+	// Name is the tool's MCP name.
+	Name string
+	// Description is the tool's description.
+	Description string
+	// Params are the tool's arguments: required ones first, each group in
+	// the order of the input schema.
+	Params []Param
+	// Structured tells whether the tool declares an output schema (its
+	// result is then a dict rather than text).
+	Structured bool
+}
+
+// Param is one argument of a Tool.
+type Param struct {
+	// Name is the argument's name in the input schema.
+	Name string
+	// Type is the Python type of the argument ("str", "int", ..., "Any").
+	Type string
+	// Required is true when the schema lists the argument as required.
+	Required bool
+	// Description is the argument's description, if any.
+	Description string
+	// Default is the schema's default value as JSON, if any.
+	Default string
+}
+
+// toolFromMCP reads the parameters out of t's input schema.
+func toolFromMCP(t mcp.Tool) Tool {
+	out := Tool{Name: t.Name, Description: strings.TrimSpace(t.Description)}
+	out.Structured = t.OutputSchema.Type != "" || len(t.RawOutputSchema) > 0
+	props, required, order := t.InputSchema.Properties, t.InputSchema.Required, t.InputSchema.PropertyOrder
+	if len(t.RawInputSchema) > 0 {
+		var raw mcp.ToolArgumentsSchema
+		if err := json.Unmarshal(t.RawInputSchema, &raw); err == nil {
+			props, required, order = raw.Properties, raw.Required, raw.PropertyOrder
+		}
+	}
+	names := orderedNames(props, order)
+	isRequired := map[string]bool{}
+	for _, r := range required {
+		isRequired[r] = true
+	}
+	var req, opt []Param
+	for _, name := range names {
+		p := Param{Name: name, Required: isRequired[name], Type: "Any"}
+		if schema, ok := props[name].(map[string]any); ok {
+			p.Type = pythonType(schema)
+			if d, ok := schema["description"].(string); ok {
+				p.Description = strings.TrimSpace(d)
+			}
+			if d, ok := schema["default"]; ok {
+				if b, err := json.Marshal(d); err == nil {
+					p.Default = string(b)
+				}
+			}
+		}
+		if p.Required {
+			req = append(req, p)
+		} else {
+			opt = append(opt, p)
+		}
+	}
+	out.Params = append(req, opt...)
+	return out
+}
+
+// orderedNames returns the property names in schema order, falling back to
+// sorted order for names the order does not list.
+func orderedNames(props map[string]any, order []string) []string {
+	seen := map[string]bool{}
+	var names []string
+	for _, n := range order {
+		if _, ok := props[n]; ok && !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	var rest []string
+	for n := range props {
+		if !seen[n] {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	return append(names, rest...)
+}
+
+// pythonType maps a JSON schema to a Python type hint.
+func pythonType(schema map[string]any) string {
+	var types []string
+	switch t := schema["type"].(type) {
+	case string:
+		types = []string{t}
+	case []any:
+		for _, v := range t {
+			if s, ok := v.(string); ok {
+				types = append(types, s)
+			}
+		}
+	}
+	if len(types) == 0 {
+		for _, key := range []string{"anyOf", "oneOf"} {
+			alts, _ := schema[key].([]any)
+			for _, a := range alts {
+				if m, ok := a.(map[string]any); ok {
+					if s, ok := m["type"].(string); ok {
+						types = append(types, s)
+					}
+				}
+			}
+		}
+	}
+	var hints []string
+	nullable := false
+	for _, t := range types {
+		h := ""
+		switch t {
+		case "string":
+			h = "str"
+		case "integer":
+			h = "int"
+		case "number":
+			h = "float"
+		case "boolean":
+			h = "bool"
+		case "array":
+			h = "list"
+		case "object":
+			h = "dict"
+		case "null":
+			nullable = true
+			continue
+		default:
+			return "Any"
+		}
+		if !contains(hints, h) {
+			hints = append(hints, h)
+		}
+	}
+	if len(hints) == 0 {
+		return "Any"
+	}
+	if nullable {
+		hints = append(hints, "None")
+	}
+	return strings.Join(hints, " | ")
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
