@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -74,7 +73,7 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 	case st.Mode()&0o111 == 0:
 		return nil, fmt.Errorf("plugin %s: not executable (chmod +x %s)", path, path)
 	}
-	stderr := &tailWriter{max: 2048}
+	stderr := &TailWriter{Max: 2048}
 	cmd := exec.Command(path)
 	cmd.Env = append(os.Environ(), cfg.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -157,28 +156,4 @@ func (p *Plugin) Kill() {
 	if p.pid > 0 {
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	}
-}
-
-// tailWriter keeps the last bytes of a plugin's raw stderr for error
-// messages about plugins that die before they can log properly.
-type tailWriter struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = t.buf[len(t.buf)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tailWriter) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.buf))
 }

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -44,7 +44,7 @@ type localProc struct {
 	conn   *Conn
 	done   chan struct{}
 	status string // exit description, valid after done
-	tail   *tailBuffer
+	tail   *sdk.TailWriter
 }
 
 // StartLocal starts the kernel and waits until it is ready.
@@ -84,14 +84,14 @@ func (l *Local) start(ctx context.Context) (*localProc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start kernel %s: %w", cmd.Path, err)
 	}
-	p := &localProc{cmd: cmd, done: make(chan struct{}), tail: &tailBuffer{max: 4096}}
+	p := &localProc{cmd: cmd, done: make(chan struct{}), tail: &sdk.TailWriter{Max: 4096}}
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			p.tail.add(sc.Text())
+			fmt.Fprintln(p.tail, sc.Text())
 			l.opts.Logger.Debug("kernel stderr", "line", sc.Text())
 		}
 		io.Copy(io.Discard, stderr)
@@ -99,7 +99,7 @@ func (l *Local) start(ctx context.Context) (*localProc, error) {
 	go func() {
 		<-logDone
 		err := cmd.Wait()
-		p.status = exitDescription(cmd, err)
+		p.status = ExitDescription(cmd.ProcessState, err)
 		close(p.done)
 	}()
 	p.conn = NewConn(stdout, stdin)
@@ -108,7 +108,7 @@ func (l *Local) start(ctx context.Context) (*localProc, error) {
 	if _, err := p.conn.WaitReady(sctx); err != nil {
 		p.kill()
 		<-p.done
-		return nil, fmt.Errorf("kernel failed to start (%s): %w%s", p.status, err, p.tail.suffix())
+		return nil, fmt.Errorf("kernel failed to start (%s): %w%s", p.status, err, p.tail.Suffix("kernel stderr"))
 	}
 	return p, nil
 }
@@ -174,7 +174,7 @@ func (l *Local) Exec(ctx context.Context, code string, limits sdk.Limits, timeou
 			<-p.done
 		}
 		l.proc = nil
-		return KernelDied(p.cmd.ProcessState, p.status+p.tail.suffix(), time.Since(start)), nil
+		return KernelDied(p.cmd.ProcessState, p.status+p.tail.Suffix("kernel stderr"), time.Since(start)), nil
 	default:
 		// ctx ended: the code was interrupted (or the kernel killed).
 		if res == nil {
@@ -236,8 +236,10 @@ func (l *Local) Close(ctx context.Context) error {
 	return nil
 }
 
-func exitDescription(cmd *exec.Cmd, err error) string {
-	ps := cmd.ProcessState
+// ExitDescription says how a process ended ("exit status 3", "killed by
+// signal segmentation fault"), for messages about dead kernels; err is the
+// Wait error, used when there is no process state.
+func ExitDescription(ps *os.ProcessState, err error) string {
 	if ps == nil {
 		if err != nil {
 			return err.Error()
@@ -248,32 +250,4 @@ func exitDescription(cmd *exec.Cmd, err error) string {
 		return fmt.Sprintf("killed by signal %s", st.Signal())
 	}
 	return fmt.Sprintf("exit status %d", ps.ExitCode())
-}
-
-// tailBuffer keeps the last lines of a stream for error messages.
-type tailBuffer struct {
-	mu    sync.Mutex
-	max   int
-	lines []string
-	size  int
-}
-
-func (t *tailBuffer) add(line string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.lines = append(t.lines, line)
-	t.size += len(line)
-	for t.size > t.max && len(t.lines) > 1 {
-		t.size -= len(t.lines[0])
-		t.lines = t.lines[1:]
-	}
-}
-
-func (t *tailBuffer) suffix() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.lines) == 0 {
-		return ""
-	}
-	return "; kernel stderr: " + strings.Join(t.lines, "\n")
 }

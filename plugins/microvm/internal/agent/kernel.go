@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
 )
 
 // KernelPython is the interpreter in the image; KernelModuleDir holds the
@@ -46,7 +48,7 @@ type kernelProc struct {
 	stdin  chan []byte
 	ready  chan kernelFrame
 	done   chan struct{}
-	tail   *tail
+	tail   *sdk.TailWriter
 	python string
 
 	privMu  sync.Mutex
@@ -74,7 +76,7 @@ func startKernel(gen uint32, forward func(gen uint32, frame []byte), exited func
 		"MCPRUNTIME_KERNEL_FDS=3,4", "MCPRUNTIME_LIB=" + libDir, "MCPRUNTIME_WORKSPACE=" + workspaceDir,
 	}
 	cmd.ExtraFiles = []*os.File{inR, outW}
-	t := &tail{max: 4096}
+	t := &sdk.TailWriter{Max: 4096}
 	cmd.Stdout, cmd.Stderr = t, t
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if cg, err := os.Open(cgroupDir); err == nil {
@@ -278,28 +280,4 @@ func (k *kernelProc) status() string {
 		return "killed by signal " + ws.Signal().String()
 	}
 	return fmt.Sprintf("exit status %d", ps.ExitCode())
-}
-
-// tail keeps the last bytes the kernel wrote to its own stdout/stderr
-// (interpreter fatal errors), for exit reports.
-type tail struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = t.buf[len(t.buf)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.buf))
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/image"
+	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/kernel"
 )
 
@@ -52,7 +52,7 @@ type kernelTask struct {
 	// valid once done is closed
 	code   uint32
 	oom    bool
-	stderr *tail
+	stderr *sdk.TailWriter
 }
 
 func (k *kernelTask) alive() bool {
@@ -145,7 +145,7 @@ func (e *engine) newBox(ctx context.Context) (_ *box, err error) {
 func (b *box) startKernel(ctx context.Context) (*kernelTask, error) {
 	stdinR, stdinW := io.Pipe()
 	stdoutR, stdoutW := io.Pipe()
-	k := &kernelTask{stdin: stdinW, done: make(chan struct{}), stderr: &tail{max: 4096}}
+	k := &kernelTask{stdin: stdinW, done: make(chan struct{}), stderr: &sdk.TailWriter{Max: 4096}}
 	task, err := b.ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(stdinR, stdoutW, k.stderr), cio.WithFIFODir(b.e.fifos)))
 	if err != nil {
 		stdinW.Close()
@@ -174,7 +174,7 @@ func (b *box) startKernel(ctx context.Context) (*kernelTask, error) {
 	}()
 	if err := task.Start(ctx); err != nil {
 		b.deleteTask(ctx, k)
-		return nil, fmt.Errorf("start kernel in container %s: %w%s", b.id, err, k.stderr.suffix())
+		return nil, fmt.Errorf("start kernel in container %s: %w%s", b.id, err, k.stderr.Suffix("kernel stderr"))
 	}
 	k.pid = int(task.Pid())
 	k.conn = kernel.NewConn(stdoutR, stdinW)
@@ -184,7 +184,7 @@ func (b *box) startKernel(ctx context.Context) (*kernelTask, error) {
 	if err != nil {
 		k.kill()
 		b.deleteTask(ctx, k)
-		return nil, fmt.Errorf("kernel in container %s failed to start (%s): %w%s", b.id, k.status(), err, k.stderr.suffix())
+		return nil, fmt.Errorf("kernel in container %s failed to start (%s): %w%s", b.id, k.status(), err, k.stderr.Suffix("kernel stderr"))
 	}
 	k.kernelPid = ready.Pid
 	return k, nil
@@ -237,32 +237,4 @@ func (b *box) destroy(ctx context.Context) {
 	if err := removeSlot(b.slot.root); err != nil {
 		b.e.log.Warn("remove container slot", "container", b.id, "error", err)
 	}
-}
-
-// tail keeps the last bytes the kernel wrote to stderr (its own fatal
-// errors; cell output goes through the channel).
-type tail struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = t.buf[len(t.buf)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tail) suffix() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := strings.TrimSpace(string(t.buf))
-	if s == "" {
-		return ""
-	}
-	return "; kernel stderr: " + s
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -40,7 +39,7 @@ type proc struct {
 	ctrlR   *bufio.Reader
 	done    chan struct{}
 	status  string // exit description, valid after done
-	tail    *tailBuffer
+	tail    *sdk.TailWriter
 	memory  int64
 	started time.Time
 }
@@ -86,14 +85,14 @@ func (l *launcher) start(ctx context.Context, memory int64) (*proc, error) {
 		return nil, fmt.Errorf("start wasm worker: %w", err)
 	}
 	p := &proc{cmd: cmd, ctrl: ours, ctrlR: bufio.NewReader(ours), done: make(chan struct{}),
-		tail: &tailBuffer{max: 4096}, memory: memory, started: time.Now()}
+		tail: &sdk.TailWriter{Max: 4096}, memory: memory, started: time.Now()}
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			p.tail.add(sc.Text())
+			fmt.Fprintln(p.tail, sc.Text())
 			l.logger.Debug("worker stderr", "pid", cmd.Process.Pid, "line", sc.Text())
 		}
 		_, _ = io.Copy(io.Discard, stderr)
@@ -101,14 +100,14 @@ func (l *launcher) start(ctx context.Context, memory int64) (*proc, error) {
 	go func() {
 		<-logDone
 		err := cmd.Wait()
-		p.status = exitDescription(cmd, err)
+		p.status = kernel.ExitDescription(cmd.ProcessState, err)
 		ours.Close()
 		close(p.done)
 	}()
 	p.conn = kernel.NewConn(stdout, stdin)
 	if _, err := p.conn.WaitReady(ctx); err != nil {
 		p.kill()
-		return nil, fmt.Errorf("wasm kernel failed to start (%s): %w%s", p.status, err, p.tail.suffix())
+		return nil, fmt.Errorf("wasm kernel failed to start (%s): %w%s", p.status, err, p.tail.Suffix("kernel stderr"))
 	}
 	return p, nil
 }
@@ -142,7 +141,7 @@ func (p *proc) bind(ctx context.Context, workspace, lib string, env map[string]s
 	select {
 	case a := <-ch:
 		if a.err != nil {
-			return fmt.Errorf("bind worker: %w%s", a.err, p.tail.suffix())
+			return fmt.Errorf("bind worker: %w%s", a.err, p.tail.Suffix("kernel stderr"))
 		}
 		if strings.TrimSpace(a.line) != "ok" {
 			return fmt.Errorf("bind worker: %s", strings.TrimSpace(a.line))
@@ -176,7 +175,7 @@ del _k, _f`
 func (p *proc) run(ctx context.Context, code string) error {
 	res, err := p.conn.Exec(ctx, kernel.Request{Code: code, Timeout: time.Minute}, nil, func(sdk.Event) {})
 	if err != nil {
-		return fmt.Errorf("kernel set-up: %w%s", err, p.tail.suffix())
+		return fmt.Errorf("kernel set-up: %w%s", err, p.tail.Suffix("kernel stderr"))
 	}
 	if !res.OK() {
 		return fmt.Errorf("kernel set-up failed: %s", res.Message)
@@ -214,48 +213,6 @@ func (p *proc) stop() {
 func pyList(items []string) string {
 	js, _ := json.Marshal(items)
 	return string(js)
-}
-
-func exitDescription(cmd *exec.Cmd, err error) string {
-	ps := cmd.ProcessState
-	if ps == nil {
-		if err != nil {
-			return err.Error()
-		}
-		return "not started"
-	}
-	if st, ok := ps.Sys().(syscall.WaitStatus); ok && st.Signaled() {
-		return fmt.Sprintf("worker killed by signal %s", st.Signal())
-	}
-	return fmt.Sprintf("exit status %d", ps.ExitCode())
-}
-
-// tailBuffer keeps the last lines of a worker's stderr for error messages.
-type tailBuffer struct {
-	mu    sync.Mutex
-	max   int
-	lines []string
-	size  int
-}
-
-func (t *tailBuffer) add(line string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.lines = append(t.lines, line)
-	t.size += len(line)
-	for t.size > t.max && len(t.lines) > 1 {
-		t.size -= len(t.lines[0])
-		t.lines = t.lines[1:]
-	}
-}
-
-func (t *tailBuffer) suffix() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.lines) == 0 {
-		return ""
-	}
-	return "; kernel stderr: " + strings.Join(t.lines, "\n")
 }
 
 var errPoolClosed = errors.New("wasm backend is closing")

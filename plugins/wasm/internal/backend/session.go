@@ -135,7 +135,7 @@ func (s *session) exec(ctx context.Context, p *pool, req *sdk.ExecRequest, emit 
 			w.kill()
 		}
 		s.w = nil
-		return kernel.KernelDied(w.cmd.ProcessState, w.status+w.tail.suffix(), time.Since(start)), nil
+		return kernel.KernelDied(w.cmd.ProcessState, w.status+w.tail.Suffix("kernel stderr"), time.Since(start)), nil
 	default:
 		w.kill()
 		s.w = nil
