@@ -45,8 +45,8 @@ func (h *Hub) CallTool(ctx context.Context, server, tool string, args json.RawMe
 			return nil, fmt.Errorf("call %s.%s: %w", server, tool, ctx.Err())
 		}
 		msg := fmt.Sprintf("call %s.%s: %v", server, tool, err)
-		if tail := strings.TrimSpace(c.stderr.String()); tail != "" && !c.alive() {
-			msg += "; the server has exited; its stderr:\n" + tail
+		if tail := lastLines(c.stderr.String(), 5); tail != "" {
+			msg += "; the server's last stderr lines:\n" + tail
 		}
 		return nil, errors.New(msg)
 	}
@@ -63,11 +63,13 @@ func (c *serverConn) toolNames() []string {
 	return names
 }
 
-// alive reports whether the server process still runs.
-func (c *serverConn) alive() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cmd != nil && c.cmd.ProcessState == nil && processAlive(c.cmd.Process)
+// lastLines returns the last n non-empty lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.TrimSpace(strings.Join(lines, "\n"))
 }
 
 // decodeArgs turns the sandbox's JSON arguments into the object MCP wants.

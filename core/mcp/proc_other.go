@@ -3,7 +3,6 @@
 package mcp
 
 import (
-	"os"
 	"os/exec"
 )
 
@@ -13,6 +12,3 @@ func setProcessGroup(*exec.Cmd) {}
 // killProcessGroup is a no-op where process groups do not exist; the
 // transport has already killed the server itself.
 func killProcessGroup(int) {}
-
-// processAlive reports whether p was started; liveness is not checked.
-func processAlive(p *os.Process) bool { return p != nil }

@@ -3,7 +3,6 @@
 package mcp
 
 import (
-	"os"
 	"os/exec"
 	"syscall"
 )
@@ -16,9 +15,4 @@ func setProcessGroup(cmd *exec.Cmd) {
 // killProcessGroup kills every process left in the group led by pid.
 func killProcessGroup(pid int) {
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
-}
-
-// processAlive reports whether p still exists.
-func processAlive(p *os.Process) bool {
-	return p != nil && p.Signal(syscall.Signal(0)) == nil
 }

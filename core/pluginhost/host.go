@@ -23,7 +23,13 @@ type Host struct {
 	mu      sync.Mutex
 	plugins map[string]*Instance
 	closed  bool
+	noPools bool
 }
+
+// DisablePools configures every backend this host starts with a pool size
+// of 0: for short-lived hosts (a one-shot exec) whose pools would only be
+// started to be thrown away.
+func (h *Host) DisablePools() { h.noPools = true }
 
 // New returns a Host for cfg. Plugins start on first use.
 func New(cfg *config.Config, logger hclog.Logger) *Host {
@@ -138,6 +144,11 @@ func (h *Host) start(ctx context.Context, name string) (*sdk.Plugin, *sdk.Info, 
 	p, err := sdk.Launch(ctx, path, sdk.WithLaunchLogger(logger))
 	if err != nil {
 		return nil, nil, fmt.Errorf("backend %s: %w", name, err)
+	}
+	if h.noPools && sb.PoolSize > 0 {
+		copied := *sb
+		copied.PoolSize = 0
+		sb = &copied
 	}
 	info, err := configure(ctx, h.cfg, sb, p)
 	if err != nil {

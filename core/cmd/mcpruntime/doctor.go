@@ -145,7 +145,7 @@ func doctorBackend(ctx context.Context, a *app, name string, isDefault bool) che
 	if _, err := pluginhost.Resolve(name, cfg.Sandbox(name).Plugin, cfg.PluginDir); err != nil {
 		return check{Name: label, Info: err.Error(), Fix: fmt.Sprintf("run `make build`, or point sandbox %q { plugin = ... } at its executable", name)}
 	}
-	m, err := a.manager()
+	m, err := a.oneShotManager()
 	if err != nil {
 		return check{Name: label, Info: err.Error()}
 	}

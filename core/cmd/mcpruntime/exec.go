@@ -196,7 +196,7 @@ func printJSON(w io.Writer, v any) {
 
 // execOnce runs code in a throw-away session of an in-process plugin host.
 func execOnce(ctx context.Context, a *app, backend, code string, timeout time.Duration, emit func(sdk.Event)) (*sdk.ExecResult, string, error) {
-	m, err := a.manager()
+	m, err := a.oneShotManager()
 	if err != nil {
 		return nil, "", err
 	}

@@ -83,12 +83,21 @@ func (a *app) log() hclog.Logger {
 }
 
 // manager builds an in-process session manager.
-func (a *app) manager() (*session.Manager, error) {
+func (a *app) manager() (*session.Manager, error) { return a.newManager(true) }
+
+// oneShotManager is a manager for a single execution: backends start
+// without warm pools.
+func (a *app) oneShotManager() (*session.Manager, error) { return a.newManager(false) }
+
+func (a *app) newManager(pools bool) (*session.Manager, error) {
 	cfg, err := a.load()
 	if err != nil {
 		return nil, err
 	}
 	host := pluginhost.New(cfg, a.log())
+	if !pools {
+		host.DisablePools()
+	}
 	br := &bridge.Bridge{LLM: newLLM(cfg, a.log())}
 	return session.New(cfg, host, br, a.log()), nil
 }

@@ -93,6 +93,9 @@ func (p *pool) fill() {
 			}
 			w, err := p.startWarm(memory)
 			if err != nil {
+				if p.ctx.Err() != nil {
+					break // shutting down: the start was cancelled, not failed
+				}
 				p.logger.Error("warm pool: start kernel", "error", err)
 				select { // do not spin on a broken installation
 				case <-p.ctx.Done():
