@@ -214,9 +214,17 @@ func docstring(f stubFunc) string {
 	return b.String()
 }
 
-// indent indents every line after the first.
+// indent indents every non-empty line after the first.
 func indent(s, prefix string) string {
-	return strings.ReplaceAll(s, "\n", "\n"+prefix)
+	lines := strings.Split(s, "\n")
+	for i := 1; i < len(lines); i++ {
+		if strings.TrimSpace(lines[i]) == "" {
+			lines[i] = ""
+		} else {
+			lines[i] = prefix + lines[i]
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // docEscape makes s safe inside a """docstring""".

@@ -1,0 +1,139 @@
+package mcp
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mcpruntime/mcpruntime/core/config"
+)
+
+// pythons returns the CPython 3.11+ interpreters on PATH.
+func pythons(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, name := range []string{"python3.11", "python3.12", "python3.13", "python3.14"} {
+		if p, err := exec.LookPath(name); err == nil {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		t.Skip("no python3.11+ on PATH")
+	}
+	return out
+}
+
+// importCheck imports the generated package next to a stand-in for the
+// kernel's mcpruntime helper that records calls, and checks signatures and
+// the arguments each stub passes.
+const importCheck = `
+import inspect, sys, types, json
+calls = []
+fake = types.ModuleType("mcpruntime")
+def call_tool(server, tool, arguments=None, **kw):
+    calls.append([server, tool, arguments])
+    return "ok"
+fake.call_tool = call_tool
+sys.modules["mcpruntime"] = fake
+
+import tools
+from tools.calc import add, echo
+import tools.calc as calc
+assert tools.calc is calc and tools.__all__ == ["calc"], tools.__all__
+assert str(inspect.signature(add)) == "(a: int, b: int) -> Any", inspect.signature(add)
+assert str(inspect.signature(echo)) == "(text: str, shout: bool | None = None) -> Any", inspect.signature(echo)
+assert str(inspect.signature(calc.stats)) == "(numbers: list) -> dict"
+assert add.__doc__.startswith("Add two integers.") and "first addend" in add.__doc__
+assert '"""' in calc.odd_name_v2.__doc__ and "\\ backslashes" in calc.odd_name_v2.__doc__
+add(2, b=3)
+echo("hi")
+echo("hi", shout=False)
+calc.odd_name_v2("x", _call_2="y")
+calc.fail()
+print(json.dumps(calls))
+`
+
+func TestStubsCompileAndImport(t *testing.T) {
+	h := startHub(t, []config.MCPServer{calc(nil)})
+	root := t.TempDir()
+	dir := filepath.Join(root, "tools")
+	// A stale module from an earlier run is removed.
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "gone.py"), []byte("raise SystemExit"), 0o644)
+	if err := h.WriteStubs(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "gone.py")); !os.IsNotExist(err) {
+		t.Fatalf("stale module kept: %v", err)
+	}
+	want := `[["calc", "add", {"a": 2, "b": 3}], ["calc", "echo", {"text": "hi"}], ["calc", "echo", {"text": "hi", "shout": false}], ["calc", "odd-name.v2", {"from": "x", "_call": "y"}], ["calc", "fail", {}]]`
+	for _, py := range pythons(t) {
+		out, err := exec.Command(py, "-I", "-B", "-m", "py_compile", filepath.Join(dir, "__init__.py"), filepath.Join(dir, "calc.py")).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s py_compile: %v\n%s", py, err, out)
+		}
+		cmd := exec.Command(py, "-B", "-c", importCheck)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "PYTHONPATH="+root)
+		out, err = cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s import: %v\n%s", py, err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != want {
+			t.Fatalf("%s calls:\n got %s\nwant %s", py, got, want)
+		}
+	}
+}
+
+func TestStubsWithoutServers(t *testing.T) {
+	var h *Hub
+	dir := filepath.Join(t.TempDir(), "tools")
+	if err := h.WriteStubs(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, py := range pythons(t) {
+		cmd := exec.Command(py, "-B", "-c", "import tools; assert tools.__all__ == []")
+		cmd.Dir = filepath.Dir(dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", py, err, out)
+		}
+	}
+	if h.Listing() != "" {
+		t.Fatalf("nil hub listing = %q", h.Listing())
+	}
+}
+
+func TestListing(t *testing.T) {
+	h := startHub(t, []config.MCPServer{calc(nil)})
+	l := h.Listing()
+	for _, want := range []string{
+		"from tools.calc import add",
+		"- tools.calc.add(a: int, b: int) — Add two integers.\n",
+		"- tools.calc.echo(text: str, shout: bool = None) — Echo text back.\n",
+		"- tools.calc.stats(numbers: list) -> dict — Count and sum numbers.\n",
+		"- tools.calc.odd_name_v2(from_: str, arg_2nd_value: str = None, _call_2: str = None, anything: Any = None)",
+	} {
+		if !strings.Contains(l, want) {
+			t.Errorf("listing lacks %q:\n%s", want, l)
+		}
+	}
+	if strings.Contains(l, "second paragraph") {
+		t.Errorf("listing has the description's second paragraph:\n%s", l)
+	}
+}
+
+func TestIdentifier(t *testing.T) {
+	for in, want := range map[string]string{
+		"read_file": "read_file", "read-file": "read_file", "class": "class_", "2d": "x_2d", "": "x_", "é": "x__", "None": "None_",
+	} {
+		if got := identifier(in, "x_"); got != want {
+			t.Errorf("identifier(%q) = %q, want %q", in, got, want)
+		}
+	}
+	n := newNamer("_call")
+	if a, b, c := n.name("a-b", "x"), n.name("a_b", "x"), n.name("_call", "x"); a != "a_b" || b != "a_b_2" || c != "_call_2" {
+		t.Errorf("namer: %s %s %s", a, b, c)
+	}
+}
