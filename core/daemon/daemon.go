@@ -101,7 +101,7 @@ func Ensure(ctx context.Context, cfg *config.Config, args []string) (*server.Cli
 
 // Serve runs the daemon in the foreground until it is idle for cfg's idle
 // timeout, asked to shut down, or signalled.
-func Serve(ctx context.Context, cfg *config.Config, m *session.Manager, logger hclog.Logger) error {
+func Serve(ctx context.Context, cfg *config.Config, m *session.Manager, logger hclog.Logger, opts ...server.Option) error {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return err
 	}
@@ -122,18 +122,18 @@ func Serve(ctx context.Context, cfg *config.Config, m *session.Manager, logger h
 	}
 	defer os.Remove(sock)
 	_ = os.Chmod(sock, 0o600)
-	srv := server.New(m, server.WithLogger(logger), server.WithConfigDigest(Digest(cfg)))
+	srv := server.New(m, append([]server.Option{server.WithLogger(logger), server.WithConfigDigest(Digest(cfg))}, opts...)...)
 	return run(ctx, &http.Server{Handler: srv}, ln, srv, cfg.DaemonIdle, m, logger)
 }
 
 // ServeTCP runs `mcpruntime serve` on a TCP address.
-func ServeTCP(ctx context.Context, cfg *config.Config, m *session.Manager, addr, token string, logger hclog.Logger) error {
+func ServeTCP(ctx context.Context, cfg *config.Config, m *session.Manager, addr, token string, logger hclog.Logger, opts ...server.Option) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
 	logger.Info("serving", "address", ln.Addr().String(), "auth", token != "")
-	srv := server.New(m, server.WithLogger(logger), server.WithToken(token), server.WithConfigDigest(Digest(cfg)))
+	srv := server.New(m, append([]server.Option{server.WithLogger(logger), server.WithToken(token), server.WithConfigDigest(Digest(cfg))}, opts...)...)
 	return run(ctx, &http.Server{Handler: srv}, ln, srv, 0, m, logger)
 }
 
@@ -170,6 +170,7 @@ loop:
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = hs.Shutdown(sctx)
+	srv.Close()
 	m.Shutdown(sctx)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

@@ -10,18 +10,33 @@ import (
 	"github.com/mcpruntime/mcpruntime/core/config"
 )
 
-// pythons returns the CPython 3.11+ interpreters on PATH.
+// pythons returns one working interpreter per CPython version 3.11+ found on
+// PATH or under pyenv, so the stubs are checked on every version at hand.
 func pythons(t *testing.T) []string {
 	t.Helper()
+	candidates := []string{"python3", "python3.11", "python3.12", "python3.13", "python3.14"}
+	if home, err := os.UserHomeDir(); err == nil {
+		found, _ := filepath.Glob(filepath.Join(home, ".pyenv", "versions", "3.*", "bin", "python3"))
+		candidates = append(candidates, found...)
+	}
+	seen := map[string]bool{}
 	var out []string
-	for _, name := range []string{"python3.11", "python3.12", "python3.13", "python3.14"} {
-		if p, err := exec.LookPath(name); err == nil {
-			out = append(out, p)
+	for _, c := range candidates {
+		p, err := exec.LookPath(c)
+		if err != nil {
+			continue
 		}
+		v, err := exec.Command(p, "-c", "import sys; assert sys.version_info >= (3, 11); print('%d.%d' % sys.version_info[:2])").Output()
+		if err != nil || seen[string(v)] {
+			continue
+		}
+		seen[string(v)] = true
+		out = append(out, p)
 	}
 	if len(out) == 0 {
-		t.Skip("no python3.11+ on PATH")
+		t.Skip("no python 3.11+ found")
 	}
+	t.Logf("checking with %v", out)
 	return out
 }
 

@@ -37,6 +37,7 @@ type Server struct {
 	stop     chan struct{}
 	// ConfigDigest identifies the runtime.hcl the server was started with.
 	ConfigDigest string
+	runs         *runs
 }
 
 // Option configures a Server.
@@ -66,6 +67,7 @@ func New(m *session.Manager, opts ...Option) *Server {
 	s.mux.HandleFunc("POST /v1/execute", s.execute)
 	s.mux.HandleFunc("POST /v1/execute/stream", s.execute)
 	s.mux.HandleFunc("POST /v1/shutdown", s.shutdown)
+	s.routeRuns()
 	return s
 }
 
@@ -94,8 +96,21 @@ func (s *Server) Done() <-chan struct{} { return s.stop }
 
 // Idle reports whether nothing happened for d and nothing is running.
 func (s *Server) Idle(d time.Duration) bool {
+	if s.runs != nil {
+		s.runs.mu.Lock()
+		for _, r := range s.runs.tasks {
+			if r.Status == "running" {
+				s.runs.mu.Unlock()
+				return false
+			}
+		}
+		s.runs.mu.Unlock()
+	}
 	return s.inflight.Load() == 0 && time.Since(time.Unix(0, s.last.Load())) > d
 }
+
+// Close cancels agent runs still going and waits for them.
+func (s *Server) Close() { s.waitRuns() }
 
 // Health is the body of GET /v1/health.
 type Health struct {

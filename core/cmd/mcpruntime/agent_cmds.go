@@ -15,6 +15,8 @@ import (
 	"github.com/mcpruntime/mcpruntime/core/bridge"
 	"github.com/mcpruntime/mcpruntime/core/config"
 	"github.com/mcpruntime/mcpruntime/core/llm"
+	"github.com/mcpruntime/mcpruntime/core/replay"
+	"github.com/mcpruntime/mcpruntime/core/server"
 	"github.com/mcpruntime/mcpruntime/core/session"
 	"github.com/mcpruntime/mcpruntime/core/skills"
 )
@@ -76,38 +78,7 @@ limit (agent.max_steps, agent.budget), 125 when the runtime failed.`,
 			defer m.Shutdown(context.WithoutCancel(ctx))
 			rec := recordReplay(a, m)
 			defer rec.Wait()
-			if sessionID == "" {
-				sessionID = session.NewID()
-			}
-			rec.SetTask(sessionID, args[0])
-			reg := &skills.Registry{Dir: cfg.Skills.Dir}
-			if backend == "" {
-				backend = cfg.Backend
-			}
-			opts := agent.Options{
-				Backend: backend, SessionID: sessionID, MaxSteps: cfg.Agent.MaxSteps, StepTimeout: cfg.Agent.StepTimeout,
-				Budget: cfg.Agent.Budget, ObservationLimit: int(cfg.Agent.ObservationLimit), Listing: reg.Prompt(), Logger: a.log(),
-			}
-			if maxSteps > 0 {
-				opts.MaxSteps = maxSteps
-			}
-			if cfg.Skills.AutoSave {
-				opts.AfterStep = func(ctx context.Context, s *session.Session, st *agent.Step) {
-					if st.Result == nil || !st.Result.OK() {
-						return
-					}
-					sk, why, err := reg.Consider(ctx, m, skills.Candidate{Code: st.Code, Stdout: st.Stdout, Task: st.Task, Session: s.ID, Step: st.N, Backend: s.Backend})
-					switch {
-					case err != nil:
-						a.log().Warn("skill extraction failed", "step", st.N, "error", err)
-					case sk != nil:
-						a.log().Info("saved skill", "name", sk.Name, "signature", sk.Signature)
-					default:
-						a.log().Debug("step not saved as a skill", "step", st.N, "reason", why)
-					}
-				}
-			}
-			res, err := agent.Run(ctx, m, model, args[0], opts)
+			res, err := a.runAgent(ctx, m, rec, model, agentRequest{task: args[0], backend: backend, session: sessionID, maxSteps: maxSteps})
 			if err != nil {
 				return &exitError{code: exitRuntime, err: err}
 			}
@@ -130,6 +101,61 @@ limit (agent.max_steps, agent.budget), 125 when the runtime failed.`,
 	cmd.Flags().IntVar(&maxSteps, "max-steps", 0, "override agent.max_steps")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	return cmd
+}
+
+// agentRequest is one agent run, from the CLI or the HTTP API.
+type agentRequest struct {
+	task, backend, session string
+	maxSteps               int
+}
+
+// runAgent runs the agent loop with runtime.hcl's limits, skill listing and
+// auto-save, and labels the run's replay steps with its task.
+func (a *app) runAgent(ctx context.Context, m *session.Manager, rec *replay.Recorder, model *llm.Client, req agentRequest) (*agent.Result, error) {
+	cfg := a.cfg
+	reg := &skills.Registry{Dir: cfg.Skills.Dir}
+	if req.backend == "" {
+		req.backend = cfg.Backend
+	}
+	if req.session == "" {
+		req.session = session.NewID()
+	}
+	rec.SetTask(req.session, req.task)
+	opts := agent.Options{
+		Backend: req.backend, SessionID: req.session, MaxSteps: cfg.Agent.MaxSteps, StepTimeout: cfg.Agent.StepTimeout,
+		Budget: cfg.Agent.Budget, ObservationLimit: int(cfg.Agent.ObservationLimit), Listing: reg.Prompt(), Logger: a.log(),
+	}
+	if req.maxSteps > 0 {
+		opts.MaxSteps = req.maxSteps
+	}
+	if cfg.Skills.AutoSave {
+		opts.AfterStep = func(ctx context.Context, s *session.Session, st *agent.Step) {
+			if st.Result == nil || !st.Result.OK() {
+				return
+			}
+			sk, why, err := reg.Consider(ctx, m, skills.Candidate{Code: st.Code, Stdout: st.Stdout, Task: st.Task, Session: s.ID, Step: st.N, Backend: s.Backend})
+			switch {
+			case err != nil:
+				a.log().Warn("skill extraction failed", "step", st.N, "error", err)
+			case sk != nil:
+				a.log().Info("saved skill", "name", sk.Name, "signature", sk.Signature)
+			default:
+				a.log().Debug("step not saved as a skill", "step", st.N, "reason", why)
+			}
+		}
+	}
+	return agent.Run(ctx, m, model, req.task, opts)
+}
+
+// agentRunner serves the HTTP API's asynchronous runs, or nil without a model.
+func (a *app) agentRunner(m *session.Manager, rec *replay.Recorder) server.Runner {
+	model := llmClient(a.cfg, a.log())
+	if model == nil {
+		return nil
+	}
+	return func(ctx context.Context, task, backend, sessionID string) (any, error) {
+		return a.runAgent(ctx, m, rec, model, agentRequest{task: task, backend: backend, session: sessionID})
+	}
 }
 
 func skillsCmd(a *app) *cobra.Command {

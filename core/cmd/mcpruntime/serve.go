@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mcpruntime/mcpruntime/core/daemon"
+	"github.com/mcpruntime/mcpruntime/core/server"
 )
 
 func serveCmd(a *app) *cobra.Command {
@@ -32,10 +33,15 @@ session daemon that "exec --session" starts on demand.`,
 			if err != nil {
 				return err
 			}
-			recordReplay(a, m)
+			rec := recordReplay(a, m)
+			defer rec.Wait()
+			var opts []server.Option
+			if runner := a.agentRunner(m, rec); runner != nil {
+				opts = append(opts, server.WithRunner(runner))
+			}
 			if asDaemon {
 				a.log().Info("session daemon starting", "socket", daemon.SocketPath(cfg), "idle_exit", cfg.DaemonIdle)
-				return daemon.Serve(cmd.Context(), cfg, m, a.log())
+				return daemon.Serve(cmd.Context(), cfg, m, a.log(), opts...)
 			}
 			addr := cfg.Server.Listen
 			if listen != "" {
@@ -44,7 +50,7 @@ session daemon that "exec --session" starts on demand.`,
 			if !loopback(addr) && cfg.Server.Token == "" {
 				return &exitError{code: exitUsage, err: fmt.Errorf("refusing to serve on %s without server.token: set one in runtime.hcl (e.g. token = env(\"MCPRUNTIME_TOKEN\"))", addr)}
 			}
-			return daemon.ServeTCP(cmd.Context(), cfg, m, addr, cfg.Server.Token, a.log())
+			return daemon.ServeTCP(cmd.Context(), cfg, m, addr, cfg.Server.Token, a.log(), opts...)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (default server.listen)")
