@@ -345,7 +345,12 @@ func serveHostCall(ctx context.Context, host sdk.Host, m *message) hostReply {
 			return fail(fmt.Errorf("call_tool %s.%s: %w", req.Server, req.Tool, err))
 		}
 		if resp.IsError {
-			return fail(fmt.Errorf("tool %s.%s failed: %s", req.Server, req.Tool, string(resp.Result)))
+			msg := string(resp.Result)
+			var text string
+			if json.Unmarshal(resp.Result, &text) == nil {
+				msg = text // a plain message, not JSON for the reader
+			}
+			return fail(fmt.Errorf("tool %s.%s failed: %s", req.Server, req.Tool, msg))
 		}
 		reply.Result = json.RawMessage(resp.Result)
 		if len(resp.Result) == 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 
@@ -123,7 +124,7 @@ func (a *app) runAgent(ctx context.Context, m *session.Manager, rec *replay.Reco
 	rec.SetTask(req.session, req.task)
 	opts := agent.Options{
 		Backend: req.backend, SessionID: req.session, MaxSteps: cfg.Agent.MaxSteps, StepTimeout: cfg.Agent.StepTimeout,
-		Budget: cfg.Agent.Budget, ObservationLimit: int(cfg.Agent.ObservationLimit), Listing: reg.Prompt(), Logger: a.log(),
+		Budget: cfg.Agent.Budget, ObservationLimit: int(cfg.Agent.ObservationLimit), Listing: joinListings(reg.Prompt(), a.hub().Listing()), Logger: a.log(),
 	}
 	if req.maxSteps > 0 {
 		opts.MaxSteps = req.maxSteps
@@ -145,6 +146,17 @@ func (a *app) runAgent(ctx context.Context, m *session.Manager, rec *replay.Reco
 		}
 	}
 	return agent.Run(ctx, m, model, req.task, opts)
+}
+
+// joinListings joins the non-empty prompt sections (skills, tools).
+func joinListings(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
 
 // agentRunner serves the HTTP API's asynchronous runs, or nil without a model.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcpruntime/mcpruntime/core/bridge"
 	"github.com/mcpruntime/mcpruntime/core/config"
+	"github.com/mcpruntime/mcpruntime/core/mcp"
 	"github.com/mcpruntime/mcpruntime/core/pluginhost"
 	"github.com/mcpruntime/mcpruntime/core/session"
 	"github.com/mcpruntime/mcpruntime/sdk"
@@ -50,6 +51,24 @@ type app struct {
 
 	cfg    *config.Config
 	logger hclog.Logger
+	// hubs are the MCP servers started for this command's managers; closed
+	// when the command ends.
+	hubs []*mcp.Hub
+}
+
+// hub is the MCP hub of the latest manager (nil without mcp_server blocks).
+func (a *app) hub() *mcp.Hub {
+	if len(a.hubs) == 0 {
+		return nil
+	}
+	return a.hubs[len(a.hubs)-1]
+}
+
+func (a *app) closeHubs() {
+	for _, h := range a.hubs {
+		h.Close()
+	}
+	a.hubs = nil
 }
 
 func (a *app) load() (*config.Config, error) {
@@ -99,7 +118,16 @@ func (a *app) newManager(pools bool) (*session.Manager, error) {
 		host.DisablePools()
 	}
 	br := &bridge.Bridge{LLM: newLLM(cfg, a.log())}
-	return session.New(cfg, host, br, a.log()), nil
+	m := session.New(cfg, host, br, a.log())
+	hub, err := mcp.Attach(context.Background(), m, cfg.MCP, a.log())
+	if err != nil {
+		host.Shutdown()
+		return nil, &exitError{code: exitRuntime, err: err}
+	}
+	if hub != nil {
+		a.hubs = append(a.hubs, hub)
+	}
+	return m, nil
 }
 
 // daemonArgs are the global flags a started daemon must share with us.
@@ -130,7 +158,8 @@ defaults when absent).`,
 	}
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "path to runtime.hcl (default ./runtime.hcl if present)")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "log level: trace, debug, info, warn, error (default warn, or $MCPRUNTIME_LOG)")
-	root.AddCommand(execCmd(a), pluginsCmd(a), doctorCmd(a), versionCmd(), serveCmd(a), daemonCmd(a), benchCmd(a))
+	root.AddCommand(execCmd(a), pluginsCmd(a), doctorCmd(a), versionCmd(), serveCmd(a), daemonCmd(a), benchCmd(a), mcpCmd(a))
+	cobra.OnFinalize(a.closeHubs)
 	addAgentCommands(root, a)
 	return root
 }

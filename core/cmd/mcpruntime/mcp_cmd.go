@@ -47,6 +47,7 @@ Example client configuration: {"command": "mcpruntime", "args": ["mcp", "--confi
 			defer recordReplay(a, m).Wait() // runs before Shutdown, as in exec
 			srv := mcp.NewServer(mcp.ServerOptions{
 				Manager: m,
+				Tools:   a.hub(),
 				Skills:  &skills.Registry{Dir: cfg.Skills.Dir},
 				Version: version,
 				Logger:  a.log(),
