@@ -15,3 +15,15 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestHostOwned(t *testing.T) {
+	for rel, want := range map[string]bool{
+		".mcpruntime": true, ".mcpruntime/daemon.sock": true, ".replay": false, ".replay/s1.jsonl": true,
+		".replay/objects/ab": true, ".replay/state": false, ".replay/state/s1-1.pkl": false,
+		"notes.txt": false, ".replayed/x": false, "sub/.replay/x": false,
+	} {
+		if got := HostOwned(rel); got != want {
+			t.Errorf("HostOwned(%q) = %v, want %v", rel, got, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package sdk
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -215,4 +216,22 @@ type Health struct {
 	Healthy  bool   `json:"healthy"`
 	Message  string `json:"message,omitempty"`
 	Sessions int    `json:"sessions"`
+}
+
+// HostOwned reports whether a workspace path (slash-separated, relative to
+// the workspace) belongs to the core rather than to sandbox code: the
+// session daemon's state (.mcpruntime) and the replay store (.replay, except
+// .replay/state, where the kernel writes the pickles of session state).
+// Backends that copy the workspace into the sandbox instead of sharing it
+// should not copy these in: they can be large and change while code runs.
+func HostOwned(rel string) bool {
+	switch {
+	case rel == ".mcpruntime" || strings.HasPrefix(rel, ".mcpruntime/"):
+		return true
+	case rel == ".replay/state" || strings.HasPrefix(rel, ".replay/state/"):
+		return false
+	case strings.HasPrefix(rel, ".replay/"):
+		return true
+	}
+	return false
 }

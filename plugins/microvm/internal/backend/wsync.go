@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
+	"github.com/mcpruntime/mcpruntime/sdk"
 )
 
 // The workspace is a tmpfs inside the VM, kept in step with the host
@@ -78,6 +79,12 @@ func (s *syncer) push(ctx context.Context, a *agentClient) error {
 			return nil
 		}
 		rel := filepath.ToSlash(strings.TrimPrefix(p, s.dir+string(filepath.Separator)))
+		if sdk.HostOwned(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		t := d.Type()
 		if !t.IsRegular() && !t.IsDir() {
 			return nil
@@ -132,6 +139,9 @@ func (s *syncer) push(ctx context.Context, a *agentClient) error {
 	}
 	for _, rel := range files {
 		if err := s.pushFile(ctx, a, rel); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed on the host since the walk: the next push notices
+			}
 			return err
 		}
 		s.known[rel] = cur[rel]
