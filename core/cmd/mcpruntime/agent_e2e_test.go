@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -82,5 +84,56 @@ func TestRunFailures(t *testing.T) {
 	}
 	if r := cli(t, t.TempDir(), "", "run", "x"); r.code != 2 || !strings.Contains(r.stderr, "no endpoint configured") {
 		t.Fatalf("no llm: %+v", r)
+	}
+}
+
+func TestSkillsBadInput(t *testing.T) {
+	defineAndCall := "```python\ndef twice(n: int) -> int:\n    \"\"\"Double a number.\"\"\"\n    return 2 * n\n\nprint(twice(21))\n```"
+	srv := llmtest.New(
+		llmtest.Reply{Content: defineAndCall}, llmtest.Reply{Content: "42"},
+		llmtest.Reply{Content: "```python\nfrom skills.twice import run\nprint(run(1))\n```"}, llmtest.Reply{Content: "gave up"},
+	)
+	defer srv.Close()
+	dir := project(t, "llm {\n  base_url = \""+srv.BaseURL()+"\"\n}\n")
+	if r := cli(t, dir, "", "run", "double 21"); r.code != 0 {
+		t.Fatalf("first run: %+v", r)
+	}
+	// Someone edits the skill by hand into invalid Python: listing still
+	// works, the import fails with a clear SyntaxError the model sees, and
+	// nothing else is lost.
+	path := filepath.Join(dir, "skills", "twice.py")
+	if err := os.WriteFile(path, []byte("def twice(:\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := cli(t, dir, "", "skills", "list"); r.code != 0 || !strings.Contains(r.stdout, "twice") {
+		t.Fatalf("list with a broken skill: %+v", r)
+	}
+	r := cli(t, dir, "", "run", "--json", "double 1")
+	if !strings.Contains(r.stdout, "SyntaxError") {
+		t.Fatalf("the broken skill's error did not reach the model: %+v", r)
+	}
+	reqs := srv.Requests()
+	if last := reqs[len(reqs)-1].Messages; !strings.Contains(last[len(last)-1].Content, "SyntaxError") {
+		t.Fatalf("observation lacks the SyntaxError: %+v", last[len(last)-1])
+	}
+}
+
+func TestSkillsDirNotWritable(t *testing.T) {
+	srv := llmtest.New(
+		llmtest.Reply{Content: "```python\ndef inc(n: int) -> int:\n    return n + 1\n\nprint(inc(1))\n```"}, llmtest.Reply{Content: "2"},
+	)
+	defer srv.Close()
+	dir := project(t, "llm {\n  base_url = \""+srv.BaseURL()+"\"\n}\nskills {\n  dir = \"./skills-file\"\n}\n")
+	// A file where the skills directory should be: saving must fail cleanly.
+	os.WriteFile(filepath.Join(dir, "skills-file"), []byte("not a directory"), 0o644)
+	r := cli(t, dir, "", "--log-level", "warn", "run", "increment 1")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "2" {
+		t.Fatalf("the run must still succeed: %+v", r)
+	}
+	if !strings.Contains(r.stderr, "skill") {
+		t.Fatalf("no warning about the skill that could not be saved: %+v", r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "skills-file")); string(b) != "not a directory" {
+		t.Fatal("the file in the way was touched")
 	}
 }
