@@ -52,3 +52,13 @@ func TestChatErrors(t *testing.T) {
 		t.Errorf("unconfigured: %v", err)
 	}
 }
+
+func TestTenMegabyteReplyIsAccepted(t *testing.T) {
+	big := strings.Repeat("x", 10<<20)
+	s := llmtest.New(llmtest.Reply{Content: big})
+	defer s.Close()
+	r, err := (&Client{BaseURL: s.BaseURL()}).Chat(context.Background(), []Message{{Role: "user", Content: "x"}})
+	if err != nil || len(r.Content) != len(big) {
+		t.Fatalf("10 MB reply: %v (%d bytes)", err, len(r.Content))
+	}
+}
