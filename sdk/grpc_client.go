@@ -63,7 +63,7 @@ func (c *Client) hostStream() uint32 {
 	c.serveOnce.Do(func() {
 		c.brokerID = c.broker.NextId()
 		go c.broker.AcceptAndServe(c.brokerID, func(opts []grpc.ServerOption) *grpc.Server {
-			s := grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes))...)
+			s := grpc.NewServer(append(opts, serverOptions()...)...)
 			pb.RegisterHostServer(s, c.hosts)
 			return s
 		})

@@ -84,8 +84,7 @@ func (s *grpcServer) hostClient(id uint32) (pb.HostClient, error) {
 	if c, ok := s.hosts[id]; ok {
 		return c, nil
 	}
-	conn, err := s.broker.DialWithOptions(id, grpc.WithDefaultCallOptions(
-		grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)))
+	conn, err := s.broker.DialWithOptions(id, dialOptions()...)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "dial host service: %v", err)
 	}

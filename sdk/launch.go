@@ -12,7 +12,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 )
 
 // Plugin is a running plugin process and the Backend that talks to it.
@@ -82,8 +81,7 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 		VersionedPlugins: VersionedPlugins(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))},
+		GRPCDialOptions: dialOptions(),
 		Logger:       cfg.logger,
 		StartTimeout: cfg.startTimeout,
 		Stderr:       stderr,

@@ -122,7 +122,7 @@ func Serve(backend Backend, opts ...ServeOption) {
 			ProtocolVersion: {PluginName: &GRPCPlugin{Backend: backend, Logger: cfg.logger}},
 		},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes))...)
+			return grpc.NewServer(append(opts, serverOptions()...)...)
 		},
 		Logger: cfg.logger,
 		Test:   cfg.test,
