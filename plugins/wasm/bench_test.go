@@ -29,16 +29,26 @@ func median(ds []time.Duration) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// nativePython is the host's real python3 binary: `python3` on PATH may be a
+// wrapper script (pyenv's shims add ~100 ms per start), which would flatter
+// every ratio against it.
+func nativePython(b *testing.B) string {
+	b.Helper()
+	out, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	if err != nil {
+		b.Skip("no native python3 for the baseline")
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // nativeStart is the median of n runs of the host's python3 -c 'print(1+1)'.
 func nativeStart(b *testing.B, n int) time.Duration {
 	b.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		b.Skip("no native python3 for the baseline")
-	}
+	py := nativePython(b)
 	var ds []time.Duration
 	for range n {
 		start := time.Now()
-		if out, err := exec.Command("python3", "-c", "print(1+1)").Output(); err != nil || string(out) != "2\n" {
+		if out, err := exec.Command(py, "-c", "print(1+1)").Output(); err != nil || string(out) != "2\n" {
 			b.Fatalf("native python3: %v %q", err, out)
 		}
 		ds = append(ds, time.Since(start))
@@ -131,7 +141,7 @@ func BenchmarkCompute(b *testing.B) {
 					b.Fatalf("%s: %s %s", c.name, o.res.Message, o.stderr)
 				}
 				wasm = append(wasm, seconds(b, o.stdout))
-				out, err := exec.Command("python3", "-c", c.code).Output()
+				out, err := exec.Command(nativePython(b), "-c", c.code).Output()
 				if err != nil {
 					b.Fatalf("native: %v", err)
 				}

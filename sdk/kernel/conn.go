@@ -139,6 +139,42 @@ func (c *Conn) Ping(ctx context.Context) error {
 	}
 }
 
+// Setup adapts a running kernel to a session: backends that start kernels
+// ahead of demand (warm pools) use it when a session claims one, instead of
+// running set-up code as a cell.
+type Setup struct {
+	// Env is added to os.environ.
+	Env map[string]string
+	// Cwd becomes the working directory (e.g. sdk.GuestWorkspace).
+	Cwd string
+	// ForgetImportCaches drops cached directory listings of the import
+	// system, after directories were re-pointed under the running kernel.
+	ForgetImportCaches bool
+	// Preload imports these modules (no names are bound in the session).
+	Preload []string
+}
+
+// Configure applies setup and waits for the kernel to confirm it.
+func (c *Conn) Configure(ctx context.Context, s Setup) error {
+	c.execMu.Lock()
+	defer c.execMu.Unlock()
+	if err := c.send(&message{Type: "configure", Env: s.Env, Cwd: s.Cwd, Forget: s.ForgetImportCaches, Preload: s.Preload}); err != nil {
+		return err
+	}
+	for {
+		m, err := c.next(ctx)
+		if err != nil {
+			return fmt.Errorf("configure kernel: %w", err)
+		}
+		if m.Type == "configured" {
+			if m.Error != "" {
+				return fmt.Errorf("configure kernel: %s", m.Error)
+			}
+			return nil
+		}
+	}
+}
+
 // Shutdown asks the kernel to exit. It does not wait.
 func (c *Conn) Shutdown() error { return c.send(&message{Type: "shutdown"}) }
 

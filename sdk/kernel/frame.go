@@ -39,6 +39,12 @@ type message struct {
 	Exception *exception `json:"exception,omitempty"`
 	Truncated bool       `json:"truncated,omitempty"`
 
+	// configure
+	Env     map[string]string `json:"env,omitempty"`
+	Cwd     string            `json:"cwd,omitempty"`
+	Forget  bool              `json:"forget_import_caches,omitempty"`
+	Preload []string          `json:"preload,omitempty"`
+
 	// ready
 	Pid      int    `json:"pid,omitempty"`
 	Python   string `json:"python,omitempty"`

@@ -6,6 +6,8 @@ length-prefixed JSON frames (4-byte big-endian length, then UTF-8 JSON).
 Requests (host -> kernel):
   {"type": "exec", "id": N, "code": "...", "output_limit": BYTES}
   {"type": "host_result", "call": N, "ok": bool, "result": ..., "error": "..."}
+  {"type": "configure", "env": {...}, "cwd": "...", "forget_import_caches": bool,
+   "preload": ["module", ...]}
   {"type": "ping"}
   {"type": "shutdown"}
 Events (kernel -> host):
@@ -14,6 +16,7 @@ Events (kernel -> host):
   {"type": "host_call", "id": N, "call": N, "method": "...", "args": {...}}
   {"type": "result", "id": N, "exit_code": N, "kind": "...", "message": "...",
    "exception": {"type", "message", "traceback"}, "truncated": bool}
+  {"type": "configured", "error": "..."}   (error only when something failed)
   {"type": "pong"}
 
 It depends on the standard library only and runs on CPython 3.11+, on a
@@ -341,6 +344,36 @@ class Kernel:
         result["truncated"] = self.budget.truncated
         self.channel.send(result)
 
+    def configure(self, msg):
+        """Adapt a kernel started ahead of its session (a pooled one)."""
+        errors = []
+        for name in msg.get("preload") or ():
+            try:
+                __import__(name)  # loaded into sys.modules, no name bound
+            except Exception as e:
+                errors.append("preload %s: %s: %s" % (name, type(e).__name__, e))
+        env = msg.get("env") or {}
+        os.environ.update({str(k): str(v) for k, v in env.items()})
+        cwd = msg.get("cwd")
+        if cwd:
+            try:
+                os.chdir(cwd)
+            except OSError as e:
+                errors.append("chdir %s: %s" % (cwd, e))
+        if msg.get("forget_import_caches"):
+            # Directories may have been re-pointed under a running kernel.
+            # (importlib.invalidate_caches() would also do this, but it
+            # imports importlib.metadata: ~100 ms on WASI.)
+            for key, finder in list(sys.path_importer_cache.items()):
+                if finder is None:
+                    del sys.path_importer_cache[key]
+                elif hasattr(finder, "invalidate_caches"):
+                    finder.invalidate_caches()
+        reply = {"type": "configured"}
+        if errors:
+            reply["error"] = "; ".join(errors)
+        self.channel.send(reply)
+
     def serve(self):
         import platform
 
@@ -359,6 +392,8 @@ class Kernel:
             kind = msg.get("type")
             if kind == "exec":
                 self.run_cell(msg)
+            elif kind == "configure":
+                self.configure(msg)
             elif kind == "ping":
                 self.channel.send({"type": "pong"})
             elif kind == "shutdown":

@@ -221,3 +221,41 @@ func TestKernelForkedChildDoesNotTouchChannel(t *testing.T) {
 		t.Fatalf("after fork: %q", out.stdout.String())
 	}
 }
+
+func TestKernelConfigure(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not on PATH")
+	}
+	path, _ := Install(t.TempDir())
+	cmd := exec.Command(py, "-I", "-B", path)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	c := NewConn(stdout, stdin)
+	ctx := context.Background()
+	if _, err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := c.Configure(ctx, Setup{Env: map[string]string{"GREETING": "hi"}, Cwd: dir, ForgetImportCaches: true, Preload: []string{"json"}}); err != nil {
+		t.Fatal(err)
+	}
+	var out collected
+	res, err := c.Exec(ctx, Request{Code: "import os, sys\nprint(os.environ['GREETING'], os.getcwd(), 'json' in sys.modules, 'json' in globals())"}, nil, out.emit)
+	if err != nil || !res.OK() || out.stdout.String() != "hi "+dir+" True False\n" {
+		t.Fatalf("after configure: %v %+v %q %q", err, res, out.stdout.String(), out.stderr.String())
+	}
+	// The first user cell is cell 1: set-up is not a cell.
+	res, _ = c.Exec(ctx, Request{Code: "1/0"}, nil, out.emit)
+	if res.Exception == nil || !strings.Contains(res.Exception.Traceback, "<cell-2>") {
+		t.Fatalf("cell numbering: %+v", res.Exception)
+	}
+	if err := c.Configure(ctx, Setup{Cwd: "/nonexistent", Preload: []string{"no_such_module"}}); err == nil ||
+		!strings.Contains(err.Error(), "no_such_module") || !strings.Contains(err.Error(), "/nonexistent") {
+		t.Fatalf("failed configure: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -104,7 +105,7 @@ func compare(r benchRow, base *benchRow) benchRow {
 func runBench(ctx context.Context, a *app, backend string, n int) ([]benchRow, error) {
 	var rows []benchRow
 	var nativeStart, nativeCompute *benchRow
-	if py, err := exec.LookPath("python3"); err == nil {
+	if py, err := realPython(); err == nil {
 		d, err := measure(n, func() error { return exec.Command(py, "-c", "print(1+1)").Run() })
 		if err != nil {
 			return nil, fmt.Errorf("native python3: %w", err)
@@ -168,4 +169,15 @@ func runBench(ctx context.Context, a *app, backend string, n int) ([]benchRow, e
 	}
 	rows = append(rows, compare(summarize("compute in session", d), nativeCompute))
 	return rows, nil
+}
+
+// realPython is the host's python3 binary itself: `python3` on PATH may be a
+// wrapper script (pyenv's shims add ~100 ms per start), which would flatter
+// every ratio against it.
+func realPython() (string, error) {
+	out, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	if err != nil {
+		return "", fmt.Errorf("no python3 for the baseline: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }

@@ -118,8 +118,10 @@ func (l *launcher) warm(ctx context.Context, p *proc) error {
 	if len(l.warmImports) == 0 {
 		return nil
 	}
-	code := fmt.Sprintf("for _m in %s:\n    __import__(_m)\ndel _m", pyList(l.warmImports))
-	return p.run(ctx, code)
+	if err := p.conn.Configure(ctx, kernel.Setup{Preload: l.warmImports}); err != nil {
+		return fmt.Errorf("warm imports: %w%s", err, p.tail.Suffix("kernel stderr"))
+	}
+	return nil
 }
 
 // bind points the guest's /workspace and /mcpruntime/lib at host
@@ -149,36 +151,11 @@ func (p *proc) bind(ctx context.Context, workspace, lib string, env map[string]s
 	case <-ctx.Done():
 		return fmt.Errorf("bind worker: %w", ctx.Err())
 	}
-	if env == nil {
-		env = map[string]string{}
-	}
-	envJS, _ := json.Marshal(env)
 	// The kernel chdir'd into the empty placeholder at start-up and the
 	// import system cached directory listings: re-enter and forget them.
-	// (Not importlib.invalidate_caches(): it imports importlib.metadata,
-	// ~100 ms in the guest.)
-	code := fmt.Sprintf(bindCode, envJS, sdk.GuestWorkspace)
-	return p.run(ctx, code)
-}
-
-// bindCode runs in the kernel when a worker is bound to its session.
-const bindCode = `__import__('os').environ.update(%s)
-__import__('os').chdir(%q)
-for _k, _f in list(__import__('sys').path_importer_cache.items()):
-    if _f is None:
-        del __import__('sys').path_importer_cache[_k]
-    elif hasattr(_f, 'invalidate_caches'):
-        _f.invalidate_caches()
-del _k, _f`
-
-// run executes set-up code in the kernel and fails unless it succeeded.
-func (p *proc) run(ctx context.Context, code string) error {
-	res, err := p.conn.Exec(ctx, kernel.Request{Code: code, Timeout: time.Minute}, nil, func(sdk.Event) {})
-	if err != nil {
-		return fmt.Errorf("kernel set-up: %w%s", err, p.tail.Suffix("kernel stderr"))
-	}
-	if !res.OK() {
-		return fmt.Errorf("kernel set-up failed: %s", res.Message)
+	setup := kernel.Setup{Env: env, Cwd: sdk.GuestWorkspace, ForgetImportCaches: true}
+	if err := p.conn.Configure(ctx, setup); err != nil {
+		return fmt.Errorf("bind worker: %w%s", err, p.tail.Suffix("kernel stderr"))
 	}
 	return nil
 }
@@ -208,11 +185,6 @@ func (p *proc) stop() {
 	case <-time.After(300 * time.Millisecond):
 		p.kill()
 	}
-}
-
-func pyList(items []string) string {
-	js, _ := json.Marshal(items)
-	return string(js)
 }
 
 var errPoolClosed = errors.New("wasm backend is closing")
