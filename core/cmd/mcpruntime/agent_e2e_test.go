@@ -3,9 +3,12 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mcpruntime/mcpruntime/core/llm/llmtest"
 )
@@ -136,4 +139,45 @@ func TestSkillsDirNotWritable(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, "skills-file")); string(b) != "not a directory" {
 		t.Fatal("the file in the way was touched")
 	}
+}
+
+func TestKilledRunLeavesReadableReplay(t *testing.T) {
+	srv := llmtest.New(
+		llmtest.Reply{Content: "```python\nstage = 'one'\nprint(stage)\n```"},
+		llmtest.Reply{Content: "never seen", Delay: time.Minute},
+	)
+	defer srv.Close()
+	dir := project(t, "llm {\n  base_url = \""+srv.BaseURL()+"\"\n}\n")
+	cmd := exec.Command(filepath.Join(binDir, "mcpruntime"), "run", "--session", "doomed", "work in stages")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "workspace", ".replay", "doomed.jsonl")
+	deadline := time.Now().Add(60 * time.Second)
+	for len(srv.Requests()) < 2 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the run never reached its second model call")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL) // the core dies between steps
+	cmd.Wait()
+	if _, err := os.Stat(logPath); err != nil {
+		t.Fatalf("no replay log after the kill: %v", err)
+	}
+	r := cli(t, dir, "", "replay", "show", "doomed", "--json")
+	var shown struct {
+		Steps []struct {
+			Step   int
+			Stdout string
+			Task   string
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &shown); err != nil || r.code != 0 || len(shown.Steps) != 1 ||
+		shown.Steps[0].Stdout != "one\n" || shown.Steps[0].Task != "work in stages" {
+		t.Fatalf("replay show after a killed run: %v %+v", err, r)
+	}
+	waitGone(t, filepath.Join(binDir, "plugins"))
 }
