@@ -50,7 +50,7 @@ deps: ## install what the plugins need (Debian packages, daemons)
 run: build ## the main job: run examples/hello.py on the default backend
 	$(BIN)/mcpruntime exec examples/hello.py
 
-test: test-sdk test-core test-examples test-plugins ## every test, every module
+test: deps test-sdk test-core test-examples test-plugins ## every test, every module (installs what they need first)
 
 test-sdk:
 	@echo "==> sdk"
@@ -64,14 +64,14 @@ test-core: core hostpython
 # they check their own output.
 EXAMPLE_BACKENDS ?= hostpython $(PLUGINS)
 
-test-examples: build
+test-examples: build deps
 	@echo "==> examples: the hostpython plugin's conformance"
 	cd examples/plugins/hostpython && $(GO) test ./...
 	@set -e; for b in $(EXAMPLE_BACKENDS); do for e in examples/0*/run.sh; do \
 		echo "==> example $$e on $$b"; BACKEND=$$b bash $$e >/tmp/mcpruntime-example.log 2>&1 || { cat /tmp/mcpruntime-example.log; exit 1; }; \
 	done; done
 
-test-plugins:
+test-plugins: deps
 	@set -e; for p in $(PLUGINS); do \
 		echo "==> plugin $$p"; \
 		$(MAKE) --no-print-directory -C plugins/$$p test; \
