@@ -64,7 +64,7 @@ Reports medians, 90th percentiles and ratios.`,
 			for _, r := range rows {
 				ratio := ""
 				if r.Baseline != "" {
-					ratio = fmt.Sprintf("%.2fx %s", r.Ratio, r.Baseline)
+					ratio = fmt.Sprintf("%.3gx %s", r.Ratio, r.Baseline)
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%.3f ms\t%.3f ms\t%s\n", r.Name, r.N, r.MedianMs, r.P90Ms, ratio)
 			}

@@ -315,3 +315,33 @@ func TestDoctor(t *testing.T) {
 		t.Fatalf("doctor with a missing backend: %+v", r)
 	}
 }
+
+func TestBench(t *testing.T) {
+	dir := project(t, "")
+	r := cli(t, dir, "", "bench", "--backend", "hostpython", "-n", "2", "--json")
+	var out struct {
+		Backend string
+		Results []struct {
+			Name     string
+			N        int
+			MedianMs float64 `json:"median_ms"`
+			Baseline string
+			Ratio    float64
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || r.code != 0 {
+		t.Fatalf("bench --json: %v %+v", err, r)
+	}
+	names := map[string]bool{}
+	for _, row := range out.Results {
+		names[row.Name] = row.MedianMs > 0
+		if row.Name == "exec in existing session" && (row.Baseline == "" || row.Ratio <= 0) {
+			t.Errorf("exec row has no baseline ratio: %+v", row)
+		}
+	}
+	for _, want := range []string{"native python3 -c (start)", "new session + first exec", "exec in existing session", "compute in session"} {
+		if !names[want] {
+			t.Errorf("bench lacks a measured %q row: %+v", want, out.Results)
+		}
+	}
+}
