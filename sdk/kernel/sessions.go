@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -31,8 +30,7 @@ type LocalSessions struct {
 	Command func(spec *sdk.SessionSpec, env []string) (*exec.Cmd, error)
 	Logger  hclog.Logger
 
-	mu       sync.Mutex
-	sessions map[string]*localSession
+	sessions sdk.Sessions[*localSession]
 }
 
 type localSession struct {
@@ -57,25 +55,11 @@ func KernelEnv(spec *sdk.SessionSpec, lib string) []string {
 
 // CreateSession implements sdk.Backend.
 func (s *LocalSessions) CreateSession(ctx context.Context, spec *sdk.SessionSpec) error {
-	s.mu.Lock()
-	if s.sessions == nil {
-		s.sessions = map[string]*localSession{}
-	}
-	if _, ok := s.sessions[spec.ID]; ok {
-		s.mu.Unlock()
-		return fmt.Errorf("%w: %s", sdk.ErrSessionExists, spec.ID)
-	}
-	s.sessions[spec.ID] = nil // reserve the id while starting
-	s.mu.Unlock()
-	sess, err := s.start(ctx, spec)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err != nil {
-		delete(s.sessions, spec.ID)
+	if err := s.sessions.Reserve(spec.ID); err != nil {
 		return err
 	}
-	s.sessions[spec.ID] = sess
-	return nil
+	sess, err := s.start(ctx, spec)
+	return s.sessions.Settle(spec.ID, sess, err)
 }
 
 func (s *LocalSessions) start(ctx context.Context, spec *sdk.SessionSpec) (*localSession, error) {
@@ -106,18 +90,9 @@ func (s *LocalSessions) start(ctx context.Context, spec *sdk.SessionSpec) (*loca
 	return &localSession{spec: spec, k: k, lib: lib}, nil
 }
 
-func (s *LocalSessions) get(id string) (*localSession, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sess := s.sessions[id]; sess != nil {
-		return sess, nil
-	}
-	return nil, fmt.Errorf("%w: %s", sdk.ErrSessionNotFound, id)
-}
-
 // Execute implements sdk.Backend.
 func (s *LocalSessions) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(sdk.Event)) (*sdk.ExecResult, error) {
-	sess, err := s.get(req.SessionID)
+	sess, err := s.sessions.Get(req.SessionID)
 	if err != nil {
 		return nil, err
 	}
@@ -126,36 +101,24 @@ func (s *LocalSessions) Execute(ctx context.Context, req *sdk.ExecRequest, emit 
 
 // DestroySession implements sdk.Backend.
 func (s *LocalSessions) DestroySession(ctx context.Context, id string) error {
-	sess, err := s.get(id)
+	sess, err := s.sessions.Remove(id)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	delete(s.sessions, id)
-	s.mu.Unlock()
 	defer os.RemoveAll(sess.lib)
 	return sess.k.Close(ctx)
 }
 
 // Health implements sdk.Backend.
 func (s *LocalSessions) Health(context.Context) (*sdk.Health, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return &sdk.Health{Healthy: s.Command != nil, Sessions: len(s.sessions)}, nil
+	return &sdk.Health{Healthy: s.Command != nil, Sessions: s.sessions.Len()}, nil
 }
 
 // Close destroys every session.
 func (s *LocalSessions) Close(ctx context.Context) error {
-	s.mu.Lock()
-	ids := make([]string, 0, len(s.sessions))
-	for id, sess := range s.sessions {
-		if sess != nil {
-			ids = append(ids, id)
-		}
-	}
-	s.mu.Unlock()
-	for _, id := range ids {
-		_ = s.DestroySession(ctx, id)
+	for _, sess := range s.sessions.TakeAll() {
+		os.RemoveAll(sess.lib)
+		_ = sess.k.Close(ctx)
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ type Backend struct {
 	runDir   string
 	unlock   func()
 	pool     *pool
-	sessions map[string]*session
+	sessions sdk.Sessions[*session]
 }
 
 // Option configures New.
@@ -49,7 +49,7 @@ func WithLogger(l hclog.Logger) Option { return func(b *Backend) { b.log = l } }
 
 // New returns an unconfigured backend.
 func New(opts ...Option) *Backend {
-	b := &Backend{log: hclog.NewNullLogger(), sessions: map[string]*session{}}
+	b := &Backend{log: hclog.NewNullLogger()}
 	for _, o := range opts {
 		o(b)
 	}
@@ -173,7 +173,7 @@ func (b *Backend) configured() (*pool, error) {
 func (b *Backend) Health(context.Context) (*sdk.Health, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	h := &sdk.Health{Healthy: b.pool != nil, Sessions: len(b.sessions)}
+	h := &sdk.Health{Healthy: b.pool != nil, Sessions: b.sessions.Len()}
 	if b.pool == nil {
 		h.Message = "not configured"
 	} else {
@@ -185,12 +185,8 @@ func (b *Backend) Health(context.Context) (*sdk.Health, error) {
 // Close implements sdk.Closer: every VM is stopped and the run directory
 // removed.
 func (b *Backend) Close(ctx context.Context) error {
+	sessions := b.sessions.TakeAll()
 	b.mu.Lock()
-	sessions := make([]*session, 0, len(b.sessions))
-	for _, s := range b.sessions {
-		sessions = append(sessions, s)
-	}
-	b.sessions = map[string]*session{}
 	p := b.pool
 	b.pool = nil
 	runDir, unlock := b.runDir, b.unlock

@@ -2,40 +2,27 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
 
-// reserve claims a session id before the (slow) start.
-func (b *Backend) reserve(id string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, ok := b.sessions[id]; ok {
-		return fmt.Errorf("%w: %s", sdk.ErrSessionExists, id)
-	}
-	b.sessions[id] = nil
-	return nil
-}
+// errNotStarted frees a reserved session id whose start failed.
+var errNotStarted = errors.New("session did not start")
 
+func (b *Backend) reserve(id string) error { return b.sessions.Reserve(id) }
+
+// settle ends a reservation: with the started session, or nil to free the id.
 func (b *Backend) settle(id string, s *session) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if s == nil {
-		delete(b.sessions, id)
+		_ = b.sessions.Settle(id, nil, errNotStarted)
 		return
 	}
-	b.sessions[id] = s
+	_ = b.sessions.Settle(id, s, nil)
 }
 
-func (b *Backend) get(id string) (*session, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s := b.sessions[id]; s != nil {
-		return s, nil
-	}
-	return nil, fmt.Errorf("%w: %s", sdk.ErrSessionNotFound, id)
-}
+func (b *Backend) get(id string) (*session, error) { return b.sessions.Get(id) }
 
 // CreateSession implements sdk.Backend: a pooled VM is given the
 // session's settings, libraries and workspace.
@@ -73,11 +60,10 @@ func (b *Backend) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(s
 
 // DestroySession implements sdk.Backend.
 func (b *Backend) DestroySession(_ context.Context, id string) error {
-	s, err := b.get(id)
+	s, err := b.sessions.Remove(id)
 	if err != nil {
 		return err
 	}
-	b.settle(id, nil)
 	s.destroy()
 	return nil
 }

@@ -24,8 +24,9 @@ type Backend struct {
 	mu       sync.Mutex
 	engine   *engine
 	settings Settings
-	sessions map[string]*session // nil value: being created
 	closed   bool
+
+	sessions sdk.Sessions[*session]
 }
 
 // New returns an unconfigured backend that logs JSON to stderr.
@@ -35,7 +36,6 @@ func New() *Backend {
 			Name: "opensandbox", Output: os.Stderr, JSONFormat: true,
 			Level: hclog.LevelFromString(envOr("MCPRUNTIME_PLUGIN_LOG_LEVEL", "info")),
 		}),
-		sessions: map[string]*session{},
 	}
 }
 
@@ -107,25 +107,12 @@ func (b *Backend) currentEngine() (*engine, error) {
 // reserve claims a session id while the session is being created.
 func (b *Backend) reserve(id string) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
 		return errors.New("backend is shutting down")
 	}
-	if _, ok := b.sessions[id]; ok {
-		return fmt.Errorf("%w: %s", sdk.ErrSessionExists, id)
-	}
-	b.sessions[id] = nil
-	return nil
-}
-
-func (b *Backend) release(id string, s *session) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s == nil {
-		delete(b.sessions, id)
-		return
-	}
-	b.sessions[id] = s
+	return b.sessions.Reserve(id)
 }
 
 // CreateSession implements sdk.Backend.
@@ -144,11 +131,9 @@ func (b *Backend) create(ctx context.Context, spec *sdk.SessionSpec) (*session, 
 	}
 	s, err := e.open(ctx, spec)
 	if err != nil {
-		b.release(spec.ID, nil)
-		return nil, fmt.Errorf("session %s: %w", spec.ID, err)
+		err = fmt.Errorf("session %s: %w", spec.ID, err)
 	}
-	b.release(spec.ID, s)
-	return s, nil
+	return s, b.sessions.Settle(spec.ID, s, err)
 }
 
 // open gives a session a container: a warm one when the pool has one,
@@ -169,14 +154,7 @@ func (e *engine) open(ctx context.Context, spec *sdk.SessionSpec) (*session, err
 	return s, nil
 }
 
-func (b *Backend) get(id string) (*session, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s := b.sessions[id]; s != nil {
-		return s, nil
-	}
-	return nil, fmt.Errorf("%w: %s", sdk.ErrSessionNotFound, id)
-}
+func (b *Backend) get(id string) (*session, error) { return b.sessions.Get(id) }
 
 // Execute implements sdk.Backend.
 func (b *Backend) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(sdk.Event)) (*sdk.ExecResult, error) {
@@ -189,14 +167,9 @@ func (b *Backend) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(s
 
 // DestroySession implements sdk.Backend.
 func (b *Backend) DestroySession(ctx context.Context, id string) error {
-	b.mu.Lock()
-	s := b.sessions[id]
-	if s != nil {
-		delete(b.sessions, id)
-	}
-	b.mu.Unlock()
-	if s == nil {
-		return fmt.Errorf("%w: %s", sdk.ErrSessionNotFound, id)
+	s, err := b.sessions.Remove(id)
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -207,8 +180,9 @@ func (b *Backend) DestroySession(ctx context.Context, id string) error {
 // Health implements sdk.Backend.
 func (b *Backend) Health(ctx context.Context) (*sdk.Health, error) {
 	b.mu.Lock()
-	e, n := b.engine, len(b.sessions)
+	e := b.engine
 	b.mu.Unlock()
+	n := b.sessions.Len()
 	if e == nil {
 		return &sdk.Health{Healthy: false, Message: "not configured", Sessions: n}, nil
 	}
@@ -222,15 +196,11 @@ func (b *Backend) Health(ctx context.Context) (*sdk.Health, error) {
 func (b *Backend) Close(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
-	sessions := b.sessions
-	b.sessions = map[string]*session{}
 	e := b.engine
 	b.mu.Unlock()
+	sessions := b.sessions.TakeAll()
 	var wg sync.WaitGroup
 	for _, s := range sessions {
-		if s == nil {
-			continue
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

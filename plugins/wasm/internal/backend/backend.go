@@ -42,11 +42,12 @@ type Backend struct {
 
 	logger hclog.Logger
 
-	mu       sync.Mutex
-	pool     *pool
-	tmp      string
-	memory   int64
-	sessions map[string]*session
+	mu     sync.Mutex
+	pool   *pool
+	tmp    string
+	memory int64
+
+	sessions sdk.Sessions[*session]
 }
 
 // New returns an unconfigured backend.
@@ -54,7 +55,7 @@ func New(logger hclog.Logger) *Backend {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Backend{logger: logger, sessions: map[string]*session{}}
+	return &Backend{logger: logger}
 }
 
 // Info implements sdk.Backend.
@@ -163,13 +164,9 @@ func (b *Backend) CreateSession(ctx context.Context, spec *sdk.SessionSpec) erro
 	if err != nil {
 		return err
 	}
-	b.mu.Lock()
-	if _, ok := b.sessions[spec.ID]; ok {
-		b.mu.Unlock()
-		return fmt.Errorf("%w: %s", sdk.ErrSessionExists, spec.ID)
+	if err := b.sessions.Reserve(spec.ID); err != nil {
+		return err
 	}
-	b.sessions[spec.ID] = nil // reserve the id while starting
-	b.mu.Unlock()
 	if spec.Limits.MemoryBytes > 0 {
 		memory = spec.Limits.MemoryBytes
 	}
@@ -179,28 +176,12 @@ func (b *Backend) CreateSession(ctx context.Context, spec *sdk.SessionSpec) erro
 			s.close()
 		}
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err != nil {
-		delete(b.sessions, spec.ID)
-		return err
-	}
-	b.sessions[spec.ID] = s
-	return nil
-}
-
-func (b *Backend) get(id string) (*session, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s := b.sessions[id]; s != nil {
-		return s, nil
-	}
-	return nil, fmt.Errorf("%w: %s", sdk.ErrSessionNotFound, id)
+	return b.sessions.Settle(spec.ID, s, err)
 }
 
 // Execute implements sdk.Backend.
 func (b *Backend) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(sdk.Event)) (*sdk.ExecResult, error) {
-	s, err := b.get(req.SessionID)
+	s, err := b.sessions.Get(req.SessionID)
 	if err != nil {
 		return nil, err
 	}
@@ -213,28 +194,19 @@ func (b *Backend) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(s
 
 // DestroySession implements sdk.Backend.
 func (b *Backend) DestroySession(_ context.Context, id string) error {
-	b.mu.Lock()
-	s := b.sessions[id]
-	if s == nil {
-		b.mu.Unlock()
-		return fmt.Errorf("%w: %s", sdk.ErrSessionNotFound, id)
+	s, err := b.sessions.Remove(id)
+	if err != nil {
+		return err
 	}
-	delete(b.sessions, id)
-	b.mu.Unlock()
 	s.close()
 	return nil
 }
 
 // Health implements sdk.Backend.
 func (b *Backend) Health(context.Context) (*sdk.Health, error) {
+	n := b.sessions.Len()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := 0
-	for _, s := range b.sessions {
-		if s != nil {
-			n++
-		}
-	}
 	if b.pool == nil {
 		return &sdk.Health{Healthy: false, Message: "not configured", Sessions: n}, nil
 	}
@@ -244,18 +216,15 @@ func (b *Backend) Health(context.Context) (*sdk.Health, error) {
 
 // Close implements sdk.Closer: it stops every session's worker and the pool.
 func (b *Backend) Close(context.Context) error {
+	sessions := b.sessions.TakeAll()
 	b.mu.Lock()
-	sessions := b.sessions
-	b.sessions = map[string]*session{}
 	p, tmp := b.pool, b.tmp
 	b.pool = nil
 	b.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range sessions {
-		if s != nil {
-			wg.Add(1)
-			go func() { defer wg.Done(); s.close() }()
-		}
+		wg.Add(1)
+		go func() { defer wg.Done(); s.close() }()
 	}
 	if p != nil {
 		p.close()
