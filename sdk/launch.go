@@ -81,10 +81,10 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 		VersionedPlugins: VersionedPlugins(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		GRPCDialOptions: dialOptions(),
-		Logger:       cfg.logger,
-		StartTimeout: cfg.startTimeout,
-		Stderr:       stderr,
+		GRPCDialOptions:  dialOptions(),
+		Logger:           cfg.logger,
+		StartTimeout:     cfg.startTimeout,
+		Stderr:           stderr,
 	})
 	done := make(chan struct{})
 	var rpc plugin.ClientProtocol
