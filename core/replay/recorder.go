@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mcpruntime/mcpruntime/core/bridge"
+	"github.com/mcpruntime/mcpruntime/core/internal/atomicfile"
 	"github.com/mcpruntime/mcpruntime/core/session"
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
@@ -75,7 +76,7 @@ func ReadStateInfo(workspace, ref string) (*StateInfo, error) {
 
 func writeStateInfo(workspace, ref string, si *StateInfo) error {
 	b, _ := json.Marshal(si)
-	return writeAtomic(filepath.Join(workspace, filepath.FromSlash(ref))+".json", b)
+	return atomicfile.WriteBytes(filepath.Join(workspace, filepath.FromSlash(ref))+".json", b, 0o644)
 }
 
 func saveCode(ref string) string {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mcpruntime/mcpruntime/core/internal/atomicfile"
 )
 
 // DefaultMaxFileSize caps the files a workspace snapshot stores; larger
@@ -216,7 +218,7 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 	id := hex.EncodeToString(sum[:])
 	mp := filepath.Join(manifestsDir(s.Workspace), id+".json")
 	if _, err := os.Stat(mp); err != nil {
-		if err := writeAtomic(mp, b); err != nil {
+		if err := atomicfile.WriteBytes(mp, b, 0o644); err != nil {
 			return "", nil, st, err
 		}
 		st.NewManifest = true
@@ -279,32 +281,6 @@ func hashFile(path string) (string, int64, error) {
 		return "", 0, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// writeAtomic writes b to path through a synced temporary file.
-func writeAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // LoadManifest reads manifest id of workspace.
@@ -457,26 +433,5 @@ func copyObject(src, dst string, mode fs.FileMode) error {
 		return err
 	}
 	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".mcpruntime-restore-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = io.Copy(tmp, in)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+	return atomicfile.Write(dst, in, mode)
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpruntime/mcpruntime/core/internal/atomicfile"
 	"github.com/mcpruntime/mcpruntime/core/session"
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
@@ -161,7 +162,7 @@ found:
 		return nil, "module does not import: " + verr.Error(), nil
 	}
 	file := name + ".py"
-	if err := writeAtomic(filepath.Join(r.Dir, file), []byte(src.String())); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(r.Dir, file), []byte(src.String()), 0o644); err != nil {
 		return nil, "", err
 	}
 	sk := Skill{Name: name, Signature: signature, Description: desc, File: file, Hash: hash, SourceTask: c.Task,

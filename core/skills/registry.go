@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/mcpruntime/mcpruntime/core/internal/atomicfile"
 )
 
 // Skill is one entry of skills/index.json.
@@ -129,30 +131,7 @@ func (r *Registry) write(all []Skill) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(r.Dir, "index.json"), b)
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteBytes(filepath.Join(r.Dir, "index.json"), b, 0o644)
 }
 
 var notIdent = regexp.MustCompile(`[^a-z0-9_]+`)
