@@ -88,13 +88,7 @@ func (l *Local) start(ctx context.Context) (*localProc, error) {
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			fmt.Fprintln(p.tail, sc.Text())
-			l.opts.Logger.Debug("kernel stderr", "line", sc.Text())
-		}
-		io.Copy(io.Discard, stderr)
+		DrainStderr(stderr, p.tail, func(line string) { l.opts.Logger.Debug("kernel stderr", "line", line) })
 	}()
 	go func() {
 		<-logDone
@@ -183,6 +177,18 @@ func (l *Local) Exec(ctx context.Context, code string, limits sdk.Limits, timeou
 		}
 		return nil, err
 	}
+}
+
+// DrainStderr reads a kernel process's stderr to its end, keeping the tail
+// for error messages and handing each line to log.
+func DrainStderr(r io.Reader, tail *sdk.TailWriter, log func(line string)) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fmt.Fprintln(tail, sc.Text())
+		log(sc.Text())
+	}
+	_, _ = io.Copy(io.Discard, r) // a line over 1 MiB stops the scanner; keep the pipe flowing
 }
 
 // KernelDied builds the result for a kernel that exited during an exec.

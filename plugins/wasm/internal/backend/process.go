@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -89,13 +88,7 @@ func (l *launcher) start(ctx context.Context, memory int64) (*proc, error) {
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			fmt.Fprintln(p.tail, sc.Text())
-			l.logger.Debug("worker stderr", "pid", cmd.Process.Pid, "line", sc.Text())
-		}
-		_, _ = io.Copy(io.Discard, stderr)
+		kernel.DrainStderr(stderr, p.tail, func(line string) { l.logger.Debug("worker stderr", "pid", cmd.Process.Pid, "line", line) })
 	}()
 	go func() {
 		<-logDone
