@@ -24,13 +24,13 @@ normal host as well as on WASI (no threads, no dup2, no signals).
 """
 
 # Start-up time is on every cold path, so only what the channel needs is
-# imported here; ast (via _ast and compile()), pickle and traceback load
-# when first used (they cost ~15 ms of a ~45 ms start).
+# imported here: ast (via _ast and compile()), pickle and traceback load when
+# first used, and neither the json package nor linecache is imported at all
+# (both pull in re, enum and functools: ~15 ms of a ~36 ms start natively,
+# more on WASI). See _codec and _Sources.
 import _ast
 import io
 import itertools
-import json
-import linecache
 import os
 import struct
 import sys
@@ -42,6 +42,113 @@ _ONLY_AST = 0x400  # ast.PyCF_ONLY_AST, without importing the ast module
 _KERNEL_FILE = __file__ if "__file__" in globals() else "<kernel>"
 _HEADER = struct.Struct(">I")
 _MAX_FRAME = 64 << 20
+
+
+def _codec():
+    """(loads, dumps) for frames, through the C accelerator module _json.
+
+    These are the functions the json package itself calls for this exact
+    configuration (no indent, ensure_ascii=False, default=repr); a self-check
+    falls back to the json package where _json is missing or its signature
+    differs.
+    """
+    try:
+        import _json
+
+        class _Context:
+            strict = True
+            object_hook = None
+            object_pairs_hook = None
+            parse_float = float
+            parse_int = int
+            parse_constant = float  # NaN, Infinity, -Infinity
+
+        scan = _json.make_scanner(_Context)
+        make_encoder = _json.make_encoder
+        quote = _json.encode_basestring
+
+        def loads(text):
+            if isinstance(text, (bytes, bytearray)):
+                text = text.decode("utf-8")
+            try:
+                value, end = scan(text, 0)
+            except StopIteration as e:
+                raise ValueError("invalid JSON frame at offset %d" % e.value) from None
+            if end != len(text):
+                raise ValueError("invalid JSON frame: extra data at offset %d" % end)
+            return value
+
+        def dumps(value):
+            # A fresh encoder per frame, as json.dumps does: its circular-
+            # reference markers must not outlive a failed encoding.
+            encode = make_encoder({}, repr, quote, None, ": ", ", ", False, False, True)
+            return "".join(encode(value, 0))
+
+        sample = {"a": [1, "\u00e9\n", None, True, 1.5], "b": {}}
+        if dumps(sample) == '{"a": [1, "\u00e9\\n", null, true, 1.5], "b": {}}' and loads(
+            dumps(sample)
+        ) == sample:
+            return loads, dumps
+    except Exception:
+        pass
+    import json
+
+    return json.loads, lambda value: json.dumps(value, ensure_ascii=False, default=repr)
+
+
+_loads, _dumps = _codec()
+
+
+class _Sources:
+    """Cell sources for tracebacks and inspect, handed to linecache lazily.
+
+    linecache imports tokenize and re; importing it at start-up would undo
+    most of what _codec saves. Sources are kept here until something imports
+    linecache (the traceback module, inspect, sandbox code), and a meta-path
+    hook hands them over the moment that import finishes.
+    """
+
+    pending = {}
+
+    @classmethod
+    def add(cls, name, code):
+        entry = (len(code), None, code.splitlines(True), name)
+        linecache = sys.modules.get("linecache")
+        if linecache is not None:
+            linecache.cache[name] = entry
+        else:
+            cls.pending[name] = entry
+
+    @classmethod
+    def lines(cls, name):
+        linecache = sys.modules.get("linecache")
+        entry = cls.pending.get(name)
+        if entry is None and linecache is not None:
+            entry = linecache.cache.get(name)
+        return entry[2] if entry else None
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name != "linecache":
+            return None
+        sys.meta_path.remove(cls)
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            module.cache.update(cls.pending)
+            cls.pending.clear()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _Sources)
 
 
 class Channel:
@@ -71,10 +178,10 @@ class Channel:
         body = self._read_exact(n)
         if body is None:
             return None
-        return json.loads(body)
+        return _loads(body)
 
     def send(self, msg):
-        body = json.dumps(msg, ensure_ascii=False, default=repr).encode("utf-8", "replace")
+        body = _dumps(msg).encode("utf-8", "replace")
         data = _HEADER.pack(len(body)) + body
         view = memoryview(data)
         while view:
@@ -403,7 +510,7 @@ class Kernel:
 
 
 def _execute(code, name, g):
-    linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+    _Sources.add(name, code)
     tree = compile(code, name, "exec", _ONLY_AST)
     last = None
     if tree.body and isinstance(tree.body[-1], _ast.Expr):
@@ -539,7 +646,7 @@ def _cell_source(value):
                 break
     if not filename or not filename.startswith("<cell-"):
         return None
-    lines = linecache.cache.get(filename, (None, None, None))[2]
+    lines = _Sources.lines(filename)
     if not lines:
         return None
     import ast

@@ -259,3 +259,43 @@ func TestKernelConfigure(t *testing.T) {
 		t.Fatalf("failed configure: %v", err)
 	}
 }
+
+// The kernel's start-up imports stay lean: the json package and linecache
+// (which pull in re, enum and functools) cost ~15 ms of every cold start.
+func TestKernelStartsWithoutHeavyImports(t *testing.T) {
+	l := startPython(t)
+	_, out := run(t, l, "import sys; print(sorted(m for m in ('json', 'linecache', 'tokenize') if m in sys.modules))", sdk.Limits{}, nil)
+	if got := out.stdout.String(); got != "[]\n" {
+		t.Fatalf("modules loaded at start-up: %s", got)
+	}
+}
+
+// Cell sources reach linecache however late it is imported: tracebacks show
+// the failing line, and inspect finds a function defined in an earlier cell
+// even when the cell that asks is the one importing inspect.
+func TestKernelCellSourcesReachLinecache(t *testing.T) {
+	l := startPython(t)
+	run(t, l, "def double(x):\n    return 2 * x  # doubled\n", sdk.Limits{}, nil)
+	_, out := run(t, l, "import inspect\nprint(inspect.getsource(double))", sdk.Limits{}, nil)
+	if !strings.Contains(out.stdout.String(), "return 2 * x  # doubled") {
+		t.Fatalf("getsource across cells: stdout %q stderr %q", out.stdout.String(), out.stderr.String())
+	}
+	res, _ := run(t, l, "def boom():\n    raise KeyError('unique-marker')\nboom()", sdk.Limits{}, nil)
+	if res.Exception == nil || !strings.Contains(res.Exception.Traceback, "raise KeyError('unique-marker')") {
+		t.Fatalf("traceback lacks the cell's source line: %+v", res.Exception)
+	}
+}
+
+// Frames carry whatever text and values sandbox code produces.
+func TestKernelFramesCarryAnyText(t *testing.T) {
+	l := startPython(t)
+	code := "print('é ✓ \\u2028 \"q\" \\\\ \\x00 <&>')\nclass O: pass\nO()"
+	res, out := run(t, l, code, sdk.Limits{}, nil)
+	if res.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", res.ExitCode, out.stderr.String())
+	}
+	want := "é ✓ \u2028 \"q\" \\ \x00 <&>\n"
+	if !strings.HasPrefix(out.stdout.String(), want) || !strings.Contains(out.stdout.String(), "<__main__.O object at") {
+		t.Fatalf("stdout %q, want prefix %q and the object's repr", out.stdout.String(), want)
+	}
+}
