@@ -56,13 +56,18 @@ func BenchmarkLatency(b *testing.B) {
 			b.Fatalf("exec: %v %+v", err, res)
 		}
 	}
-	start := func(b *testing.B, pool int) *sdk.Plugin {
+	// start launches the plugin; runtime "" keeps the default ("auto").
+	start := func(b *testing.B, pool int, runtime string) *sdk.Plugin {
 		p, err := sdk.Launch(context.Background(), bin, sdk.WithStartTimeout(time.Minute))
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(p.Kill)
-		if err := p.Configure(context.Background(), &sdk.Config{JSON: []byte(testenv.ConfigJSON()), PoolSize: pool, StateDir: filepath.Join(ws, fmt.Sprint(pool))}); err != nil {
+		cfg := testenv.ConfigJSON()
+		if runtime != "" {
+			cfg = testenv.ConfigJSONRuntime(runtime)
+		}
+		if err := p.Configure(context.Background(), &sdk.Config{JSON: []byte(cfg), PoolSize: pool, StateDir: filepath.Join(ws, fmt.Sprint(pool))}); err != nil {
 			b.Fatal(err)
 		}
 		return p
@@ -83,15 +88,20 @@ func BenchmarkLatency(b *testing.B) {
 		return samples
 	}
 	b.Run("pool_session_first_exec", func(b *testing.B) {
-		p := start(b, 2)
+		p := start(b, 2, "")
 		report(b, "pool", firstExec(b, p, 500*time.Millisecond))
 	})
 	b.Run("cold_session_first_exec", func(b *testing.B) {
-		p := start(b, 0)
+		p := start(b, 0, "")
 		report(b, "cold", firstExec(b, p, 50*time.Millisecond))
 	})
+	// The same with runc forced: what "auto" gains where crun is usable.
+	b.Run("cold_session_first_exec_runc", func(b *testing.B) {
+		p := start(b, 0, "runc")
+		report(b, "cold_runc", firstExec(b, p, 50*time.Millisecond))
+	})
 	b.Run("exec_in_session", func(b *testing.B) {
-		p := start(b, 0)
+		p := start(b, 0, "")
 		id := "bench-exec"
 		if err := p.CreateSession(context.Background(), &sdk.SessionSpec{ID: id, Workspace: ws, Limits: sdk.Limits{Timeout: time.Minute}}); err != nil {
 			b.Fatal(err)
@@ -144,7 +154,7 @@ func BenchmarkLatency(b *testing.B) {
 			}
 			return float64(medians[a]) / float64(medians[c])
 		}
-		for _, r := range [][2]string{{"pool", "ctr"}, {"pool", "python"}, {"cold", "ctr"}, {"cold", "python"}, {"exec", "python"}} {
+		for _, r := range [][2]string{{"pool", "ctr"}, {"pool", "python"}, {"cold", "ctr"}, {"cold", "python"}, {"cold", "cold_runc"}, {"exec", "python"}} {
 			b.ReportMetric(ratio(r[0], r[1]), r[0]+"/"+r[1])
 		}
 		b.ReportMetric(0, "ns/op")

@@ -29,6 +29,17 @@ func TestConformanceColdPath(t *testing.T) {
 	sandboxtest.Run(t, bin, sandboxtest.WithConfig(testenv.ConfigJSON()))
 }
 
+// TestConformanceRunc runs the cold-path suite with runc, the runtime
+// "auto" falls back to where crun is missing or cannot manage the cgroups.
+func TestConformanceRunc(t *testing.T) {
+	testenv.RequireContainerd(t)
+	if testing.Short() {
+		t.Skip("repeats the suite with another runtime; skipped in -short mode")
+	}
+	bin := buildPlugin(t)
+	sandboxtest.Run(t, bin, sandboxtest.WithConfig(testenv.ConfigJSONRuntime("runc")))
+}
+
 func buildPlugin(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("OPENSANDBOX_PLUGIN_BIN"); p != "" {

@@ -97,6 +97,7 @@ func Ensure(ctx context.Context, p Paths, log hclog.Logger) error {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	PrepareCgroups(log)
 	if Answers(ctx, p.Address()) == nil {
 		log.Debug("private containerd already running", "address", p.Address())
 		return nil

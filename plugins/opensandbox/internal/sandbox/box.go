@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
@@ -114,14 +113,10 @@ func (e *engine) newBox(ctx context.Context) (_ *box, err error) {
 	if err := os.Chown(b.slot.state(), image.SandboxUID, image.SandboxUID); err != nil {
 		return nil, fmt.Errorf("container slot: %w", err)
 	}
-	var runtimeOpts any
-	if e.s.Runtime == "io.containerd.runc.v2" {
-		runtimeOpts = &options.Options{Root: e.runcRoot}
-	}
 	b.ctr, err = e.client.NewContainer(ctx, id,
 		client.WithSnapshotter(e.s.Snapshotter),
 		client.WithSnapshot(e.rootKey),
-		client.WithRuntime(e.s.Runtime, runtimeOpts),
+		client.WithRuntime(e.rt.shim, e.rt.options(e.runcRoot)),
 		client.WithContainerLabels(map[string]string{
 			labelOwner: e.owner, labelRole: "sandbox",
 			// One shim serves all containers of this plugin process: a

@@ -43,7 +43,8 @@ type engine struct {
 	snapDir   string
 	slots     string
 	fifos     string
-	runcRoot  string
+	runcRoot  string // state roots of runc-compatible runtimes, one per runtime
+	rt        ociRuntime
 	owner     string
 	defaults  limits
 	seq       atomic.Int64
@@ -71,6 +72,12 @@ func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, l
 	if e.owner, err = ownerID(os.Getpid()); err != nil {
 		return nil, err
 	}
+	rt, why, err := resolveRuntime(s.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	e.rt = rt
+	log.Info("OCI runtime", "runtime", rt.name, "why", why)
 	if stateDir == "" {
 		stateDir = "/var/lib/mcpruntime/opensandbox"
 	}
@@ -201,6 +208,7 @@ func (e *engine) rootView(ctx context.Context) error {
 		if len(missing) > 0 {
 			return fmt.Errorf("image %s is not a usable sandbox image (missing %s); remove it and rebuild with `make -C plugins/opensandbox image`", e.img.Image.Name(), strings.Join(missing, ", "))
 		}
+		e.compileKernel(ctx, root)
 		return nil
 	})
 }

@@ -43,7 +43,7 @@ func DefaultSettings() Settings {
 		Namespace:   "mcpruntime-opensandbox",
 		Image:       "mcpruntime/python:3.11",
 		Packages:    append([]string(nil), image.DefaultExtraPackages...),
-		Runtime:     "runc",
+		Runtime:     "auto",
 		Snapshotter: "overlayfs",
 		StartDaemon: true,
 		BuildImage:  true,
@@ -63,7 +63,7 @@ func configSpec() *sdk.ConfigSpec {
 		{Name: "namespace", Type: sdk.TypeString, Default: d.Namespace, Description: "containerd namespace owned by this backend (swept of leftovers on start)"},
 		{Name: "image", Type: sdk.TypeString, Default: d.Image, Description: "name of the Python image in containerd (built from Debian packages when missing)"},
 		{Name: "packages", Type: sdk.TypeStringList, Default: d.Packages, Description: "extra Debian packages installed into the image"},
-		{Name: "runtime", Type: sdk.TypeString, Default: d.Runtime, Description: `OCI runtime: "runc" or a containerd shim name such as io.containerd.runc.v2`},
+		{Name: "runtime", Type: sdk.TypeString, Default: d.Runtime, Description: `OCI runtime: "auto" (crun where installed and usable, else runc), "crun", "runc", or a containerd shim name`},
 		{Name: "snapshotter", Type: sdk.TypeString, Default: d.Snapshotter, Description: "containerd snapshotter the image is unpacked with"},
 		{Name: "start_daemon", Type: sdk.TypeBool, Default: d.StartDaemon, Description: "start the private containerd when the default address does not answer"},
 		{Name: "build_image", Type: sdk.TypeBool, Default: d.BuildImage, Description: "build and import the image on first use when it is missing"},
@@ -97,9 +97,6 @@ func decodeSettings(cfg *sdk.Config) (Settings, error) {
 		return s, fmt.Errorf("config image: empty")
 	case s.Pids < 0 || s.CPUs < 0:
 		return s, fmt.Errorf("config pids/cpus: must not be negative")
-	}
-	if s.Runtime == "runc" || s.Runtime == "" {
-		s.Runtime = "io.containerd.runc.v2"
 	}
 	return s, nil
 }

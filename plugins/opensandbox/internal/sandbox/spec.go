@@ -23,8 +23,9 @@ const (
 
 // kernelArgs start the sdk kernel under the plugin binary's init mode
 // (see initproc): -I ignores PYTHON* variables and user site-packages, -B
-// keeps bytecode files out of the workspace.
-var kernelArgs = []string{guestKernelDir + "/" + initName, "init", "/usr/bin/python3", "-I", "-B", guestKernelDir + "/" + kernel.FileName}
+// keeps bytecode files out of the workspace. The kernel is imported as a
+// module so that its byte-code (see compileKernel) is used.
+var kernelArgs = []string{guestKernelDir + "/" + initName, "init", "/usr/bin/python3", "-I", "-B", "-c", kernel.Bootstrap(guestKernelDir)}
 
 // initName is the plugin binary's copy in the kernel directory.
 const initName = "init"
@@ -72,6 +73,10 @@ func (e *engine) specOpts(id string, slot slotPaths, lim limits) []oci.SpecOpts 
 		withLimits(lim),
 		// runc 1.1 (Debian 12) knows runtime-spec 1.0.2.
 		withOCIVersion("1.0.2"),
+		// Slot mounts reach running containers only if the root stays a
+		// slave of the host's mounts: runc's default, but crun makes it
+		// private unless told.
+		withRootfsPropagation("rslave"),
 	}
 	return opts
 }
@@ -112,6 +117,16 @@ func swapAccounting() bool {
 func withOCIVersion(v string) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 		s.Version = v
+		return nil
+	}
+}
+
+func withRootfsPropagation(mode string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		s.Linux.RootfsPropagation = mode
 		return nil
 	}
 }

@@ -19,6 +19,11 @@ func ConfigJSON() string {
 	return `{"namespace": "` + Namespace + `"}`
 }
 
+// ConfigJSONRuntime is ConfigJSON with the OCI runtime set.
+func ConfigJSONRuntime(runtime string) string {
+	return `{"namespace": "` + Namespace + `", "runtime": "` + runtime + `"}`
+}
+
 // RequireContainerd skips the test when containerd genuinely cannot run
 // here (not installed, or not root), and otherwise makes sure the private
 // daemon answers. A daemon that is installed but fails to start fails the
