@@ -105,8 +105,7 @@ func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
 		cache = filepath.Join(state, "wazero-cache")
 	}
 	kernelDir := filepath.Join(state, "kernel")
-	kernelPath, err := kernel.Install(kernelDir)
-	if err != nil {
+	if _, err := kernel.Install(kernelDir); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(state, 0o755); err != nil {
@@ -125,16 +124,16 @@ func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
 	if err != nil {
 		return err
 	}
-	_ = rt.Close(ctx)
 	b.logger.Info("python.wasm compiled", "artefacts", py.Dir, "cache", cache, "took", time.Since(start))
+	compileKernel(ctx, rt, py.Wasm, py.Lib, kernelDir, b.logger)
+	_ = rt.Close(ctx)
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("locate plugin binary: %w", err)
 	}
 	l := &launcher{
 		exe: exe, logger: b.logger, warmImports: WarmImports,
-		cfg: worker.Config{Wasm: py.Wasm, Lib: py.Lib, CacheDir: cache, KernelDir: kernelDir,
-			KernelFile: filepath.Base(kernelPath), EmptyDir: empty},
+		cfg: worker.Config{Wasm: py.Wasm, Lib: py.Lib, CacheDir: cache, KernelDir: kernelDir, EmptyDir: empty},
 	}
 	b.mu.Lock()
 	old, oldTmp := b.pool, b.tmp

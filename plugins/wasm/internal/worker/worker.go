@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/kernel"
 
 	"github.com/mcpruntime/mcpruntime/plugins/wasm/internal/guest"
 )
@@ -38,7 +39,6 @@ type Config struct {
 	Lib         string `json:"lib"`
 	CacheDir    string `json:"cache_dir"`
 	KernelDir   string `json:"kernel_dir"`
-	KernelFile  string `json:"kernel_file"`
 	EmptyDir    string `json:"empty_dir"`
 	MemoryBytes int64  `json:"memory_bytes"`
 }
@@ -87,8 +87,10 @@ func Main() int {
 	go serveControl(os.NewFile(ControlFD, "control"), workspace, lib)
 
 	code, err := rt.Run(ctx, guest.RunOptions{
-		// -s: no user site; -B: no .pyc written into the workspace.
-		Args:      []string{"-s", "-B", guest.KernelMount + "/" + cfg.KernelFile},
+		// -s: no user site; -B: no .pyc written into the workspace. The
+		// kernel is imported, so its byte-code (see the backend's
+		// compileKernel) is used.
+		Args:      []string{"-s", "-B", "-c", kernel.Bootstrap(guest.KernelMount)},
 		Env:       GuestEnv(),
 		Stdin:     os.Stdin,
 		Stdout:    os.Stdout,
