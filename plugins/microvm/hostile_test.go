@@ -239,6 +239,8 @@ func TestBadInput(t *testing.T) {
 		{"absent_cloud_hypervisor", map[string]any{"vmm": "cloud-hypervisor", "vmm_binary": "/nonexistent/cloud-hypervisor"}, "Cloud Hypervisor is not packaged"},
 		{"unknown_vmm", map[string]any{"vmm": "bochs"}, "unknown vmm"},
 		{"tiny_memory", map[string]any{"memory": "16MiB"}, "at least 128MiB"},
+		{"negative_restore_standby", map[string]any{"restore_standby": -1}, "restore_standby"},
+		{"fractional_restore_standby", map[string]any{"restore_standby": 1.5}, "restore_standby"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			js, _ := json.Marshal(c.cfg)

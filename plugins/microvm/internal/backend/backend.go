@@ -38,6 +38,7 @@ type Backend struct {
 	runDir   string
 	unlock   func()
 	pool     *pool
+	standby  *standbys
 	sessions sdk.Sessions[*session]
 }
 
@@ -117,11 +118,14 @@ func (b *Backend) Configure(ctx context.Context, sc *sdk.Config) error {
 	}
 
 	b.mu.Lock()
-	old := b.pool
-	b.pool = nil
+	old, oldStandby := b.pool, b.standby
+	b.pool, b.standby = nil, nil
 	b.mu.Unlock()
 	if old != nil {
 		old.close()
+	}
+	if oldStandby != nil {
+		oldStandby.close()
 	}
 
 	b.mu.Lock()
@@ -153,7 +157,7 @@ func (b *Backend) Configure(ctx context.Context, sc *sdk.Config) error {
 	}
 	p := newPool(b, size)
 	b.mu.Lock()
-	b.pool = p
+	b.pool, b.standby = p, newStandbys(b, c.standby)
 	b.mu.Unlock()
 	p.start()
 	return nil
@@ -169,6 +173,13 @@ func (b *Backend) configured() (*pool, error) {
 	return b.pool, nil
 }
 
+// standbys returns the restore standbys (nil before Configure).
+func (b *Backend) standbys() *standbys {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.standby
+}
+
 // Health implements sdk.Backend.
 func (b *Backend) Health(context.Context) (*sdk.Health, error) {
 	b.mu.Lock()
@@ -177,18 +188,18 @@ func (b *Backend) Health(context.Context) (*sdk.Health, error) {
 	if b.pool == nil {
 		h.Message = "not configured"
 	} else {
-		h.Message = fmt.Sprintf("%s with %s, %d booted VM(s) ready", b.driver.Name(), b.accel, b.pool.ready())
+		h.Message = fmt.Sprintf("%s with %s, %d booted VM(s) ready, %d restore standby VM(s) ready", b.driver.Name(), b.accel, b.pool.ready(), b.standby.ready())
 	}
 	return h, nil
 }
 
-// Close implements sdk.Closer: every VM is stopped and the run directory
-// removed.
+// Close implements sdk.Closer: every VM (sessions', pooled and standby
+// ones) is stopped and the run directory removed.
 func (b *Backend) Close(ctx context.Context) error {
 	sessions := b.sessions.TakeAll()
 	b.mu.Lock()
-	p := b.pool
-	b.pool = nil
+	p, st := b.pool, b.standby
+	b.pool, b.standby = nil, nil
 	runDir, unlock := b.runDir, b.unlock
 	b.unlock = nil
 	b.mu.Unlock()
@@ -197,6 +208,9 @@ func (b *Backend) Close(ctx context.Context) error {
 	}
 	if p != nil {
 		p.close()
+	}
+	if st != nil {
+		st.close()
 	}
 	if runDir != "" {
 		_ = os.RemoveAll(runDir)

@@ -22,15 +22,19 @@ type config struct {
 	Grace        string  `json:"interrupt_grace"`
 	MaxWorkspace string  `json:"max_workspace"`
 	PoolSize     float64 `json:"pool_size"`
+	// RestoreStandby is how many of the most recent snapshots keep a VM
+	// restored and warmed ahead of their next Restore (0: none).
+	RestoreStandby float64 `json:"restore_standby"`
 
 	memoryMiB    int
 	bootTimeout  time.Duration
 	grace        time.Duration
 	maxWorkspace int64
+	standby      int
 }
 
 func defaultConfig() config {
-	return config{VMM: "qemu", Accel: "auto", Memory: "512MiB", VCPUs: 1, BootTimeout: "120s", Grace: "3s", MaxWorkspace: "512MiB", PoolSize: -1}
+	return config{VMM: "qemu", Accel: "auto", Memory: "512MiB", VCPUs: 1, BootTimeout: "120s", Grace: "3s", MaxWorkspace: "512MiB", PoolSize: -1, RestoreStandby: 1}
 }
 
 func configSpec() *sdk.ConfigSpec {
@@ -47,6 +51,7 @@ func configSpec() *sdk.ConfigSpec {
 		{Name: "interrupt_grace", Type: sdk.TypeDuration, Default: d.Grace, Description: "how long interrupted code may take to stop before the VM is killed"},
 		{Name: "max_workspace", Type: sdk.TypeSize, Default: d.MaxWorkspace, Description: "largest workspace synchronised into a VM"},
 		{Name: "pool_size", Type: sdk.TypeNumber, Description: "booted VMs kept ready (default: the core's pool size)"},
+		{Name: "restore_standby", Type: sdk.TypeNumber, Default: d.RestoreStandby, Description: "snapshots (the most recent ones) that each keep one VM restored and warmed ahead of their next restore; each holds a VM's memory while it waits (0: restores start cold)"},
 	}}
 }
 
@@ -72,6 +77,10 @@ func (c *config) resolve() error {
 	if c.maxWorkspace, err = parseSize(c.MaxWorkspace); err != nil {
 		return fmt.Errorf("max_workspace: %w", err)
 	}
+	if c.RestoreStandby < 0 || c.RestoreStandby > maxStandby || c.RestoreStandby != float64(int(c.RestoreStandby)) {
+		return fmt.Errorf("restore_standby %v: want a whole number 0..%d", c.RestoreStandby, maxStandby)
+	}
+	c.standby = int(c.RestoreStandby)
 	switch c.Accel {
 	case "auto", "kvm", "tcg":
 	default:

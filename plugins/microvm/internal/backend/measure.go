@@ -54,3 +54,12 @@ func (b *Backend) PoolReady() int {
 	}
 	return p.ready()
 }
+
+// StandbyReady is how many restore standby VMs are ready to be taken.
+func (b *Backend) StandbyReady() int {
+	st := b.standbys()
+	if st == nil {
+		return 0
+	}
+	return st.ready()
+}

@@ -2,18 +2,18 @@ package backend
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
 
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/image"
-	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
 )
 
 // A snapshot is the whole VM (memory, devices, the kernel's variables, the
@@ -80,75 +80,60 @@ func (b *Backend) Snapshot(ctx context.Context, sessionID string) (*sdk.Snapshot
 		return nil, fmt.Errorf("snapshot %s: %w", sessionID, err)
 	}
 	b.log.Debug("snapshot taken", "session", sessionID, "snapshot", id, "bytes", size, "took", time.Since(start))
+	if st := b.standbys(); st != nil {
+		st.remember(id)
+	}
 	return &sdk.Snapshot{ID: id, SizeBytes: size}, nil
 }
 
-// Restore implements sdk.Backend: a new VM resumes from the snapshot with
-// a reseeded RNG, takes the new session's settings and workspace, and keeps
-// the kernel's variables.
-func (b *Backend) Restore(ctx context.Context, snapshotID string, spec *sdk.SessionSpec) error {
-	if _, err := b.configured(); err != nil {
-		return err
-	}
-	dir, err := b.snapDir(snapshotID)
+// readMeta loads and checks a snapshot's metadata: it must have been taken
+// with this plugin's VMM and accelerator, and its guest image must still
+// exist.
+func (b *Backend) readMeta(id string) (string, *snapMeta, error) {
+	dir, err := b.snapDir(id)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, "meta.json"))
 	if err != nil {
-		return fmt.Errorf("snapshot %s: %w", snapshotID, err)
+		return "", nil, fmt.Errorf("snapshot %s: %w", id, err)
 	}
 	var meta snapMeta
 	if err := json.Unmarshal(raw, &meta); err != nil {
-		return fmt.Errorf("snapshot %s: metadata is corrupt: %w", snapshotID, err)
+		return "", nil, fmt.Errorf("snapshot %s: metadata is corrupt: %w", id, err)
 	}
 	if meta.Driver != b.driver.Name() || meta.Accel != b.accel {
-		return fmt.Errorf("snapshot %s was taken with %s/%s; this plugin runs %s/%s", snapshotID, meta.Driver, meta.Accel, b.driver.Name(), b.accel)
+		return "", nil, fmt.Errorf("snapshot %s was taken with %s/%s; this plugin runs %s/%s", id, meta.Driver, meta.Accel, b.driver.Name(), b.accel)
 	}
 	if err := meta.Image.Check(); err != nil {
-		return fmt.Errorf("snapshot %s needs the guest image it was taken with: %w", snapshotID, err)
+		return "", nil, fmt.Errorf("snapshot %s needs the guest image it was taken with: %w", id, err)
 	}
-	if err := b.reserve(spec.ID); err != nil {
-		return err
-	}
-	v, err := b.restoreVM(ctx, dir, &meta)
-	if err != nil {
-		b.settle(spec.ID, nil)
-		return fmt.Errorf("restore %s: %w", snapshotID, err)
-	}
-	s := b.newSession(spec)
-	if err := s.attach(ctx, v, true); err != nil {
-		v.destroy()
-		b.settle(spec.ID, nil)
-		return fmt.Errorf("restore %s: %w", snapshotID, err)
-	}
-	b.settle(spec.ID, s)
-	return nil
+	return dir, &meta, nil
 }
 
-func (b *Backend) restoreVM(ctx context.Context, dir string, meta *snapMeta) (*vm, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.bootTimeout)
-	defer cancel()
-	id := newID()
-	spec := b.vmSpec(id)
-	im := meta.Image
-	spec.Image, spec.MemoryMiB, spec.VCPUs = &im, meta.MemoryMiB, meta.VCPUs
-	m, err := b.driver.Restore(ctx, spec, dir)
+// stamp identifies the saved state files of a snapshot (names, inodes,
+// sizes, times): a VM restored ahead of demand is only handed out while
+// the files it was loaded from are unchanged.
+func stamp(dir string) (string, error) {
+	ents, err := os.ReadDir(dir)
 	if err != nil {
-		os.RemoveAll(spec.Dir)
-		return nil, err
+		return "", err
 	}
-	v := &vm{id: id, dir: spec.Dir, m: m, agent: newAgentClient(m.Agent())}
-	if err := v.waitAgent(ctx); err != nil {
-		v.destroy()
-		return nil, err
+	var sb strings.Builder
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			return "", err
+		}
+		if !fi.Mode().IsRegular() {
+			continue
+		}
+		var ino uint64
+		var ctime int64
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			ino, ctime = st.Ino, st.Ctim.Nano()
+		}
+		fmt.Fprintf(&sb, "%s:%d:%d:%d:%d;", e.Name(), ino, fi.Size(), fi.ModTime().UnixNano(), ctime)
 	}
-	seed := make([]byte, 64)
-	_, _ = rand.Read(seed)
-	if _, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpReseed, Seed: seed}); err != nil {
-		v.destroy()
-		return nil, fmt.Errorf("reseed the guest RNG: %w", err)
-	}
-	v.adoptKernel(meta.Gen)
-	return v, nil
+	return sb.String(), nil
 }

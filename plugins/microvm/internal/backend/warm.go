@@ -1,0 +1,65 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
+)
+
+// warmDir is the scratch directory a standby's warm-up writes in its own
+// (wiped) guest workspace.
+const warmDir = ".mcpruntime-standby"
+
+// warm runs in a VM just restored from a snapshot the code paths the
+// Restore taking it, and the session's first execution, go through: RNG
+// reseed, wipe, library and workspace file operations, workspace scan, a
+// session attach and a kernel round trip. Under emulation each runs much
+// faster the second time, once QEMU has translated it. None of them
+// touches the kernel's variables: the attach runs the agent's settings
+// cell in a throw-away namespace, with no environment or limits. It ends
+// wiped, holding neither the snapshot's copy of the old session's
+// workspace nor files of its own; the Restore that takes it reseeds,
+// wipes and attaches again for the real session, which also undoes any
+// step when hurry (closed by a Restore waiting for it) cuts it short.
+func (b *Backend) warm(ctx context.Context, v *vm, hurry <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.bootTimeout)
+	defer cancel()
+	call := func(m *proto.Msg) func() error {
+		return func() error { _, err := v.agent.call(ctx, m); return err }
+	}
+	data := []byte("standby\n")
+	steps := []func() error{
+		func() error { return b.reseed(ctx, v) },
+		call(&proto.Msg{Op: proto.OpWipe}),
+		call(&proto.Msg{Op: proto.OpWrite, Tree: proto.TreeLib, Path: warmDir + "/lib.py", Data: data, Final: true, Mode: 0o644}),
+		call(&proto.Msg{Op: proto.OpMkdir, Tree: proto.TreeWorkspace, Path: warmDir, Mode: 0o777}),
+		call(&proto.Msg{Op: proto.OpWrite, Tree: proto.TreeWorkspace, Path: warmDir + "/file", Data: data, Final: true, Mode: 0o644}),
+		call(&proto.Msg{Op: proto.OpScan}),
+		call(&proto.Msg{Op: proto.OpRead, Tree: proto.TreeWorkspace, Path: warmDir + "/file", Length: chunk}),
+		call(&proto.Msg{Op: proto.OpRemove, Tree: proto.TreeWorkspace, Path: warmDir}),
+		call(&proto.Msg{Op: proto.OpAttach, Session: &proto.SessionConfig{}}),
+		call(&proto.Msg{Op: proto.OpWipe}),
+		// Kernel frames through the agent's relay, as an execution sends them.
+		func() error { return v.conn.Ping(ctx) },
+	}
+	for _, step := range steps {
+		if hurried(hurry) {
+			return nil
+		}
+		if err := step(); err != nil {
+			return fmt.Errorf("warm standby: %w", err)
+		}
+	}
+	return nil
+}
+
+// hurried reports whether a Restore is waiting for the standby.
+func hurried(hurry <-chan struct{}) bool {
+	select {
+	case <-hurry:
+		return true
+	default:
+		return false
+	}
+}
