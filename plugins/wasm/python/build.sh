@@ -179,10 +179,13 @@ ln -sfn "$SYS_RES/lib/wasi/libclang_rt.builtins-wasm32.a" \
   die "libclang-rt-$LLVM-dev-wasm32 builtins not found under $SYS_RES"
 
 WASM_CC="$CLANG --target=wasm32-wasip1 --sysroot=$SYSROOT -resource-dir=$RES"
-# Keep cache paths out of the binary.
+# Keep cache paths out of the binary. LLVM_AR: configure would otherwise pick
+# /usr/bin/llvm-ar (LLVM 14 on Debian 12), which cannot index LLVM 19 bitcode
+# should LTO ever be enabled (measured: full LTO gained <3% here for +3 min
+# and 2 GB of link memory, so it is not).
 PREFIX_MAP="-ffile-prefix-map=$W=/build"
 WASM_ENV=(CC="$WASM_CC" CPP="$WASM_CC -E" AR="$LLVM_BIN/llvm-ar" RANLIB="$LLVM_BIN/llvm-ranlib"
-          NM="$LLVM_BIN/llvm-nm" CFLAGS="$PREFIX_MAP")
+          NM="$LLVM_BIN/llvm-nm" LLVM_AR="$LLVM_BIN/llvm-ar" CFLAGS="$PREFIX_MAP")
 
 # --------------------------------------------------------------------- zlib
 ZPREFIX=$W/zlib-wasi
@@ -221,10 +224,12 @@ BUILD_PY=$NATIVE/python
 # ------------------------------------------------------------ WASI python
 WASI=$W/build/wasi
 # clock_nanosleep is disabled: wazero's poll_oneoff rejects absolute-time
-# sleeps, which would make time.sleep() fail.
+# sleeps, which would make time.sleep() fail. pymalloc is off by default for
+# WASI; without it every int, frame and dict goes through wasi-libc's
+# malloc: with it a 2M-iteration loop runs ~29% faster (1028 -> 727 ms).
 WASI_CONFIGURE=(--host=wasm32-wasip1 --build="$BUILD_TRIPLE" --with-build-python="$BUILD_PY"
                 --prefix=/usr/local --disable-test-modules --without-ensurepip
-                --without-system-libmpdec --without-system-expat
+                --without-system-libmpdec --without-system-expat --with-pymalloc
                 ac_cv_func_clock_nanosleep=no ac_cv_lib_rt_clock_nanosleep=no)
 WKEY=$( { echo "$PY_ORIG_SHA256 $WASI_LIBC_SHA256 $ZKEY $CLANG_PKG_VERSION $NKEY"
           printf '%s\n' "${WASM_ENV[@]}" "${WASI_CONFIGURE[@]}"; } | sha256sum | cut -d' ' -f1)
