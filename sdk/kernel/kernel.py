@@ -227,9 +227,11 @@ class _BinaryView:
 class OutStream(io.TextIOBase):
     """A text stream that forwards writes as "out" events.
 
-    Writes are coalesced: a write is sent at once when nothing was sent in the
-    last few milliseconds (so a lone print shows up live), otherwise it waits
-    for more data, a flush, the end of the cell, or the background flusher.
+    Writes are coalesced: a write that completes a line is sent at once when
+    nothing was sent in the last few milliseconds (so a lone print shows up
+    live), otherwise it waits for more data, a flush, the end of the cell, or
+    the background flusher (where threads exist). Waiting for the line's end
+    makes print(x) one frame instead of two (print writes x, then "\n").
     """
 
     COALESCE_SECONDS = 0.005
@@ -268,9 +270,12 @@ class OutStream(io.TextIOBase):
             if s2:
                 self._pending.append(s2)
                 self._size += len(s2)
-            now = time.monotonic()
-            if self._size >= self.CHUNK or now - self._last >= self.COALESCE_SECONDS:
-                self._flush_locked(now)
+            if self._size >= self.CHUNK:
+                self._flush_locked(time.monotonic())
+            elif "\n" in s2:
+                now = time.monotonic()
+                if now - self._last >= self.COALESCE_SECONDS:
+                    self._flush_locked(now)
         return len(s)
 
     def flush(self):

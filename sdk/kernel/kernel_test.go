@@ -36,6 +36,7 @@ func startPython(t *testing.T) *Local {
 type collected struct {
 	mu             sync.Mutex
 	stdout, stderr strings.Builder
+	stdoutEvents   int
 	calls          []*sdk.HostCallNotice
 }
 
@@ -45,6 +46,7 @@ func (c *collected) emit(e sdk.Event) {
 	switch e.Kind {
 	case sdk.EventStdout:
 		c.stdout.Write(e.Data)
+		c.stdoutEvents++
 	case sdk.EventStderr:
 		c.stderr.Write(e.Data)
 	case sdk.EventHostCall:
@@ -297,5 +299,16 @@ func TestKernelFramesCarryAnyText(t *testing.T) {
 	want := "é ✓ \u2028 \"q\" \\ \x00 <&>\n"
 	if !strings.HasPrefix(out.stdout.String(), want) || !strings.Contains(out.stdout.String(), "<__main__.O object at") {
 		t.Fatalf("stdout %q, want prefix %q and the object's repr", out.stdout.String(), want)
+	}
+}
+
+// A print is one output event (print writes the value, then "\n"): each
+// event is a frame and a stream message on every hop to the caller.
+func TestKernelPrintIsOneEvent(t *testing.T) {
+	l := startPython(t)
+	time.Sleep(10 * time.Millisecond) // past the coalescing window of start-up output
+	_, out := run(t, l, "print(1+1)", sdk.Limits{}, nil)
+	if out.stdout.String() != "2\n" || out.stdoutEvents != 1 {
+		t.Fatalf("stdout %q in %d events, want \"2\\n\" in 1", out.stdout.String(), out.stdoutEvents)
 	}
 }
