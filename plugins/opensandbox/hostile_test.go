@@ -206,12 +206,13 @@ func TestDefaultImage(t *testing.T) {
 	testenv.RequireContainerd(t)
 	h := launch(t, buildPlugin(t), 1, "")
 	id := fmt.Sprintf("image-%d", os.Getpid())
-	spec := &sdk.SessionSpec{ID: id, Workspace: h.ws, Limits: sdk.Limits{Timeout: time.Minute, MemoryBytes: 512 << 20}, Env: map[string]string{"GREETING": "hi"}}
+	spec := &sdk.SessionSpec{ID: id, Workspace: h.ws, Limits: sdk.Limits{Timeout: time.Minute, MemoryBytes: 512 << 20}, Env: map[string]string{"GREETING": "hi", "TRICKY": "q\"b\\n\n\u2028é<&>'"}}
 	if err := h.p.CreateSession(context.Background(), spec); err != nil {
 		t.Fatal(err)
 	}
 	h.expect(t, id, "import numpy as np, pandas as pd\nprint(int(np.arange(4).sum()), len(pd.DataFrame({'a': [1, 2]})))", "6 2\n")
 	h.expect(t, id, "import os, subprocess\nprint(os.environ['GREETING'], os.getcwd(), subprocess.run(['sh', '-c', 'echo sh-ok'], capture_output=True, text=True).stdout.strip())", "hi /workspace sh-ok\n")
+	h.expect(t, id, "import os\nprint(ascii(os.environ['TRICKY']))", `'q"b\\n\n\u2028\xe9<&>\''`+"\n")
 }
 
 // TestLibraryMounts checks that spec.Mounts appear read-only at their
@@ -234,5 +235,32 @@ func TestLibraryMounts(t *testing.T) {
 	h.expect(t, id, "import errno\ntry:\n    open('/mcpruntime/lib/skills/evil.py', 'w')\nexcept OSError as e:\n    print(errno.errorcode[e.errno])", "EROFS\n")
 	if _, err := os.Stat(filepath.Join(skills, "evil.py")); err == nil {
 		t.Fatal("the sandbox wrote into a read-only mount")
+	}
+}
+
+// TestSeccompFilter checks that the default seccomp profile confines every
+// container, under each runtime: the first crun container compiles it, the
+// next ones load the cached program (see seccompCache), runc compiles it
+// each time. keyctl is outside the profile's allow list: EPERM.
+func TestSeccompFilter(t *testing.T) {
+	testenv.RequireContainerd(t)
+	bin := buildPlugin(t)
+	const probe = "import ctypes, os\n" +
+		"status = open('/proc/self/status').read().split('Seccomp:')[1].split()[0]\n" +
+		"libc = ctypes.CDLL(None, use_errno=True)\n" +
+		"r = libc.syscall(250, 0, 0, 0, 0, 0)  # keyctl(KEYCTL_GET_KEYRING_ID, ...)\n" +
+		"print(status, r, os.strerror(ctypes.get_errno()))"
+	for _, rt := range []string{"auto", "runc"} {
+		t.Run(rt, func(t *testing.T) {
+			h := launch(t, bin, 0, testenv.ConfigJSONRuntime(rt))
+			for range 3 {
+				h.expect(t, h.session(t, sdk.Limits{}), probe, "2 -1 Operation not permitted\n")
+			}
+			if rt == "auto" && testenv.CrunUsable() {
+				if m, _ := filepath.Glob(filepath.Join(h.ws, ".state", "seccomp", "*.bpf")); len(m) != 1 {
+					t.Errorf("cached seccomp programs: %v, want one", m)
+				}
+			}
+		})
 	}
 }

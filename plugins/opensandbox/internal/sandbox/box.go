@@ -113,6 +113,7 @@ func (e *engine) newBox(ctx context.Context) (_ *box, err error) {
 	if err := os.Chown(b.slot.state(), image.SandboxUID, image.SandboxUID); err != nil {
 		return nil, fmt.Errorf("container slot: %w", err)
 	}
+	t0 := time.Now()
 	b.ctr, err = e.client.NewContainer(ctx, id,
 		client.WithSnapshotter(e.s.Snapshotter),
 		client.WithSnapshot(e.rootKey),
@@ -128,11 +129,28 @@ func (e *engine) newBox(ctx context.Context) (_ *box, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
-	e.log.Debug("container created", "id", id)
+	e.log.Debug("container created", "id", id, "took", time.Since(t0).String())
 	if b.k, err = b.startKernel(ctx); err != nil {
 		return nil, err
 	}
+	e.learnSeccomp(ctx, b)
 	return b, nil
+}
+
+// learnSeccomp keeps the seccomp program crun compiled for a container
+// created without a cached one (see seccompCache).
+func (e *engine) learnSeccomp(ctx context.Context, b *box) {
+	if e.seccomp == nil || !e.seccomp.empty() {
+		return
+	}
+	spec, err := b.ctr.Spec(ctx)
+	if err != nil {
+		return
+	}
+	state := filepath.Join(e.runcRoot, e.rt.name, e.s.Namespace, b.id)
+	if err := e.seccomp.learn(spec, state); err != nil {
+		e.log.Warn("seccomp program not cached; crun compiles it for every container", "error", err)
+	}
 }
 
 // startKernel starts a new task in the container; its stdin and stdout
@@ -141,6 +159,7 @@ func (b *box) startKernel(ctx context.Context) (*kernelTask, error) {
 	stdinR, stdinW := io.Pipe()
 	stdoutR, stdoutW := io.Pipe()
 	k := &kernelTask{stdin: stdinW, done: make(chan struct{}), stderr: &sdk.TailWriter{Max: 4096}}
+	t0 := time.Now()
 	task, err := b.ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(stdinR, stdoutW, k.stderr), cio.WithFIFODir(b.e.fifos)))
 	if err != nil {
 		stdinW.Close()
@@ -167,6 +186,7 @@ func (b *box) startKernel(ctx context.Context) (*kernelTask, error) {
 		stdoutW.Close()
 		close(k.done)
 	}()
+	t1 := time.Now()
 	if err := task.Start(ctx); err != nil {
 		b.deleteTask(ctx, k)
 		return nil, fmt.Errorf("start kernel in container %s: %w%s", b.id, err, k.stderr.Suffix("kernel stderr"))
@@ -182,6 +202,8 @@ func (b *box) startKernel(ctx context.Context) (*kernelTask, error) {
 		return nil, fmt.Errorf("kernel in container %s failed to start (%s): %w%s", b.id, k.status(), err, k.stderr.Suffix("kernel stderr"))
 	}
 	k.kernelPid = ready.Pid
+	// Where a cold start goes (the pool hides it from sessions).
+	b.e.log.Debug("kernel task started", "container", b.id, "task_create", t1.Sub(t0).String(), "start_to_ready", time.Since(t1).String())
 	return k, nil
 }
 

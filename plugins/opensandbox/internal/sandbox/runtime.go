@@ -34,9 +34,9 @@ func (r ociRuntime) options(root string) any {
 // resolveRuntime turns the `runtime` setting into a runtime.
 //
 //   - "runc": the shim's runc.
-//   - "crun": crun through the same shim. It creates a container in ~10 ms
-//     where runc takes ~45 ms (runc copies its own 10 MB binary into a memfd
-//     on every create), the largest part of a cold session start.
+//   - "crun": crun through the same shim. Container creation is the largest
+//     part of a cold session start, and crun (C) does it faster than runc
+//     (Go, re-executing itself as `runc init`); the bench measures both.
 //   - "auto" (default): crun where it is installed and accepts the host's
 //     cgroup layout, runc otherwise; why is logged.
 //   - anything else: a containerd shim name, used as is.

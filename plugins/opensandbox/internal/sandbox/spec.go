@@ -78,6 +78,9 @@ func (e *engine) specOpts(id string, slot slotPaths, lim limits) []oci.SpecOpts 
 		// private unless told.
 		withRootfsPropagation("rslave"),
 	}
+	if e.seccomp != nil {
+		opts = append(opts, e.seccomp.specOpt())
+	}
 	return opts
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/daemon"
@@ -44,4 +45,14 @@ func RequireContainerd(t testing.TB) {
 	if err := daemon.Ensure(context.Background(), daemon.DefaultPaths(), nil); err != nil {
 		t.Fatalf("start the private containerd: %v", err)
 	}
+}
+
+// CrunUsable reports whether runtime "auto" picks crun here: crun is
+// installed and the cgroup2 hierarchy of a hybrid host holds no controller.
+func CrunUsable() bool {
+	if _, err := exec.LookPath("crun"); err != nil {
+		return false
+	}
+	b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
+	return err != nil || strings.TrimSpace(string(b)) == ""
 }
