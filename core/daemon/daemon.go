@@ -111,8 +111,8 @@ func Serve(ctx context.Context, cfg *config.Config, m *session.Manager, logger h
 		return err
 	}
 	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return errors.New("another mcpruntime daemon already serves this workspace")
+	if err := waitLock(ctx, cfg, lock); err != nil {
+		return err
 	}
 	sock := SocketPath(cfg)
 	_ = os.Remove(sock) // stale: we hold the lock, so nobody listens on it
@@ -124,6 +124,35 @@ func Serve(ctx context.Context, cfg *config.Config, m *session.Manager, logger h
 	_ = os.Chmod(sock, 0o600)
 	srv := server.New(m, append([]server.Option{server.WithLogger(logger), server.WithConfigDigest(Digest(cfg))}, opts...)...)
 	return run(ctx, &http.Server{Handler: srv}, ln, srv, cfg.DaemonIdle, m, logger)
+}
+
+// waitLock takes the workspace's daemon lock. A daemon that stopped
+// answering may still be shutting down its sessions and plugins while it
+// holds the lock (after `daemon stop` or an idle exit): the new daemon waits
+// for it rather than failing the command that started it. It gives up when
+// another daemon answers (it won a race to start) or after 30 s.
+func waitLock(ctx context.Context, cfg *config.Config, lock *os.File) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("daemon lock: %w", err)
+		}
+		if _, _, cerr := Connect(ctx, cfg); cerr == nil {
+			return errors.New("another mcpruntime daemon already serves this workspace")
+		}
+		if time.Now().After(deadline) {
+			return errors.New("another mcpruntime daemon holds this workspace's lock and does not answer (still shutting down after 30s?)")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // ServeTCP runs `mcpruntime serve` on a TCP address.

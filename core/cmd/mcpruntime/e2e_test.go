@@ -345,3 +345,27 @@ func TestBench(t *testing.T) {
 		}
 	}
 }
+
+// `daemon stop` returns once the daemon is gone, and a session command
+// right after it (or racing with it) gets a new daemon instead of failing
+// on the lock the old one holds while it shuts its sessions down.
+func TestDaemonStopThenSession(t *testing.T) {
+	dir := project(t, "")
+	for i := range 3 {
+		if r := cli(t, dir, "", "exec", "--session", "s", "-c", "print('up')"); r.code != 0 || r.stdout != "up\n" {
+			t.Fatalf("round %d: exec: %+v", i, r)
+		}
+		stopped := make(chan result, 1)
+		go func() { stopped <- cli(t, dir, "", "daemon", "stop") }()
+		if i%2 == 0 {
+			<-stopped // sequential: stop, then a session
+		}
+		if r := cli(t, dir, "", "exec", "--session", "s2", "-c", "print('again')"); r.code != 0 || r.stdout != "again\n" {
+			t.Fatalf("round %d: exec after stop: %+v", i, r)
+		}
+		if i%2 == 1 {
+			<-stopped // racing with the stop
+		}
+		cli(t, dir, "", "daemon", "stop")
+	}
+}

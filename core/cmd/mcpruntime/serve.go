@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -114,13 +115,15 @@ func daemonCmd(a *app) *cobra.Command {
 			if err := c.Shutdown(cmd.Context()); err != nil {
 				return err
 			}
+			// Stopped means gone: its sessions ended and its plugins
+			// stopped, not merely that it no longer answers.
 			deadline := time.Now().Add(30 * time.Second)
 			for time.Now().Before(deadline) {
-				if _, _, err := daemon.Connect(cmd.Context(), cfg); err != nil {
+				if syscall.Kill(h.Pid, 0) != nil {
 					fmt.Fprintf(cmd.OutOrStdout(), "stopped daemon pid %d\n", h.Pid)
 					return nil
 				}
-				time.Sleep(50 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond)
 			}
 			return errors.New("daemon did not stop within 30s")
 		},
