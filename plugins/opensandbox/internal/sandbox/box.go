@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -23,8 +22,10 @@ import (
 const (
 	labelOwner = "mcpruntime.opensandbox/owner" // "pid:start-time" of the plugin process
 	labelRole  = "mcpruntime.opensandbox/role"
-	// shimGroupLabel is read by containerd's runc v2 shim.
-	shimGroupLabel = "io.containerd.runc.v2.group"
+	// shimGroupAnnotation is read by containerd's runc v2 shim from the
+	// OCI spec's annotations (not from container labels): containers with
+	// the same value share one shim process.
+	shimGroupAnnotation = "io.containerd.runc.v2.group"
 )
 
 // box is one sandbox container and the kernel task running in it.
@@ -118,12 +119,7 @@ func (e *engine) newBox(ctx context.Context) (_ *box, err error) {
 		client.WithSnapshotter(e.s.Snapshotter),
 		client.WithSnapshot(e.rootKey),
 		client.WithRuntime(e.rt.shim, e.rt.options(e.runcRoot)),
-		client.WithContainerLabels(map[string]string{
-			labelOwner: e.owner, labelRole: "sandbox",
-			// One shim serves all containers of this plugin process: a
-			// cold start then skips starting a shim process.
-			shimGroupLabel: "osb-" + strings.Replace(e.owner, ":", "-", 1),
-		}),
+		client.WithContainerLabels(map[string]string{labelOwner: e.owner, labelRole: "sandbox"}),
 		client.WithNewSpec(e.specOpts(id, b.slot, b.lim)...),
 	)
 	if err != nil {

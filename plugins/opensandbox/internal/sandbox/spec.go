@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
@@ -77,6 +78,9 @@ func (e *engine) specOpts(id string, slot slotPaths, lim limits) []oci.SpecOpts 
 		// slave of the host's mounts: runc's default, but crun makes it
 		// private unless told.
 		withRootfsPropagation("rslave"),
+		// One shim serves all containers of this plugin process: a cold
+		// start then skips starting a shim (two process starts).
+		oci.WithAnnotations(map[string]string{shimGroupAnnotation: "osb-" + strings.Replace(e.owner, ":", "-", 1)}),
 	}
 	if e.seccomp != nil {
 		opts = append(opts, e.seccomp.specOpt())
