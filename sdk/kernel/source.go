@@ -10,7 +10,9 @@
 package kernel
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -101,6 +103,31 @@ func InstallByteCode(dir string, out []byte) error {
 	}
 	name := strings.TrimSuffix(FileName, ".py") + "." + tag + ".pyc"
 	return writeAtomic(filepath.Join(cache, name), []byte(pyc))
+}
+
+// EnsureByteCode puts the kernel's byte-code beside the kernel installed in
+// dir, unless the byte-code there was made from this kernel for the same
+// interpreter. interpreter identifies the sandbox's Python (an image id,
+// a build hash); compile runs CompileProgram in it with src on stdin and
+// returns its standard output. It reports whether it compiled.
+func EnsureByteCode(dir, interpreter string, compile func(src []byte) ([]byte, error)) (bool, error) {
+	sum := sha256.Sum256(source)
+	key := hex.EncodeToString(sum[:]) + " " + interpreter
+	stamp := filepath.Join(dir, ".bytecode-key")
+	if cur, err := os.ReadFile(stamp); err == nil && string(cur) == key {
+		return false, nil
+	}
+	out, err := compile(Source())
+	if err != nil {
+		return false, fmt.Errorf("compile the kernel: %w", err)
+	}
+	if err := InstallByteCode(dir, out); err != nil {
+		return false, err
+	}
+	if err := writeAtomic(stamp, []byte(key)); err != nil {
+		return false, fmt.Errorf("install kernel byte-code: %w", err)
+	}
+	return true, nil
 }
 
 // pyString quotes s as a Python string literal.

@@ -78,3 +78,33 @@ func TestKernelByteCode(t *testing.T) {
 		t.Fatalf("traceback shows kernel frames: %+v", res.Exception)
 	}
 }
+
+// EnsureByteCode compiles once per kernel and interpreter.
+func TestEnsureByteCodeCompilesOnce(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Install(dir); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	compile := func(src []byte) ([]byte, error) {
+		calls++
+		if !bytes.Equal(src, Source()) {
+			t.Error("compile got something other than the kernel source")
+		}
+		return append([]byte("cpython-399\n"), make([]byte, 32)...), nil
+	}
+	for _, interp := range []string{"py-a", "py-a", "py-b", "py-b"} {
+		if _, err := EnsureByteCode(dir, interp, compile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls != 2 {
+		t.Fatalf("compiled %d times for two interpreters, want 2", calls)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "__pycache__", "mcpruntime_kernel.cpython-399.pyc")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureByteCode(dir, "py-c", func([]byte) ([]byte, error) { return []byte("no tag"), nil }); err == nil {
+		t.Fatal("bad compiler output accepted")
+	}
+}
