@@ -66,6 +66,18 @@ func (p *pool) loop() {
 			}
 			continue
 		}
+		// Under emulation a session's attach would run agent and kernel
+		// code no booted VM has run yet, translated on first use: run it
+		// now, off the request path (see warm).
+		if err := p.b.warm(p.ctx, v, nil); err != nil {
+			v.destroy()
+			if p.ctx.Err() != nil {
+				return
+			}
+			failures++
+			p.b.log.Error("pool: warming a booted VM failed", "error", err)
+			continue
+		}
 		failures = 0
 		p.mu.Lock()
 		if p.closed {
