@@ -141,8 +141,10 @@ class _Sources:
 
         def exec_module(module):
             load(module)
-            module.cache.update(cls.pending)
-            cls.pending.clear()
+            cache = getattr(module, "cache", None)  # a workspace file may shadow it
+            if isinstance(cache, dict):
+                cache.update(cls.pending)
+                cls.pending.clear()
 
         spec.loader.exec_module = exec_module
         return spec
