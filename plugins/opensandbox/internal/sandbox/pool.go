@@ -74,6 +74,14 @@ func (p *pool) fill() {
 				backoff = min(backoff*2, 30*time.Second)
 				continue
 			}
+			// A kernel's first cell costs ~2 ms more than later ones (first
+			// compile and exec paths, the resource module): pay it here, in
+			// a throw-away namespace, rather than in the session's set-up.
+			if err := hidden(p.e.ctx, b.k, warmupCode); err != nil {
+				p.e.log.Warn("warm pool: warm-up cell failed", "container", b.id, "error", err)
+				b.destroy(p.e.ctx)
+				continue
+			}
 			backoff = 100 * time.Millisecond
 			select {
 			case p.ready <- b:

@@ -54,6 +54,10 @@ func setupCode(spec *sdk.SessionSpec) (string, error) {
 	return "exec(" + strconv.Quote(b.String()) + ", {})", nil
 }
 
+// warmupCode runs in pooled kernels before a session claims them: what the
+// set-up cell and a first cell go through, without touching their globals.
+var warmupCode = "exec(" + strconv.Quote("import os, resource\nx = [i for i in range(10)]\n") + ", {})"
+
 // reapCode collects the kernel's dead children (all of them were killed).
 var reapCode = "exec(" + strconv.Quote("import os\nwhile True:\n    try:\n        pid, _ = os.waitpid(-1, os.WNOHANG)\n    except ChildProcessError:\n        break\n    if pid == 0:\n        break") + ", {})"
 
