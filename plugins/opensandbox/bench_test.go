@@ -95,6 +95,18 @@ func BenchmarkLatency(b *testing.B) {
 		p := start(b, 0, "")
 		report(b, "cold", firstExec(b, p, 50*time.Millisecond))
 	})
+	// A cold start while another session lives, as when a burst of
+	// sessions drained the pool: the plugin's shim is already running
+	// (with no live container it exits and each cold start starts one).
+	b.Run("cold_session_first_exec_shim_alive", func(b *testing.B) {
+		p := start(b, 0, "")
+		keep := fmt.Sprintf("bench-keep-%d", os.Getpid())
+		if err := p.CreateSession(context.Background(), &sdk.SessionSpec{ID: keep, Workspace: ws, Limits: sdk.Limits{Timeout: time.Minute}}); err != nil {
+			b.Fatal(err)
+		}
+		run(b, p, keep)
+		report(b, "cold_shim_alive", firstExec(b, p, 50*time.Millisecond))
+	})
 	// The same with runc forced: what "auto" gains where crun is usable.
 	b.Run("cold_session_first_exec_runc", func(b *testing.B) {
 		p := start(b, 0, "runc")
@@ -154,7 +166,7 @@ func BenchmarkLatency(b *testing.B) {
 			}
 			return float64(medians[a]) / float64(medians[c])
 		}
-		for _, r := range [][2]string{{"pool", "ctr"}, {"pool", "python"}, {"cold", "ctr"}, {"cold", "python"}, {"cold", "cold_runc"}, {"exec", "python"}} {
+		for _, r := range [][2]string{{"pool", "ctr"}, {"pool", "python"}, {"cold", "ctr"}, {"cold", "python"}, {"cold", "cold_runc"}, {"cold_shim_alive", "ctr"}, {"exec", "python"}} {
 			b.ReportMetric(ratio(r[0], r[1]), r[0]+"/"+r[1])
 		}
 		b.ReportMetric(0, "ns/op")
