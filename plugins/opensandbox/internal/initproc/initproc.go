@@ -3,8 +3,9 @@
 // double-forks or leaves background children would otherwise fill the pids
 // limit with zombies) and exits with the kernel's status.
 //
-// It runs inside the container from a copy of the plugin binary, which is
-// why the plugin is built statically (CGO_ENABLED=0).
+// It runs inside the container from a copy of mcpruntime-opensandbox-init
+// (cmd/), or of the plugin binary when that is missing, which is why both
+// are built statically (CGO_ENABLED=0).
 package initproc
 
 import (

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -63,7 +64,7 @@ func (p *pool) fill() {
 				return
 			default:
 			}
-			b, err := p.e.newBox(p.e.ctx)
+			b, err := p.e.warmBox(p.e.ctx)
 			if err != nil {
 				p.e.log.Warn("warm pool: start container", "error", err, "retry_in", backoff)
 				select {
@@ -72,14 +73,6 @@ func (p *pool) fill() {
 				case <-time.After(backoff):
 				}
 				backoff = min(backoff*2, 30*time.Second)
-				continue
-			}
-			// A kernel's first cell costs ~2 ms more than later ones (first
-			// compile and exec paths, the resource module): pay it here, in
-			// a throw-away namespace, rather than in the session's set-up.
-			if err := hidden(p.e.ctx, b.k, warmupCode); err != nil {
-				p.e.log.Warn("warm pool: warm-up cell failed", "container", b.id, "error", err)
-				b.destroy(p.e.ctx)
 				continue
 			}
 			backoff = 100 * time.Millisecond
@@ -110,4 +103,20 @@ func (p *pool) close(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// warmBox starts a container for the pool and runs a warm-up cell in its
+// kernel: a kernel's first cell costs ~2 ms more than later ones (first
+// compile and exec paths, the resource module), which the session's set-up
+// would otherwise pay. The cell runs in a throw-away namespace.
+func (e *engine) warmBox(ctx context.Context) (*box, error) {
+	b, err := e.newBox(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := hidden(ctx, b.k, warmupCode); err != nil {
+		b.destroy(ctx)
+		return nil, fmt.Errorf("warm-up cell in container %s: %w", b.id, err)
+	}
+	return b, nil
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/containerd/containerd/api/types/runc/options"
+
+	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/daemon"
 )
 
 func TestResolveRuntime(t *testing.T) {
@@ -43,7 +45,7 @@ func TestResolveRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if crunCgroupsUsable() == nil {
+	if len(daemon.Cgroup2Controllers()) == 0 {
 		if rt.name != "crun" || rt.binary != filepath.Join(dir, "crun") {
 			t.Fatalf("auto with crun usable: %+v (%s)", rt, why)
 		}

@@ -22,13 +22,13 @@ const (
 	guestStateDir  = "/mcpruntime/state"
 )
 
-// kernelArgs start the sdk kernel under the plugin binary's init mode
-// (see initproc): -I ignores PYTHON* variables and user site-packages, -B
+// kernelArgs start the sdk kernel under the container init (see initproc
+// and installInit): -I ignores PYTHON* variables and user site-packages, -B
 // keeps bytecode files out of the workspace. The kernel is imported as a
 // module so that its byte-code (see compileKernel) is used.
 var kernelArgs = []string{guestKernelDir + "/" + initName, "init", "/usr/bin/python3", "-I", "-B", "-c", kernel.Bootstrap(guestKernelDir)}
 
-// initName is the plugin binary's copy in the kernel directory.
+// initName is the container init's copy in the kernel directory.
 const initName = "init"
 
 // sandboxCaps is the whole capability set of the (non-root) kernel.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/daemon"
@@ -50,9 +49,6 @@ func RequireContainerd(t testing.TB) {
 // CrunUsable reports whether runtime "auto" picks crun here: crun is
 // installed and the cgroup2 hierarchy of a hybrid host holds no controller.
 func CrunUsable() bool {
-	if _, err := exec.LookPath("crun"); err != nil {
-		return false
-	}
-	b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
-	return err != nil || strings.TrimSpace(string(b)) == ""
+	_, err := exec.LookPath("crun")
+	return err == nil && len(daemon.Cgroup2Controllers()) == 0
 }
