@@ -132,6 +132,7 @@ var computeCases = []struct{ name, code string }{
 func BenchmarkCompute(b *testing.B) {
 	p := launch(b, 0)
 	id := newSession(b, p, sdk.SessionSpec{})
+	py := nativePython(b)
 	for _, c := range computeCases {
 		b.Run(c.name, func(b *testing.B) {
 			var wasm, native []time.Duration
@@ -141,7 +142,7 @@ func BenchmarkCompute(b *testing.B) {
 					b.Fatalf("%s: %s %s", c.name, o.res.Message, o.stderr)
 				}
 				wasm = append(wasm, seconds(b, o.stdout))
-				out, err := exec.Command(nativePython(b), "-c", c.code).Output()
+				out, err := exec.Command(py, "-c", c.code).Output()
 				if err != nil {
 					b.Fatalf("native: %v", err)
 				}
