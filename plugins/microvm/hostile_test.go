@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,18 +64,25 @@ func (h *harness) session(limits sdk.Limits) string {
 
 func (h *harness) exec(id, code string) (*sdk.ExecResult, string) {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var out strings.Builder
-	res, err := h.p.Execute(ctx, &sdk.ExecRequest{SessionID: id, Code: code}, func(e sdk.Event) {
-		if e.Kind == sdk.EventStdout || e.Kind == sdk.EventStderr {
-			out.Write(e.Data)
-		}
-	})
+	res, out, err := execute(h.p, id, code, sdk.EventStdout, sdk.EventStderr)
 	if err != nil {
 		h.t.Fatalf("execute %q: %v", code, err)
 	}
-	return res, out.String()
+	return res, out
+}
+
+// execute runs code in a session of be (the plugin over gRPC, or a backend
+// in the test process) and collects the output of the given kinds.
+func execute(be sdk.Backend, id, code string, kinds ...sdk.EventKind) (*sdk.ExecResult, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var out strings.Builder
+	res, err := be.Execute(ctx, &sdk.ExecRequest{SessionID: id, Code: code}, func(e sdk.Event) {
+		if slices.Contains(kinds, e.Kind) {
+			out.Write(e.Data)
+		}
+	})
+	return res, out.String(), err
 }
 
 func (h *harness) expect(id, code, want string) {

@@ -51,31 +51,19 @@ func (l *local) spec(id, ws string, env map[string]string) *sdk.SessionSpec {
 
 func (l *local) expect(id, code, want string) {
 	l.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var out strings.Builder
-	res, err := l.be.Execute(ctx, &sdk.ExecRequest{SessionID: id, Code: code}, func(e sdk.Event) {
-		if e.Kind == sdk.EventStdout || e.Kind == sdk.EventStderr {
-			out.Write(e.Data)
-		}
-	})
-	if err != nil || !res.OK() || out.String() != want {
-		l.t.Fatalf("%s: %q: err=%v ok=%v out=%q want %q", id, code, err, res != nil && res.OK(), out.String(), want)
+	res, out, err := execute(l.be, id, code, sdk.EventStdout, sdk.EventStderr)
+	if err != nil || !res.OK() || out != want {
+		l.t.Fatalf("%s: %q: err=%v ok=%v out=%q want %q", id, code, err, res != nil && res.OK(), out, want)
 	}
 }
 
 func (l *local) output(id, code string) string {
 	l.t.Helper()
-	var out strings.Builder
-	res, err := l.be.Execute(context.Background(), &sdk.ExecRequest{SessionID: id, Code: code}, func(e sdk.Event) {
-		if e.Kind == sdk.EventStdout {
-			out.Write(e.Data)
-		}
-	})
+	res, out, err := execute(l.be, id, code, sdk.EventStdout)
 	if err != nil || !res.OK() {
 		l.t.Fatalf("%s: %q: %v %+v", id, code, err, res)
 	}
-	return out.String()
+	return out
 }
 
 // vmms are the VMM processes running in this backend's run directory.
