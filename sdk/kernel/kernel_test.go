@@ -312,3 +312,31 @@ func TestKernelPrintIsOneEvent(t *testing.T) {
 		t.Fatalf("stdout %q in %d events, want \"2\\n\" in 1", out.stdout.String(), out.stdoutEvents)
 	}
 }
+
+// The value of a cell's last expression is shown as the REPL shows it: its
+// repr, unless None, and kept in `_`; only the last statement counts.
+func TestKernelShowsLastExpression(t *testing.T) {
+	l := startPython(t)
+	cases := []struct{ code, stdout string }{
+		{"x = 5\nx * 2", "10\n"},
+		{"print(_ + 1)", "11\n"},
+		{"y = 3; y", "3\n"},
+		{"'a' + 'b'", "'ab'\n"},
+		{"None", ""},
+		{"[1, 2]\nz = 4", ""},
+		{"for i in range(2):\n    pass\ni", "1\n"},
+		{"(\n  1 +\n  2\n)", "3\n"},
+		{"'__mcpruntime_show__' in globals()", "False\n"},
+	}
+	for _, tc := range cases {
+		res, out := run(t, l, tc.code, sdk.Limits{}, nil)
+		if !res.OK() || out.stdout.String() != tc.stdout {
+			t.Errorf("%q: stdout %q (%s), want %q", tc.code, out.stdout.String(), res.Message, tc.stdout)
+		}
+	}
+	// A failing last expression is reported at its own line of the cell.
+	res, out := run(t, l, "a = 1\n\n1 / 0", sdk.Limits{}, nil)
+	if res.Error != sdk.ErrorException || !strings.Contains(out.stderr.String(), "line 3") {
+		t.Fatalf("error in the last expression: %s, stderr %q; want ZeroDivisionError at line 3", res.Message, out.stderr.String())
+	}
+}
