@@ -220,3 +220,45 @@ func TestOneShimPerPlugin(t *testing.T) {
 		t.Fatalf("%d shim processes for 3 containers of one plugin, want 1", n)
 	}
 }
+
+// TestAnchorKeepsShim: without a warm pool, the anchor container keeps the
+// plugin's shim running between sessions, so a cold start does not have to
+// start one; a clean shutdown removes the anchor with everything else.
+func TestAnchorKeepsShim(t *testing.T) {
+	testenv.RequireContainerd(t)
+	ctx := namespaces.WithNamespace(context.Background(), testenv.Namespace)
+	c, err := client.New(daemon.DefaultAddress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h := launch(t, buildPlugin(t), 0, "")
+	pattern := fmt.Sprintf("containerd-shim-runc-v2 -namespace %s -id osb-%d-", testenv.Namespace, h.p.Pid())
+	shims := func() string {
+		out, _ := exec.Command("pgrep", "-f", pattern).Output()
+		return strings.TrimSpace(string(out))
+	}
+	id := h.session(t, sdk.Limits{})
+	h.expect(t, id, "print('up')", "up\n")
+	first := shims()
+	if first == "" || strings.Contains(first, "\n") {
+		t.Fatalf("shims of the plugin: %q, want one", first)
+	}
+	// ctx carries a containerd namespace, as the context of a caller that
+	// talks to containerd itself would: the plugin must still delete the
+	// container in its own namespace (checked by assertNoContainersOf).
+	if err := h.p.DestroySession(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // a shim without containers exits at once
+	if now := shims(); now != first {
+		t.Fatalf("shim %q after the last session ended, want %q still running", now, first)
+	}
+	h.expect(t, h.session(t, sdk.Limits{}), "print('again')", "again\n")
+	if now := shims(); now != first {
+		t.Fatalf("the next cold session runs under shim %q, want %q", now, first)
+	}
+	pid := fmt.Sprint(h.p.Pid())
+	h.p.Kill()
+	assertNoContainersOf(t, c, ctx, pid)
+}

@@ -5,6 +5,7 @@
 // This one links only what init needs and starts in ~1 ms.
 //
 //	mcpruntime-opensandbox-init init PROGRAM [ARG...]
+//	mcpruntime-opensandbox-init pause
 package main
 
 import (
@@ -15,9 +16,12 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] != "init" {
-		fmt.Fprintln(os.Stderr, "usage: mcpruntime-opensandbox-init init PROGRAM [ARG...]")
-		os.Exit(2)
+	switch {
+	case len(os.Args) >= 2 && os.Args[1] == "init":
+		os.Exit(initproc.Run(os.Args[2:]))
+	case len(os.Args) == 2 && os.Args[1] == "pause":
+		os.Exit(initproc.Pause())
 	}
-	os.Exit(initproc.Run(os.Args[2:]))
+	fmt.Fprintln(os.Stderr, "usage: mcpruntime-opensandbox-init init PROGRAM [ARG...] | pause")
+	os.Exit(2)
 }

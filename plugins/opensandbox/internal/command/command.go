@@ -20,6 +20,7 @@ import (
 
 const usage = `usage: mcpruntime-plugin-opensandbox daemon | daemon-stop | image [flags]
   init CMD...   (inside a sandbox container) run CMD as the kernel under a reaping init
+  pause         (inside the anchor container) wait for SIGTERM
   daemon        start the private containerd unless it already answers
   daemon-stop   stop the private containerd
   image         build the Python image from Debian packages and import it
@@ -27,8 +28,11 @@ const usage = `usage: mcpruntime-plugin-opensandbox daemon | daemon-stop | image
 
 // Run executes a subcommand and returns the process exit status.
 func Run(args []string) int {
-	if args[0] == "init" {
+	switch args[0] {
+	case "init":
 		return initproc.Run(args[1:])
+	case "pause":
+		return initproc.Pause()
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "opensandbox", Output: os.Stderr, Level: hclog.Info})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

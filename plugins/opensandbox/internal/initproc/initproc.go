@@ -63,3 +63,13 @@ func Run(argv []string) int {
 	}
 	return 1
 }
+
+// Pause waits for SIGTERM, SIGINT or SIGHUP and returns 0: the process of
+// a container that exists only to keep the plugin's runtime shim running
+// (see the sandbox package's anchor).
+func Pause() int {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	<-sigs
+	return 0
+}

@@ -88,8 +88,8 @@ func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
 	b.engine, b.settings = e, s
 	b.mu.Unlock()
 	if old != nil {
-		// Sessions of the old engine keep it; only its pool goes.
-		old.pool.close(ctx)
+		// Sessions of the old engine keep it; only its idle containers go.
+		old.closeIdle(ctx)
 	}
 	b.log.Info("configured", "address", s.Address, "namespace", s.Namespace, "image", s.Image, "pool", cfg.PoolSize)
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/image"
@@ -95,9 +96,18 @@ func (k *kernelTask) kill() {
 	}
 }
 
+// scoped puts the plugin's namespace on a request's context. The client's
+// default namespace is not enough: a caller's context may carry a
+// containerd namespace in its incoming gRPC metadata, which the client
+// then takes as set while sending none.
+func (e *engine) scoped(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, e.s.Namespace)
+}
+
 // newBox creates a container and starts its kernel with the engine's
 // default limits; it serves no session yet.
 func (e *engine) newBox(ctx context.Context) (_ *box, err error) {
+	ctx = e.scoped(ctx)
 	id := fmt.Sprintf("osb-%d-%d", os.Getpid(), e.seq.Add(1))
 	b := &box{e: e, id: id, slot: slotPaths{root: filepath.Join(e.slots, id)}, lim: e.defaults,
 		cg: cgroup{path: cgroupParent + "/" + id, v2: unifiedCgroups()}}
@@ -152,6 +162,7 @@ func (e *engine) learnSeccomp(ctx context.Context, b *box) {
 // startKernel starts a new task in the container; its stdin and stdout
 // FIFOs carry the kernel's framed channel.
 func (b *box) startKernel(ctx context.Context) (*kernelTask, error) {
+	ctx = b.e.scoped(ctx)
 	stdinR, stdinW := io.Pipe()
 	stdoutR, stdoutW := io.Pipe()
 	k := &kernelTask{stdin: stdinW, done: make(chan struct{}), stderr: &sdk.TailWriter{Max: 4096}}
@@ -208,7 +219,7 @@ func (b *box) deleteTask(ctx context.Context, k *kernelTask) {
 	if k == nil || k.task == nil {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
+	ctx = b.e.scoped(context.WithoutCancel(ctx))
 	if k.pid > 0 {
 		k.kill()
 		select {
@@ -240,7 +251,7 @@ func (b *box) restartKernel(ctx context.Context) error {
 
 // destroy removes the container, its task and its slot.
 func (b *box) destroy(ctx context.Context) {
-	ctx = context.WithoutCancel(ctx)
+	ctx = b.e.scoped(context.WithoutCancel(ctx))
 	b.deleteTask(ctx, b.k)
 	if b.ctr != nil {
 		if err := b.ctr.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {

@@ -50,6 +50,10 @@ type engine struct {
 	defaults  limits
 	seq       atomic.Int64
 	pool      *pool
+	// anchorDone is closed once startAnchor returned (nil: no anchor
+	// wanted); anchor is then set if it succeeded.
+	anchorDone chan struct{}
+	anchor     *anchor
 }
 
 // newEngine connects, provides the image, sweeps what a dead plugin left
@@ -113,6 +117,20 @@ func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, l
 		return nil, err
 	}
 	e.pool = newPool(e, poolSize)
+	if poolSize <= 0 {
+		// In the background: a one-shot command's first session need not
+		// wait for it.
+		e.anchorDone = make(chan struct{})
+		go func() {
+			defer close(e.anchorDone)
+			a, err := e.startAnchor(e.ctx)
+			if err != nil {
+				e.log.Warn("no anchor container: cold starts may have to start the runtime shim", "error", err)
+				return
+			}
+			e.anchor = a
+		}()
+	}
 	return e, nil
 }
 
@@ -230,12 +248,23 @@ func (e *engine) rootView(ctx context.Context) error {
 	})
 }
 
-// close removes every pooled container and disconnects. Sessions are
-// destroyed by the backend before.
-func (e *engine) close(ctx context.Context) {
+// closeIdle removes the containers that serve no session: the pool's and
+// the anchor.
+func (e *engine) closeIdle(ctx context.Context) {
 	if e.pool != nil {
 		e.pool.close(ctx)
 	}
+	if e.anchorDone != nil {
+		<-e.anchorDone
+		e.anchor.remove(context.WithoutCancel(e.ctx))
+		e.anchor = nil
+	}
+}
+
+// close removes every idle container and disconnects. Sessions are
+// destroyed by the backend before.
+func (e *engine) close(ctx context.Context) {
+	e.closeIdle(ctx)
 	e.cancel()
 	if e.client != nil {
 		e.client.Close()

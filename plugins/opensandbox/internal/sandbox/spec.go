@@ -50,25 +50,42 @@ func (e *engine) specOpts(id string, slot slotPaths, lim limits) []oci.SpecOpts 
 		"MALLOC_ARENA_MAX=2",
 		"OPENBLAS_NUM_THREADS=1",
 	}
-	ro := []string{"rbind", "ro", "nosuid", "nodev"}
 	mounts := []specs.Mount{
 		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + strconv.FormatInt(e.s.tmpBytes, 10)}},
 		{Destination: sdk.GuestWorkspace, Type: "bind", Source: slot.workspace(), Options: []string{"rbind", "rw", "nosuid", "nodev", "rslave"}},
-		{Destination: sdk.GuestLib, Type: "bind", Source: slot.lib(), Options: append(ro, "rslave")},
+		{Destination: sdk.GuestLib, Type: "bind", Source: slot.lib(), Options: append(readOnlyBind(), "rslave")},
 		{Destination: guestStateDir, Type: "bind", Source: slot.state(), Options: []string{"rbind", "rw", "nosuid", "nodev", "noexec"}},
-		{Destination: guestKernelDir, Type: "bind", Source: e.kernelDir, Options: ro},
+		e.kernelMount(),
 	}
-	opts := []oci.SpecOpts{
-		oci.WithRootFSReadonly(),
+	own := []oci.SpecOpts{
 		oci.WithProcessArgs(kernelArgs...),
 		oci.WithEnv(env),
 		oci.WithProcessCwd(sdk.GuestWorkspace),
-		oci.WithUIDGID(image.SandboxUID, image.SandboxUID),
-		oci.WithNoNewPrivileges,
 		oci.WithCapabilities(sandboxCaps),
 		oci.WithAmbientCapabilities(sandboxCaps),
 		oci.WithHostname("sandbox"),
 		oci.WithMounts(mounts),
+	}
+	return append(own, e.commonSpecOpts(id, lim)...)
+}
+
+func readOnlyBind() []string { return []string{"rbind", "ro", "nosuid", "nodev"} }
+
+// kernelMount shows the kernel directory (kernel, its byte-code, init) read-only.
+func (e *engine) kernelMount() specs.Mount {
+	return specs.Mount{Destination: guestKernelDir, Type: "bind", Source: e.kernelDir, Options: readOnlyBind()}
+}
+
+// commonSpecOpts are what every container of this plugin gets, sandboxes
+// and the anchor alike: read-only image, unprivileged user without new
+// privileges, default seccomp profile, cgroup limits, the plugin's shim.
+// They go after a container's own options: the default seccomp profile
+// depends on the capabilities already in the spec.
+func (e *engine) commonSpecOpts(id string, lim limits) []oci.SpecOpts {
+	opts := []oci.SpecOpts{
+		oci.WithRootFSReadonly(),
+		oci.WithUIDGID(image.SandboxUID, image.SandboxUID),
+		oci.WithNoNewPrivileges,
 		oci.WithCgroup(cgroupParent + "/" + id),
 		seccomp.WithDefaultProfile(),
 		withLimits(lim),
