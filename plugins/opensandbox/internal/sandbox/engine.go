@@ -81,8 +81,8 @@ func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, l
 	if err != nil {
 		return nil, err
 	}
-	e.rt = rt
-	log.Info("OCI runtime", "runtime", rt.name, "why", why)
+	e.rt = rt.withReadOnlyBinary(log)
+	log.Info("OCI runtime", "runtime", rt.name, "why", why, "binary", e.rt.binary)
 	if stateDir == "" {
 		stateDir = "/var/lib/mcpruntime/opensandbox"
 	}

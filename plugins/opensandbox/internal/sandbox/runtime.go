@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/daemon"
 )
@@ -30,6 +31,30 @@ func (r ociRuntime) options(root string) any {
 		return nil
 	}
 	return &options.Options{BinaryName: r.binary, Root: filepath.Join(root, r.name)}
+}
+
+// withReadOnlyBinary points the runc shim at a read-only copy of its
+// runtime binary (see readOnlyRuntime); on failure the binary is used in
+// place.
+func (r ociRuntime) withReadOnlyBinary(log hclog.Logger) ociRuntime {
+	if r.shim != runcShim {
+		return r
+	}
+	bin := r.binary
+	if bin == "" {
+		p, err := exec.LookPath("runc")
+		if err != nil {
+			return r
+		}
+		bin = p
+	}
+	ro, err := readOnlyRuntime(bin)
+	if err != nil {
+		log.Warn("runtime binary used in place: each call copies it first", "binary", bin, "error", err)
+		return r
+	}
+	r.binary = ro
+	return r
 }
 
 // resolveRuntime turns the `runtime` setting into a runtime, and says why.
