@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -129,28 +131,59 @@ var computeCases = []struct{ name, code string }{
 	{"json_roundtrips", "import json, time\nd = {'a': list(range(50)), 'b': {'c': 'x' * 20, 'd': [1.5, None, True]}}\nt = time.perf_counter()\nfor _ in range(20_000):\n    d = json.loads(json.dumps(d))\nprint(time.perf_counter() - t)"},
 }
 
+// sameSourcePython is the native CPython that python/build.sh builds from
+// the same source as python.wasm (the cross-build's "build python"), if
+// this machine built the artefacts: a second baseline that leaves out the
+// difference between the host's python3 and CPython 3.13 itself.
+func sameSourcePython() string {
+	cache := os.Getenv("MCPRUNTIME_BUILD_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		cache = filepath.Join(home, ".cache", "mcpruntime", "build")
+	}
+	py := filepath.Join(cache, "python-wasi", "build", "native", "python")
+	if st, err := os.Stat(py); err != nil || st.Mode()&0o111 == 0 {
+		return ""
+	}
+	return py
+}
+
 func BenchmarkCompute(b *testing.B) {
 	p := launch(b, 0)
 	id := newSession(b, p, sdk.SessionSpec{})
 	py := nativePython(b)
+	same := sameSourcePython()
+	timed := func(b *testing.B, bin, code string) time.Duration {
+		out, err := exec.Command(bin, "-c", code).Output()
+		if err != nil {
+			b.Fatalf("native %s: %v", bin, err)
+		}
+		return seconds(b, string(out))
+	}
 	for _, c := range computeCases {
 		b.Run(c.name, func(b *testing.B) {
-			var wasm, native []time.Duration
+			var wasm, native, sameBuild []time.Duration
 			for range b.N {
 				o := execCode(b, p, id, c.code)
 				if !o.res.OK() {
 					b.Fatalf("%s: %s %s", c.name, o.res.Message, o.stderr)
 				}
 				wasm = append(wasm, seconds(b, o.stdout))
-				out, err := exec.Command(py, "-c", c.code).Output()
-				if err != nil {
-					b.Fatalf("native: %v", err)
+				native = append(native, timed(b, py, c.code))
+				if same != "" {
+					sameBuild = append(sameBuild, timed(b, same, c.code))
 				}
-				native = append(native, seconds(b, string(out)))
 			}
 			b.ReportMetric(ms(median(wasm)), "wasm_ms")
 			b.ReportMetric(ms(median(native)), "native_ms")
 			b.ReportMetric(float64(median(wasm))/float64(median(native)), "ratio")
+			if same != "" {
+				b.ReportMetric(ms(median(sameBuild)), "native_3.13_ms")
+				b.ReportMetric(float64(median(wasm))/float64(median(sameBuild)), "ratio_3.13")
+			}
 		})
 	}
 }
