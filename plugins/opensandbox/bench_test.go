@@ -96,8 +96,8 @@ func BenchmarkLatency(b *testing.B) {
 		report(b, "cold", firstExec(b, p, 50*time.Millisecond))
 	})
 	// A cold start while another session lives, as when a burst of
-	// sessions drained the pool: the plugin's shim is already running
-	// (with no live container it exits and each cold start starts one).
+	// sessions drained the pool. (With no pool the anchor container keeps
+	// the shim running anyway, so this row should match the one above.)
 	b.Run("cold_session_first_exec_shim_alive", func(b *testing.B) {
 		p := start(b, 0, "")
 		keep := fmt.Sprintf("bench-keep-%d", os.Getpid())
