@@ -24,8 +24,9 @@ type anchor struct {
 	task client.Task
 }
 
-// anchorLimits: init in pause mode is one small static process.
-var anchorLimits = limits{memory: 32 << 20, pids: 4}
+// anchorLimits: init in pause mode is one small static Go process (pids
+// count its threads too: the Go runtime starts a handful).
+var anchorLimits = limits{memory: 32 << 20, pids: 16}
 
 // startAnchor creates and starts the anchor container. Failing is not
 // fatal: sessions work without it, each cold start then may start a shim.
