@@ -66,6 +66,15 @@ func Connect(ctx context.Context, cfg *config.Config) (*server.Client, *server.H
 	return c, h, nil
 }
 
+// Unreachable reports whether err means a request never reached the
+// daemon (its socket refused or was gone): nothing ran, so the request may
+// be sent again, e.g. to a new daemon when the old one stopped between the
+// health check and the request.
+func Unreachable(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
 // Ensure returns a client of the workspace's daemon, starting one (this
 // executable, `serve --daemon`) if none answers.
 func Ensure(ctx context.Context, cfg *config.Config, args []string) (*server.Client, *server.Health, error) {

@@ -24,7 +24,11 @@ type Client struct {
 
 // NewUnixClient returns a client for the daemon socket at path.
 func NewUnixClient(path string) *Client {
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	// No kept-alive connections: a request then either reaches a serving
+	// daemon or fails to dial (see daemon.Unreachable), never lands on a
+	// connection the daemon closes as it stops, where a POST could not be
+	// told apart from one that ran.
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", path)
 	}}

@@ -226,5 +226,16 @@ func execInDaemon(ctx context.Context, a *app, f *execFlags, code string, emit f
 	if h.ConfigDigest != daemon.Digest(cfg) {
 		fmt.Fprintln(os.Stderr, "mcpruntime: warning: the session daemon runs an older runtime.hcl; `mcpruntime daemon stop` applies the new one (live sessions end)")
 	}
-	return c.Exec(ctx, f.session, server.ExecRequest{Code: code, Backend: f.backend, TimeoutMs: f.timeout.Milliseconds()}, emit)
+	req := server.ExecRequest{Code: code, Backend: f.backend, TimeoutMs: f.timeout.Milliseconds()}
+	res, err := c.Exec(ctx, f.session, req, emit)
+	if err != nil && daemon.Unreachable(err) {
+		// The daemon stopped between answering and this request (a
+		// concurrent `daemon stop` or idle exit); nothing ran. Start the
+		// next one and send the request there.
+		if c, _, err = daemon.Ensure(ctx, cfg, a.daemonArgs()); err != nil {
+			return nil, err
+		}
+		return c.Exec(ctx, f.session, req, emit)
+	}
+	return res, err
 }
