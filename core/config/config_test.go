@@ -126,3 +126,43 @@ func TestEnvOverridesLLM(t *testing.T) {
 		t.Fatalf("llm %+v", c.LLM)
 	}
 }
+
+// The runtime's own files stay out of the workspace, which sandbox code can
+// write: by default the state dir sits beside runtime.hcl, and a layout
+// that puts state, skills, plugins or the configuration inside the
+// workspace is refused with the reason.
+func TestRuntimeFilesStayOutOfTheWorkspace(t *testing.T) {
+	c, err := parse(t, `runtime { backend = "wasm" }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Workspace != "/cfg/workspace" || c.StateDir != "/cfg/.mcpruntime" {
+		t.Fatalf("workspace %s, state dir %s; want /cfg/workspace and /cfg/.mcpruntime", c.Workspace, c.StateDir)
+	}
+	for _, tc := range []struct{ src, what string }{
+		{`runtime { state_dir = "./workspace/.mcpruntime" }`, "state_dir"},
+		{`skills { dir = "./workspace/skills" }`, "skills dir"},
+		{`runtime { plugin_dir = "./workspace/bin" }`, "plugin_dir"},
+		{`runtime { workspace = "." }`, "configuration file"},
+		{`runtime { workspace = "/" }`, "state_dir"},
+	} {
+		_, err := parse(t, tc.src)
+		if err == nil || !strings.Contains(err.Error(), "inside the workspace") || !strings.Contains(err.Error(), tc.what) {
+			t.Errorf("%s: %v, want an error naming %s inside the workspace", tc.src, err, tc.what)
+		}
+	}
+	// A symlink into the workspace is inside it too.
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "ws", "state"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "ws", "state"), filepath.Join(dir, "state-link")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse([]byte(`runtime {
+  workspace = "./ws"
+  state_dir = "./state-link"
+}`), filepath.Join(dir, "runtime.hcl")); err == nil || !strings.Contains(err.Error(), "inside the workspace") {
+		t.Errorf("state dir through a symlink into the workspace: %v, want refused", err)
+	}
+}

@@ -134,7 +134,8 @@ func build(raw *file, path, dir string, files map[string]*hcl.File) (*Config, er
 	} else {
 		c.PluginDir = DefaultPluginDir()
 	}
-	c.StateDir = c.abs(str(rt.StateDir, filepath.Join(c.Workspace, ".mcpruntime")))
+	// Beside runtime.hcl, not in the workspace (see runtimeFilesInWorkspace).
+	c.StateDir = c.abs(str(rt.StateDir, ".mcpruntime"))
 	c.DaemonIdle = duration(ctx, rt.IdleExit, 15*time.Minute, &diags)
 
 	for _, sb := range raw.Sandboxes {
@@ -213,6 +214,7 @@ func build(raw *file, path, dir string, files map[string]*hcl.File) (*Config, er
 		c.Agent.Budget = duration(ctx, a.Budget, c.Agent.Budget, &diags)
 		c.Agent.ObservationLimit = size(ctx, a.ObservationLimit, c.Agent.ObservationLimit, &diags)
 	}
+	diags = append(diags, c.runtimeFilesInWorkspace()...)
 	if err := diagError(diags, files); err != nil {
 		return nil, err
 	}

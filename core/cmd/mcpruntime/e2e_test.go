@@ -369,3 +369,22 @@ func TestDaemonStopThenSession(t *testing.T) {
 		cli(t, dir, "", "daemon", "stop")
 	}
 }
+
+// Sandbox code sees the workspace, and the runtime's state (the daemon's
+// socket, the plugins' caches and kernels) is not in it.
+func TestStateIsOutsideTheWorkspace(t *testing.T) {
+	dir := project(t, "")
+	code := "import os; print(sorted(os.listdir('.')))"
+	if r := cli(t, dir, "", "exec", "--session", "s", "-c", "open('mine.txt', 'w').close()"); r.code != 0 {
+		t.Fatalf("exec: %+v", r)
+	}
+	r := cli(t, dir, "", "exec", "--session", "s", "-c", code)
+	if r.code != 0 || strings.Contains(r.stdout, ".mcpruntime") || !strings.Contains(r.stdout, "mine.txt") {
+		t.Fatalf("the sandbox's view of its workspace: %+v; want mine.txt and no .mcpruntime", r)
+	}
+	for _, p := range []string{"daemon.sock", "plugins"} {
+		if _, err := os.Stat(filepath.Join(dir, ".mcpruntime", p)); err != nil {
+			t.Errorf("state beside runtime.hcl: %v", err)
+		}
+	}
+}
