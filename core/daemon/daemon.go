@@ -132,7 +132,16 @@ func Serve(ctx context.Context, cfg *config.Config, m *session.Manager, logger h
 	defer os.Remove(sock)
 	_ = os.Chmod(sock, 0o600)
 	srv := server.New(m, append([]server.Option{server.WithLogger(logger), server.WithConfigDigest(Digest(cfg))}, opts...)...)
-	return run(ctx, &http.Server{Handler: srv}, ln, srv, cfg.DaemonIdle, m, logger)
+	// Before stopping, the socket goes first: a client dialling then fails
+	// to connect (daemon.Unreachable) and starts the next daemon, instead of
+	// connecting into a listener that closes under it, which it could not
+	// tell from a daemon that died running its code. Connections made just
+	// before are still accepted and served during a short drain.
+	stopping := func() {
+		_ = os.Remove(sock)
+		time.Sleep(socketDrain)
+	}
+	return run(ctx, &http.Server{Handler: srv}, ln, srv, cfg.DaemonIdle, m, logger, stopping)
 }
 
 // waitLock takes the workspace's daemon lock. A daemon that stopped
@@ -172,10 +181,15 @@ func ServeTCP(ctx context.Context, cfg *config.Config, m *session.Manager, addr,
 	}
 	logger.Info("serving", "address", ln.Addr().String(), "auth", token != "")
 	srv := server.New(m, append([]server.Option{server.WithLogger(logger), server.WithToken(token), server.WithConfigDigest(Digest(cfg))}, opts...)...)
-	return run(ctx, &http.Server{Handler: srv}, ln, srv, 0, m, logger)
+	return run(ctx, &http.Server{Handler: srv}, ln, srv, 0, m, logger, nil)
 }
 
-func run(ctx context.Context, hs *http.Server, ln net.Listener, srv *server.Server, idle time.Duration, m *session.Manager, logger hclog.Logger) error {
+// socketDrain is how long a stopping daemon keeps accepting after removing
+// its socket: connections already in the listen backlog are accepted in
+// microseconds unless the machine is starved.
+const socketDrain = 200 * time.Millisecond
+
+func run(ctx context.Context, hs *http.Server, ln net.Listener, srv *server.Server, idle time.Duration, m *session.Manager, logger hclog.Logger, stopping func()) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
@@ -204,6 +218,9 @@ loop:
 				break loop
 			}
 		}
+	}
+	if stopping != nil {
+		stopping()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
