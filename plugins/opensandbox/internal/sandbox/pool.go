@@ -88,8 +88,21 @@ func (p *pool) fill() {
 		case <-p.stop:
 			return
 		}
+		// Let the session that just took a container start first: creating
+		// the replacement (containerd, the shim, crun: tens of milliseconds
+		// of CPU) alongside its claim and first exec slowed them.
+		select {
+		case <-time.After(refillDelay):
+		case <-p.stop:
+			return
+		}
 	}
 }
+
+// refillDelay is how long the pool waits after a take before it starts a
+// replacement. Measured (create + first exec, medians of 12, three
+// alternating pairs): 3.8-4.1 ms refilling at once, 2.3-3.4 ms after 50 ms.
+const refillDelay = 50 * time.Millisecond
 
 // close stops refilling and removes the pooled containers.
 func (p *pool) close(ctx context.Context) {
