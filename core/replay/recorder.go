@@ -63,6 +63,11 @@ func StatePath(sessionID string, step int) string {
 
 // ReadStateInfo reads the sidecar of a state ref.
 func ReadStateInfo(workspace, ref string) (*StateInfo, error) {
+	// ref comes from a log sandbox code can write: only the store's state
+	// directory is read.
+	if !filepath.IsLocal(filepath.FromSlash(ref)) || !strings.HasPrefix(ref, Dir+"/state/") {
+		return nil, fmt.Errorf("bad state reference %q", ref)
+	}
 	b, err := os.ReadFile(filepath.Join(workspace, filepath.FromSlash(ref)) + ".json")
 	if err != nil {
 		return nil, err

@@ -2,6 +2,8 @@ package replay
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -269,5 +271,76 @@ func BenchmarkAppendOnly(b *testing.B) {
 	l, _ := OpenLog(b.TempDir(), "bench")
 	for i := 0; i < b.N; i++ {
 		l.Append(&Entry{Step: i + 1, Code: "x = 1"})
+	}
+}
+
+// The store is in the workspace, so sandbox code can forge manifests and
+// replace its directories: a restore must not write, read or create
+// anything outside the workspace whatever the manifest says.
+func TestRestoreRefusesForgedManifests(t *testing.T) {
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	write(t, secret, "host secret")
+	forge := func(t *testing.T, ws string, files ...FileEntry) string {
+		t.Helper()
+		b, err := json.Marshal(Manifest{Files: files})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		id := hex.EncodeToString(sum[:])
+		write(t, filepath.Join(ws, Dir, "manifests", id+".json"), string(b))
+		return id
+	}
+	object := func(t *testing.T, ws, content string) string {
+		sum := sha256.Sum256([]byte(content))
+		h := hex.EncodeToString(sum[:])
+		write(t, filepath.Join(ws, Dir, "objects", h), content)
+		return h
+	}
+	rel, _ := filepath.Rel("/", outside)
+
+	t.Run("content id that climbs out of the store", func(t *testing.T) {
+		ws := t.TempDir()
+		object(t, ws, "x")
+		id := forge(t, ws, FileEntry{Path: "stolen", Type: "file", Mode: 0o644, Size: 11, Hash: "../../../../../../../../" + rel + "/secret"})
+		if _, err := NewSnapshotter(ws).Restore(id); err == nil || !strings.Contains(err.Error(), "bad content id") {
+			t.Fatalf("restore: %v, want refused", err)
+		}
+		if _, err := os.Lstat(filepath.Join(ws, "stolen")); err == nil {
+			t.Fatal("a host file was copied into the workspace")
+		}
+	})
+	t.Run("symlink parent out of the workspace", func(t *testing.T) {
+		ws := t.TempDir()
+		h := object(t, ws, "planted")
+		id := forge(t, ws,
+			FileEntry{Path: "a", Type: "symlink", Mode: 0o777, Target: outside},
+			FileEntry{Path: "a/planted", Type: "file", Mode: 0o644, Size: 7, Hash: h},
+			FileEntry{Path: "a/newdir/deep", Type: "dir", Mode: 0o755})
+		if _, err := NewSnapshotter(ws).Restore(id); err == nil || !strings.Contains(err.Error(), "out of the workspace") {
+			t.Fatalf("restore: %v, want refused", err)
+		}
+		for _, p := range []string{"planted", "newdir"} {
+			if _, err := os.Lstat(filepath.Join(outside, p)); err == nil {
+				t.Fatalf("the restore wrote %s outside the workspace", p)
+			}
+		}
+	})
+	t.Run("object store replaced by a symlink", func(t *testing.T) {
+		ws := t.TempDir()
+		sum := sha256.Sum256([]byte("host secret"))
+		h := hex.EncodeToString(sum[:])
+		write(t, filepath.Join(outside, "store", h), "host secret")
+		id := forge(t, ws, FileEntry{Path: "stolen", Type: "file", Mode: 0o644, Size: 11, Hash: h})
+		if err := os.Symlink(filepath.Join(outside, "store"), filepath.Join(ws, Dir, "objects")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewSnapshotter(ws).Restore(id); err == nil || !strings.Contains(err.Error(), "not trusted") {
+			t.Fatalf("restore: %v, want refused", err)
+		}
+	})
+	if _, err := ReadStateInfo(t.TempDir(), "../../"+rel+"/secret"); err == nil || !strings.Contains(err.Error(), "bad state reference") {
+		t.Fatalf("state info outside the store: %v, want refused", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -324,14 +325,22 @@ func (s *Snapshotter) Restore(id string) (*RestoreStats, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The store lives in the workspace, where sandbox code can write: a
+	// manifest is checked like untrusted input before anything changes.
+	if err := s.checkStore(); err != nil {
+		return nil, fmt.Errorf("workspace snapshot %s: %w", id[:12], err)
+	}
 	for _, f := range man.Files {
-		if f.Type != "file" {
-			continue
-		}
 		if !filepath.IsLocal(filepath.FromSlash(f.Path)) || s.excluded(f.Path) {
 			return nil, fmt.Errorf("workspace snapshot %s: bad path %q", id[:12], f.Path)
 		}
-		st, err := os.Stat(ObjectPath(s.Workspace, f.Hash))
+		if f.Type != "file" {
+			continue
+		}
+		if !isHash(f.Hash) {
+			return nil, fmt.Errorf("workspace snapshot %s: bad content id %q for %s", id[:12], f.Hash, f.Path)
+		}
+		st, err := os.Lstat(ObjectPath(s.Workspace, f.Hash))
 		if err != nil || st.Size() != f.Size {
 			return nil, fmt.Errorf("workspace snapshot %s: content of %s is missing from %s; nothing was changed", id[:12], f.Path, objectsDir(s.Workspace))
 		}
@@ -393,6 +402,12 @@ func (s *Snapshotter) Restore(id string) (*RestoreStats, error) {
 	}
 	for _, f := range man.Files { // sorted: parents before children
 		p := filepath.Join(s.Workspace, filepath.FromSlash(f.Path))
+		// A symlink the snapshot (or sandbox code since) put where a
+		// directory of this path should be would carry the write out of
+		// the workspace.
+		if err := s.insideWorkspace(filepath.Dir(p)); err != nil {
+			return rs, fmt.Errorf("restore %s: %w", f.Path, err)
+		}
 		switch f.Type {
 		case "dir":
 			if err := os.MkdirAll(p, 0o755); err != nil {
@@ -425,6 +440,48 @@ func (s *Snapshotter) Restore(id string) (*RestoreStats, error) {
 	}
 	s.cache = nil // mtimes changed
 	return rs, nil
+}
+
+// checkStore refuses a store whose directories are symlinks: objects are
+// then read from wherever the link points.
+func (s *Snapshotter) checkStore() error {
+	for _, d := range []string{filepath.Join(s.Workspace, Dir), objectsDir(s.Workspace)} {
+		st, err := os.Lstat(d)
+		if err != nil {
+			return err
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("%s is not a directory (a symlink?): the store is not trusted", d)
+		}
+	}
+	return nil
+}
+
+// insideWorkspace checks that dir, with its symlinks followed, is the
+// workspace or below it. Where dir does not exist yet, its nearest existing
+// ancestor is checked: MkdirAll would create the rest below it.
+func (s *Snapshotter) insideWorkspace(dir string) error {
+	root, err := filepath.EvalSymlinks(s.Workspace)
+	if err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	for errors.Is(err, fs.ErrNotExist) && filepath.Dir(dir) != dir {
+		dir = filepath.Dir(dir)
+		real, err = filepath.EvalSymlinks(dir)
+	}
+	if err != nil {
+		return err
+	}
+	if rel, err := filepath.Rel(root, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("%s leads out of the workspace (to %s): not restored", dir, real)
+	}
+	return nil
+}
+
+// isHash reports whether h is a sha256 in lower-case hex, as object names are.
+func isHash(h string) bool {
+	return len(h) == 64 && strings.Trim(h, "0123456789abcdef") == ""
 }
 
 func copyObject(src, dst string, mode fs.FileMode) error {
