@@ -2,10 +2,10 @@ package config
 
 import (
 	"fmt"
-	"path/filepath"
-	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/mcpruntime/mcpruntime/core/internal/confine"
 )
 
 // runtimeFilesInWorkspace refuses layouts where the workspace holds files
@@ -23,7 +23,7 @@ func (c *Config) runtimeFilesInWorkspace() hcl.Diagnostics {
 		{"plugin_dir", c.PluginDir},
 		{"the configuration file", c.Path},
 	} {
-		if f.path == "" || !inside(f.path, c.Workspace) {
+		if f.path == "" || !confine.Inside(f.path, c.Workspace) {
 			continue
 		}
 		diags = append(diags, &hcl.Diagnostic{
@@ -35,28 +35,4 @@ func (c *Config) runtimeFilesInWorkspace() hcl.Diagnostics {
 		})
 	}
 	return diags
-}
-
-// inside reports whether path is dir or below it, after following the
-// symlinks of the parts that exist.
-func inside(path, dir string) bool {
-	rel, err := filepath.Rel(resolved(dir), resolved(path))
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
-}
-
-// resolved is p with the symlinks of its longest existing prefix followed.
-func resolved(p string) string {
-	p = filepath.Clean(p)
-	rest := ""
-	for {
-		if r, err := filepath.EvalSymlinks(p); err == nil {
-			return filepath.Join(r, rest)
-		}
-		parent := filepath.Dir(p)
-		if parent == p {
-			return filepath.Join(p, rest)
-		}
-		rest = filepath.Join(filepath.Base(p), rest)
-		p = parent
-	}
 }

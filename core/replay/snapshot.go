@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mcpruntime/mcpruntime/core/internal/atomicfile"
+	"github.com/mcpruntime/mcpruntime/core/internal/confine"
 )
 
 // DefaultMaxFileSize caps the files a workspace snapshot stores; larger
@@ -286,7 +286,7 @@ func hashFile(path string) (string, int64, error) {
 
 // LoadManifest reads manifest id of workspace.
 func LoadManifest(workspace, id string) (*Manifest, error) {
-	if len(id) != 64 || strings.Trim(id, "0123456789abcdef") != "" {
+	if !isHash(id) {
 		return nil, fmt.Errorf("bad workspace snapshot id %q", id)
 	}
 	b, err := os.ReadFile(filepath.Join(manifestsDir(workspace), id+".json"))
@@ -459,22 +459,10 @@ func (s *Snapshotter) checkStore() error {
 
 // insideWorkspace checks that dir, with its symlinks followed, is the
 // workspace or below it. Where dir does not exist yet, its nearest existing
-// ancestor is checked: MkdirAll would create the rest below it.
+// ancestor is what counts: MkdirAll would create the rest below it.
 func (s *Snapshotter) insideWorkspace(dir string) error {
-	root, err := filepath.EvalSymlinks(s.Workspace)
-	if err != nil {
-		return err
-	}
-	real, err := filepath.EvalSymlinks(dir)
-	for errors.Is(err, fs.ErrNotExist) && filepath.Dir(dir) != dir {
-		dir = filepath.Dir(dir)
-		real, err = filepath.EvalSymlinks(dir)
-	}
-	if err != nil {
-		return err
-	}
-	if rel, err := filepath.Rel(root, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return fmt.Errorf("%s leads out of the workspace (to %s): not restored", dir, real)
+	if !confine.Inside(dir, s.Workspace) {
+		return fmt.Errorf("%s leads out of the workspace (to %s): not restored", dir, confine.Resolve(dir))
 	}
 	return nil
 }
