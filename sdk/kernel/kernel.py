@@ -154,6 +154,11 @@ class _Sources:
 sys.meta_path.insert(0, _Sources)
 
 
+def _frame(msg):
+    body = _dumps(msg).encode("utf-8", "replace")
+    return _HEADER.pack(len(body)) + body
+
+
 class Channel:
     """Framed JSON over two file descriptors."""
 
@@ -184,17 +189,11 @@ class Channel:
         return _loads(body)
 
     def send(self, msg):
-        body = _dumps(msg).encode("utf-8", "replace")
-        self._write(_HEADER.pack(len(body)) + body)
+        self._write(_frame(msg))
 
     def send_all(self, msgs):
         """Send frames with one write: the host reads them with one wake-up."""
-        parts = []
-        for msg in msgs:
-            body = _dumps(msg).encode("utf-8", "replace")
-            parts.append(_HEADER.pack(len(body)))
-            parts.append(body)
-        self._write(b"".join(parts))
+        self._write(b"".join(map(_frame, msgs)))
 
     def _write(self, data):
         view = memoryview(data)
