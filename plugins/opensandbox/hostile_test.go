@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/daemon"
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/testenv"
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
@@ -256,7 +257,7 @@ func TestSeccompFilter(t *testing.T) {
 			for range 3 {
 				h.expect(t, h.session(t, sdk.Limits{}), probe, "2 -1 Operation not permitted\n")
 			}
-			if rt == "auto" && testenv.CrunUsable() {
+			if _, err := daemon.UsableCrun(); rt == "auto" && err == nil {
 				if m, _ := filepath.Glob(filepath.Join(h.ws, ".state", "seccomp", "*.bpf")); len(m) != 1 {
 					t.Errorf("cached seccomp programs: %v, want one", m)
 				}

@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -47,4 +49,19 @@ func PrepareCgroups(log hclog.Logger) {
 		}
 		log.Info("mounted a cgroup v1 hierarchy for a controller left on cgroup2 (crun needs an empty cgroup2 hierarchy on hybrid hosts)", "controller", c, "path", dir)
 	}
+}
+
+// UsableCrun finds crun and checks that it can manage this host's cgroups:
+// crun refuses hybrid hosts whose cgroup2 hierarchy holds any controller
+// (PrepareCgroups, run with the private containerd's start, moves
+// such controllers to v1).
+func UsableCrun() (string, error) {
+	bin, err := exec.LookPath("crun")
+	if err != nil {
+		return "", errors.New("crun is not installed (apt-get install crun)")
+	}
+	if c := Cgroup2Controllers(); len(c) > 0 {
+		return "", fmt.Errorf("crun refuses this hybrid cgroup host while the cgroup2 hierarchy holds controllers (%s); `mcpruntime-plugin-opensandbox daemon` mounts them as cgroup v1 hierarchies", strings.Join(c, " "))
+	}
+	return bin, nil
 }

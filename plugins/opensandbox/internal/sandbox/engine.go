@@ -53,7 +53,7 @@ type engine struct {
 	// anchorDone is closed once startAnchor returned (nil: no anchor
 	// wanted); anchor is then set if it succeeded.
 	anchorDone chan struct{}
-	anchor     *anchor
+	anchor     client.Container
 }
 
 // newEngine connects, provides the image, sweeps what a dead plugin left
@@ -88,7 +88,7 @@ func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, l
 	}
 	base := filepath.Join(runDir, s.Namespace)
 	e.slots, e.runcRoot = filepath.Join(base, "slots"), filepath.Join(base, "runc")
-	e.fifos = filepath.Join(base, "fifo", strings.Replace(e.owner, ":", "-", 1))
+	e.fifos = filepath.Join(base, "fifo", ownerName(e.owner))
 	e.snapDir = filepath.Join(stateDir, "snapshots")
 	if e.rt.name == "crun" {
 		e.seccomp = newSeccompCache(filepath.Join(stateDir, "seccomp"), e.rt.binary)
@@ -256,8 +256,10 @@ func (e *engine) closeIdle(ctx context.Context) {
 	}
 	if e.anchorDone != nil {
 		<-e.anchorDone
-		e.anchor.remove(context.WithoutCancel(e.ctx))
-		e.anchor = nil
+		if e.anchor != nil {
+			removeContainer(context.WithoutCancel(e.ctx), e.anchor)
+			e.anchor = nil
+		}
 	}
 }
 
@@ -270,6 +272,10 @@ func (e *engine) close(ctx context.Context) {
 		e.client.Close()
 	}
 }
+
+// ownerName is an owner id usable in file and group names (no ':'); the
+// sweep reads it back from FIFO directory names.
+func ownerName(owner string) string { return strings.Replace(owner, ":", "-", 1) }
 
 // ownerID names a process so that a reused pid is not mistaken for it:
 // its pid and its start time (field 22 of /proc/PID/stat).

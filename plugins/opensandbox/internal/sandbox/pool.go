@@ -31,9 +31,12 @@ func newPool(e *engine, size int) *pool {
 	return p
 }
 
-// take returns a ready container, or nil when the pool is empty.
+// take returns a ready container, or nil when the pool is empty. The
+// replacement is started a moment later: creating it (containerd, the
+// shim, crun: tens of milliseconds of CPU) alongside the session's claim
+// and first exec slowed them.
 func (p *pool) take() *box {
-	defer p.refill()
+	defer time.AfterFunc(refillDelay, p.refill)
 	for {
 		select {
 		case b := <-p.ready:
@@ -85,14 +88,6 @@ func (p *pool) fill() {
 		}
 		select {
 		case <-p.wake:
-		case <-p.stop:
-			return
-		}
-		// Let the session that just took a container start first: creating
-		// the replacement (containerd, the shim, crun: tens of milliseconds
-		// of CPU) alongside its claim and first exec slowed them.
-		select {
-		case <-time.After(refillDelay):
 		case <-p.stop:
 			return
 		}

@@ -1,11 +1,9 @@
 package sandbox
 
 import (
-	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/hashicorp/go-hclog"
@@ -72,7 +70,7 @@ func resolveRuntime(setting string) (ociRuntime, string, error) {
 	case "runc":
 		return runc, "configured", nil
 	case "crun", "auto", "":
-		bin, err := usableCrun()
+		bin, err := daemon.UsableCrun()
 		switch {
 		case err == nil && setting == "crun":
 			return ociRuntime{shim: runcShim, binary: bin, name: "crun"}, "configured", nil
@@ -86,19 +84,4 @@ func resolveRuntime(setting string) (ociRuntime, string, error) {
 	default:
 		return ociRuntime{shim: setting, name: setting}, "configured", nil
 	}
-}
-
-// usableCrun finds crun and checks that it can manage this host's cgroups:
-// crun refuses hybrid hosts whose cgroup2 hierarchy holds any controller
-// (daemon.PrepareCgroups, run with the private containerd's start, moves
-// such controllers to v1).
-func usableCrun() (string, error) {
-	bin, err := exec.LookPath("crun")
-	if err != nil {
-		return "", errors.New("crun is not installed (apt-get install crun)")
-	}
-	if c := daemon.Cgroup2Controllers(); len(c) > 0 {
-		return "", fmt.Errorf("crun refuses this hybrid cgroup host while the cgroup2 hierarchy holds controllers (%s); `mcpruntime-plugin-opensandbox daemon` mounts them as cgroup v1 hierarchies", strings.Join(c, " "))
-	}
-	return bin, nil
 }

@@ -45,10 +45,3 @@ func RequireContainerd(t testing.TB) {
 		t.Fatalf("start the private containerd: %v", err)
 	}
 }
-
-// CrunUsable reports whether runtime "auto" picks crun here: crun is
-// installed and the cgroup2 hierarchy of a hybrid host holds no controller.
-func CrunUsable() bool {
-	_, err := exec.LookPath("crun")
-	return err == nil && len(daemon.Cgroup2Controllers()) == 0
-}
