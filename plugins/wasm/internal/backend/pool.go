@@ -64,7 +64,10 @@ func (p *pool) get(ctx context.Context, memory int64) (w *proc, fromPool bool, e
 		}
 	}
 	p.mu.Unlock()
-	p.signal()
+	// The replacement starts a moment later: a new worker (wazero loading
+	// the compiled module, Python starting) is ~200 ms of CPU, and doing it
+	// alongside the session's binding and first exec slowed them.
+	time.AfterFunc(refillDelay, p.signal)
 	for _, s := range stale {
 		go s.stop()
 	}
@@ -77,25 +80,12 @@ func (p *pool) get(ctx context.Context, memory int64) (w *proc, fromPool bool, e
 
 func (p *pool) fill() {
 	defer close(p.done)
-	first := true
 	for {
 		select {
 		case <-p.ctx.Done():
 			return
 		case <-p.wake:
 		}
-		if !first {
-			// Let the session that just took a worker start first: a new
-			// worker (wazero loading the compiled module, Python starting)
-			// is ~200 ms of CPU, and doing it alongside the session's
-			// binding and first exec slowed them.
-			select {
-			case <-p.ctx.Done():
-				return
-			case <-time.After(refillDelay):
-			}
-		}
-		first = false
 		for {
 			p.mu.Lock()
 			need := len(p.idle) < p.size
