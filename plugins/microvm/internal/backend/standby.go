@@ -219,14 +219,13 @@ func (s *standbys) take(ctx context.Context, id, dir string) (*vm, error) {
 		s.mu.Unlock()
 		return nil, nil
 	}
-	delete(s.slots, id)
 	if sb.stamp != cur {
-		s.recent = slices.DeleteFunc(s.recent, func(r snapRef) bool { return r.id == id })
 		s.mu.Unlock()
 		s.b.log.Warn("standby: snapshot files changed since it was taken; restoring cold", "snapshot", id)
-		s.release(sb)
+		s.forget(id)
 		return nil, nil
 	}
+	delete(s.slots, id)
 	sb.taken = true
 	s.mu.Unlock()
 	close(sb.hurry)
