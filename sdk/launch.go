@@ -32,6 +32,7 @@ type launchConfig struct {
 	logger       hclog.Logger
 	startTimeout time.Duration
 	env          []string
+	pass         []string
 }
 
 // WithLaunchLogger sets the logger that receives the plugin's own logs.
@@ -44,9 +45,28 @@ func WithStartTimeout(d time.Duration) LaunchOption {
 	return func(c *launchConfig) { c.startTimeout = d }
 }
 
-// WithEnv adds environment variables (KEY=VALUE) for the plugin process.
+// WithEnv sets environment variables (KEY=VALUE) for the plugin process.
 func WithEnv(kv ...string) LaunchOption {
 	return func(c *launchConfig) { c.env = append(c.env, kv...) }
+}
+
+// WithPassEnv passes the host's values of the named variables to the plugin
+// process. Without it a plugin receives only AllowedEnv's base set.
+func WithPassEnv(names ...string) LaunchOption {
+	return func(c *launchConfig) { c.pass = append(c.pass, names...) }
+}
+
+// env is the plugin's whole environment: the allow-listed host variables,
+// the passed ones, then the explicit ones. go-plugin adds its handshake
+// variables; it must not add the host's environment (SkipHostEnv).
+func (c *launchConfig) environ() []string {
+	set := map[string]string{}
+	for _, kv := range c.env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			set[k] = v
+		}
+	}
+	return AllowedEnv(c.pass, set)
 }
 
 // Launch starts the plugin executable at path, performs the handshake and
@@ -74,12 +94,13 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 	}
 	stderr := &TailWriter{Max: 2048}
 	cmd := exec.Command(path)
-	cmd.Env = append(os.Environ(), cfg.env...)
+	cmd.Env = cfg.environ()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	raw := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: VersionedPlugins(),
 		Cmd:              cmd,
+		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		GRPCDialOptions:  dialOptions(),
 		Logger:           cfg.logger,

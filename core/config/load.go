@@ -167,6 +167,8 @@ func build(raw *file, path, dir string, files map[string]*hcl.File) (*Config, er
 		if sb.Config != nil {
 			s.body, s.bodyRange = sb.Config.Body, sb.Config.Range
 		}
+		s.Env, s.PassEnv = sb.Env, sb.PassEnv
+		diags = append(diags, checkEnv(fmt.Sprintf("sandbox %q", sb.Name), sb.Env, sb.PassEnv, sb.Range)...)
 		c.Sandboxes[sb.Name] = s
 	}
 
@@ -189,7 +191,8 @@ func build(raw *file, path, dir string, files map[string]*hcl.File) (*Config, er
 	}
 
 	for _, m := range raw.MCPServers {
-		c.MCP = append(c.MCP, MCPServer{Name: m.Name, Command: m.Command, Env: m.Env})
+		c.MCP = append(c.MCP, MCPServer{Name: m.Name, Command: m.Command, Env: m.Env, PassEnv: m.PassEnv})
+		diags = append(diags, checkEnv(fmt.Sprintf("mcp_server %q", m.Name), m.Env, m.PassEnv, m.Range)...)
 	}
 	c.Skills = Skills{Dir: c.abs("./skills"), AutoSave: true}
 	if s := raw.Skills; s != nil {

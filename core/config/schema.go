@@ -34,7 +34,10 @@ type sandboxBlock struct {
 	Pool   *poolBlock   `hcl:"pool,block"`
 	Limits *limitsBlock `hcl:"limits,block"`
 	Config *remainBlock `hcl:"config,block"`
-	Range  hcl.Range    `hcl:",def_range"`
+	// Env and PassEnv extend the plugin's allow-listed environment.
+	Env     map[string]string `hcl:"env,optional"`
+	PassEnv []string          `hcl:"pass_env,optional"`
+	Range   hcl.Range         `hcl:",def_range"`
 }
 
 type poolBlock struct {
@@ -67,6 +70,8 @@ type mcpBlock struct {
 	Name    string            `hcl:"name,label"`
 	Command []string          `hcl:"command"`
 	Env     map[string]string `hcl:"env,optional"`
+	PassEnv []string          `hcl:"pass_env,optional"`
+	Range   hcl.Range         `hcl:",def_range"`
 }
 
 type skillsBlock struct {
@@ -119,6 +124,10 @@ type Sandbox struct {
 	Plugin   string
 	PoolSize int
 	Limits   Limits
+	// Env (NAME → value) and PassEnv (host variables passed by name) are
+	// what the plugin process receives beyond sdk.AllowedEnv's base set.
+	Env     map[string]string
+	PassEnv []string
 	// body is the plugin's own config block, decoded against the spec the
 	// plugin publishes (see PluginConfig).
 	body      hcl.Body
@@ -148,7 +157,10 @@ type LLM struct {
 type MCPServer struct {
 	Name    string
 	Command []string
+	// Env (NAME → value) and PassEnv (host variables passed by name) are
+	// what the server receives beyond sdk.AllowedEnv's base set.
 	Env     map[string]string
+	PassEnv []string
 }
 
 // Skills configures the skill registry.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcpruntime/mcpruntime/core/config"
+	"github.com/mcpruntime/mcpruntime/sdk"
 )
 
 // clientVersion is what mcpruntime tells MCP servers it is.
@@ -41,10 +41,9 @@ func startServer(ctx context.Context, s config.MCPServer, logger hclog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("mcp_server %q: command %q not found: %w", s.Name, s.Command[0], err)
 	}
-	env := make([]string, 0, len(s.Env))
-	for k, v := range s.Env {
-		env = append(env, k+"="+v)
-	}
+	// The server is a third party: it gets the allow-listed environment
+	// and what its block names, never the host's secrets.
+	env := sdk.AllowedEnv(s.PassEnv, s.Env)
 	c := &serverConn{name: s.Name, stderr: newTailWriter(8<<10, logger), byName: map[string]*Tool{}}
 	tr := transport.NewStdioWithOptions(path, env, s.Command[1:],
 		transport.WithCommandFunc(c.command),
@@ -116,11 +115,11 @@ func (c *serverConn) listTools(ctx context.Context) error {
 }
 
 // command builds the server's process: its own process group, so that stop
-// reaches whatever the server starts, and the parent's environment plus the
-// configured one.
+// reaches whatever the server starts, and exactly the environment
+// startServer computed (the transport passes it as env).
 func (c *serverConn) command(_ context.Context, command string, env []string, args []string) (*exec.Cmd, error) {
 	cmd := exec.Command(command, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	setProcessGroup(cmd)
 	c.mu.Lock()
 	c.cmd = cmd

@@ -141,7 +141,7 @@ func (h *Host) start(ctx context.Context, name string) (*sdk.Plugin, *sdk.Info, 
 	}
 	logger := h.logger.Named(name)
 	begin := time.Now()
-	p, err := sdk.Launch(ctx, path, sdk.WithLaunchLogger(logger))
+	p, err := sdk.Launch(ctx, path, sdk.WithLaunchLogger(logger), sdk.WithPassEnv(sb.PassEnv...), sdk.WithEnv(envList(sb.Env)...))
 	if err != nil {
 		return nil, nil, fmt.Errorf("backend %s: %w", name, err)
 	}
@@ -211,4 +211,13 @@ func Probe(ctx context.Context, path string) (*sdk.Info, error) {
 	}
 	defer p.Kill()
 	return p.Info(ctx)
+}
+
+// envList turns NAME → value into KEY=VALUE entries.
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
 }
