@@ -165,8 +165,14 @@ defaults when absent).`,
 }
 
 func main() {
+	in, err := keepStdin()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mcpruntime:", err)
+		os.Exit(exitRuntime)
+	}
 	root := newRoot()
-	err := root.ExecuteContext(context.Background())
+	root.SetIn(in)
+	err = root.ExecuteContext(context.Background())
 	if err == nil {
 		return
 	}

@@ -53,7 +53,7 @@ Example client configuration: {"command": "mcpruntime", "args": ["mcp", "--confi
 				Logger:  a.log(),
 			})
 			a.log().Info("serving MCP on stdio")
-			if err := mcp.Serve(ctx, srv, os.Stdin, os.Stdout, a.log()); err != nil {
+			if err := mcp.Serve(ctx, srv, cmd.InOrStdin(), os.Stdout, a.log()); err != nil {
 				return &exitError{code: exitRuntime, err: err}
 			}
 			return nil
