@@ -200,6 +200,24 @@ type ExecResult struct {
 	OutputTruncated bool          `json:"output_truncated,omitempty"`
 	// StateLost: the session's variables did not survive this execution.
 	StateLost bool `json:"state_lost,omitempty"`
+	// Limits are the limits the execution ran under, filled in by the host
+	// that clamped the client's request to the configured ones. Backends
+	// leave it nil; it does not cross the plugin protocol.
+	Limits *AppliedLimits `json:"limits,omitempty"`
+}
+
+// AppliedLimits are an execution's effective limits (zero: unlimited).
+type AppliedLimits struct {
+	TimeoutMs   int64   `json:"timeout_ms"`
+	MemoryBytes int64   `json:"memory_bytes,omitempty"`
+	OutputBytes int64   `json:"output_bytes,omitempty"`
+	CPUs        float64 `json:"cpus,omitempty"`
+	Pids        int64   `json:"pids,omitempty"`
+	// RequestedTimeoutMs is what the client asked for, when it asked.
+	RequestedTimeoutMs int64 `json:"requested_timeout_ms,omitempty"`
+	// Clamped: the client asked for more than the configured limit, which
+	// was applied instead.
+	Clamped bool `json:"clamped,omitempty"`
 }
 
 // OK reports whether the code ran to completion with exit status 0.

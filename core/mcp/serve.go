@@ -87,7 +87,7 @@ func (t *serverTools) register(s *server.MCPServer) {
 		mcp.WithString("code", mcp.Required(), mcp.Description("the Python source to run")),
 		mcp.WithString("session_id", mcp.Description("run in this persistent session (created on first use); omit for a one-off session")),
 		mcp.WithString("backend", mcp.Description("sandbox backend for a new session (default: runtime.hcl's runtime.backend)")),
-		mcp.WithInteger("timeout_ms", mcp.Description("wall-clock limit in milliseconds (default: the backend's limits.timeout)"), mcp.Min(1)),
+		mcp.WithInteger("timeout_ms", mcp.Description("wall-clock limit in milliseconds; at most, and by default, the backend's limits.timeout"), mcp.Min(1)),
 	), t.executePython)
 	s.AddTool(mcp.NewTool("list_sessions",
 		mcp.WithDescription("List the live sandbox sessions: id, backend, executions run, creation time."),

@@ -25,6 +25,9 @@ type execOutput struct {
 	DurationMs      float64 `json:"duration_ms"`
 	OutputTruncated bool    `json:"output_truncated,omitempty"`
 	StateLost       bool    `json:"state_lost,omitempty"`
+	// Limits are what the execution ran under: a timeout_ms above the
+	// configured limit is clamped to it.
+	Limits *sdk.AppliedLimits `json:"limits,omitempty"`
 }
 
 func (t *serverTools) executePython(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -65,7 +68,7 @@ func (t *serverTools) executePython(ctx context.Context, req mcp.CallToolRequest
 		out.ExitCode, out.Error, out.ErrorKind = -1, err.Error(), "runtime"
 	} else {
 		out.ExitCode, out.DurationMs = res.ExitCode, float64(res.Duration.Microseconds())/1000
-		out.OutputTruncated, out.StateLost = res.OutputTruncated, res.StateLost
+		out.OutputTruncated, out.StateLost, out.Limits = res.OutputTruncated, res.StateLost, res.Limits
 		if res.Error != sdk.ErrorNone {
 			out.Error, out.ErrorKind = res.Message, string(res.Error)
 		}

@@ -253,12 +253,20 @@ var ErrInvalidID = errors.New("invalid session id")
 var ErrPluginCrashed = errors.New("backend plugin crashed")
 
 // Exec runs code in session s, streaming output through emit (may be nil).
-// timeout overrides the backend's limit when positive.
+// A positive timeout shortens the backend's configured limit, never
+// lengthens it (see Effective); the result's Limits say what applied.
 func (m *Manager) Exec(ctx context.Context, s *Session, code string, timeout time.Duration, emit func(sdk.Event)) (*sdk.ExecResult, error) {
+	timeout, applied, err := Effective(s.limit, timeout)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	step := &Step{Code: code, Started: time.Now().UTC()}
 	res, err := m.exec(ctx, s, code, timeout, step, emit)
+	if res != nil {
+		res.Limits = applied
+	}
 	step.Result, step.Err = res, err
 	s.execs++
 	m.mu.Lock()

@@ -95,6 +95,9 @@ type execOutput struct {
 	Backend         string         `json:"backend"`
 	OutputTruncated bool           `json:"output_truncated"`
 	StateLost       bool           `json:"state_lost"`
+	// Limits are what the execution ran under (--timeout clamped to
+	// limits.timeout).
+	Limits *sdk.AppliedLimits `json:"limits,omitempty"`
 }
 
 func runExec(cmd *cobra.Command, a *app, f *execFlags, args []string) error {
@@ -152,7 +155,7 @@ func runExec(cmd *cobra.Command, a *app, f *execFlags, args []string) error {
 	}
 	out.ExitCode, out.ErrorKind, out.Exception = res.ExitCode, res.Error, res.Exception
 	out.DurationMs = float64(res.Duration.Microseconds()) / 1000
-	out.OutputTruncated, out.StateLost = res.OutputTruncated, res.StateLost
+	out.OutputTruncated, out.StateLost, out.Limits = res.OutputTruncated, res.StateLost, res.Limits
 	if res.Error != sdk.ErrorNone {
 		msg := res.Message
 		out.Error = &msg
@@ -174,6 +177,10 @@ func runExec(cmd *cobra.Command, a *app, f *execFlags, args []string) error {
 // reportResult tells a human what the output alone does not: timeouts,
 // dead kernels, truncation, lost state.
 func reportResult(w io.Writer, res *sdk.ExecResult, sessionID string) {
+	if l := res.Limits; l != nil && l.Clamped {
+		fmt.Fprintf(w, "mcpruntime: --timeout %s is above limits.timeout; %s applied\n",
+			time.Duration(l.RequestedTimeoutMs)*time.Millisecond, time.Duration(l.TimeoutMs)*time.Millisecond)
+	}
 	switch res.Error {
 	case sdk.ErrorTimeout, sdk.ErrorKernelDied, sdk.ErrorSessionLost, sdk.ErrorInternal:
 		fmt.Fprintln(w, "mcpruntime:", res.Message)
