@@ -215,6 +215,7 @@ func (c *Conn) Exec(ctx context.Context, req Request, host sdk.Host, emit func(s
 	callCtx, cancelCalls := context.WithCancel(ctx)
 	defer cancelCalls()
 	replies := make(chan hostReply, 4)
+	inflight := 0
 	var grace_ <-chan time.Time
 	timedOut := false
 	var stopErr error
@@ -254,7 +255,25 @@ func (c *Conn) Exec(ctx context.Context, req Request, host sdk.Host, emit func(s
 					emit(sdk.Event{Kind: kind, Data: data})
 				}
 			case "host_call":
-				go func(m *message) { replies <- serveHostCall(callCtx, host, m) }(m)
+				if inflight >= MaxHostCalls {
+					// The kernel is sandbox code's: it may ask without end.
+					// Refuse beyond the bound instead of starting a host
+					// call (an LLM request, a tool) for each.
+					r := refuseHostCall(m, fmt.Errorf("more than %d host calls at once", MaxHostCalls))
+					emit(sdk.Event{Kind: sdk.EventHostCall, HostCall: r.notice})
+					if err := c.send(r.msg); err != nil {
+						return nil, err
+					}
+					continue
+				}
+				inflight++
+				go func(m *message) {
+					r := serveHostCall(callCtx, host, m)
+					select {
+					case replies <- r:
+					case <-callCtx.Done(): // Exec returned; nobody reads
+					}
+				}(m)
 			case "result":
 				if m.ID != id {
 					continue
@@ -273,6 +292,7 @@ func (c *Conn) Exec(ctx context.Context, req Request, host sdk.Host, emit func(s
 				return res, nil
 			}
 		case r := <-replies:
+			inflight--
 			if r.notice != nil {
 				emit(sdk.Event{Kind: sdk.EventHostCall, HostCall: r.notice})
 			}
@@ -338,6 +358,16 @@ func (o *outputCap) take(s string) []byte {
 	}
 	o.left -= int64(len(s))
 	return []byte(s)
+}
+
+// MaxHostCalls bounds the host calls one execution has in flight; the
+// kernel's further requests are refused until one finishes.
+const MaxHostCalls = 16
+
+// refuseHostCall answers a host call with err without making it.
+func refuseHostCall(m *message, err error) hostReply {
+	return hostReply{msg: &message{Type: "host_result", Call: m.Call, Error: err.Error()},
+		notice: &sdk.HostCallNotice{Method: m.Method, Error: err.Error()}}
 }
 
 func serveHostCall(ctx context.Context, host sdk.Host, m *message) hostReply {
