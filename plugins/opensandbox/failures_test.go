@@ -19,6 +19,7 @@ import (
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/image"
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/testenv"
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/owner"
 )
 
 // configureErr launches the plugin and returns what Configure says about
@@ -108,8 +109,8 @@ func TestBadEnvironment(t *testing.T) {
 	})
 }
 
-// assertNoContainersOf fails if containers of owner pid (any, if empty)
-// are left in the test namespace.
+// assertNoContainersOf fails if containers of the plugin process pid (any
+// whose owner is dead, if empty) are left in the test namespace.
 func assertNoContainersOf(t *testing.T, c *client.Client, ctx context.Context, pid string) {
 	t.Helper()
 	ctrs, err := c.Containers(ctx)
@@ -118,23 +119,17 @@ func assertNoContainersOf(t *testing.T, c *client.Client, ctx context.Context, p
 	}
 	for _, ctr := range ctrs {
 		labels, _ := ctr.Labels(ctx)
-		owner := labels["mcpruntime.opensandbox/owner"]
+		id := labels["mcpruntime.opensandbox/instance"]
 		if pid == "" && !strings.HasPrefix(ctr.ID(), "osb-") {
 			continue
 		}
-		if pid == "" || strings.HasPrefix(owner, pid+":") {
-			if pid == "" && owner != "" && ownerRunning(owner) {
+		if pid == "" || strings.HasPrefix(id, pid+"-") {
+			if pid == "" && id != "" && owner.Alive(testenv.OwnersDir, id) {
 				continue
 			}
-			t.Errorf("container %s (owner %s) leaked", ctr.ID(), owner)
+			t.Errorf("container %s (owner %s) leaked", ctr.ID(), id)
 		}
 	}
-}
-
-func ownerRunning(owner string) bool {
-	var pid int
-	fmt.Sscanf(owner, "%d:", &pid)
-	return pid > 0 && syscall.Kill(pid, 0) == nil
 }
 
 // TestCrashLeavesNothing kills the plugin with SIGKILL while it holds
@@ -153,51 +148,58 @@ func TestCrashLeavesNothing(t *testing.T) {
 	h := launch(t, bin, 2, "")
 	id := h.session(t, sdk.Limits{})
 	h.expect(t, id, "_ = open('crash.txt', 'w').write('x')", "")
-	pid := fmt.Sprint(h.p.Pid())
-	time.Sleep(time.Second) // let the pool fill
-	if n := countOwned(t, c, ctx, pid); n < 2 {
-		t.Fatalf("expected the session and pooled containers, found %d", n)
+	inst, err := testenv.Instance(h.p.Pid())
+	if err != nil {
+		t.Fatal(err)
 	}
+	waitFor(t, "the pool to fill", time.Minute, func() bool { return countOwned(t, c, ctx, inst) >= 3 })
 	if err := syscall.Kill(-h.p.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	for !h.p.Exited() {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := countOwned(t, c, ctx, pid); n == 0 {
+	if n := countOwned(t, c, ctx, inst); n == 0 {
 		t.Fatal("a SIGKILLed plugin cannot clean up; expected leftovers before the restart")
 	}
-	slots, _ := filepath.Glob(filepath.Join("/run/mcpruntime/opensandbox", testenv.Namespace, "slots", "osb-"+pid+"-*"))
+	slots, _ := filepath.Glob(filepath.Join(testenv.Slots, "osb-"+inst+"-*"))
 	if len(slots) == 0 {
 		t.Fatal("expected leftover slots before the restart")
 	}
 
+	// The next start sweeps in the background, right at Configure.
 	h2 := launch(t, bin, 1, "")
 	h2.ws = h.ws
-	assertNoContainersOf(t, c, ctx, pid)
-	for _, s := range slots {
-		if _, err := os.Stat(s); err == nil {
-			t.Errorf("slot %s survived the restart", s)
-		}
-	}
-	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), "/slots/osb-"+pid+"-") {
-		t.Errorf("mounts of the dead plugin survived the restart")
-	}
+	waitGone(t, ctx, c, inst, 15*time.Second)
 	id2 := h2.session(t, sdk.Limits{})
 	h2.expect(t, id2, "print(open('crash.txt').read())", "x\n")
 
 	// A clean shutdown removes everything it created.
-	pid2 := fmt.Sprint(h2.p.Pid())
+	inst2, err := testenv.Instance(h2.p.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
 	h2.p.Kill()
-	assertNoContainersOf(t, c, ctx, pid2)
-	if left, _ := filepath.Glob(filepath.Join("/run/mcpruntime/opensandbox", testenv.Namespace, "slots", "osb-"+pid2+"-*")); len(left) > 0 {
-		t.Errorf("slots left after a clean shutdown: %v", left)
+	if left := leftovers(ctx, c, inst2); len(left) > 0 {
+		t.Errorf("left after a clean shutdown: %v", left)
 	}
 }
 
-func countOwned(t *testing.T, c *client.Client, ctx context.Context, pid string) int {
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	ctrs, err := c.Containers(ctx, "labels.\"mcpruntime.opensandbox/owner\"~=\"^"+pid+":\"")
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// countOwned counts the containers of owner id.
+func countOwned(t *testing.T, c *client.Client, ctx context.Context, id string) int {
+	t.Helper()
+	ctrs, err := c.Containers(ctx, fmt.Sprintf(`labels."mcpruntime.opensandbox/instance"==%q`, id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,8 +215,12 @@ func TestOneShimPerPlugin(t *testing.T) {
 		h.expect(t, h.session(t, sdk.Limits{}), "print('up')", "up\n")
 	}
 	// A shim is named after the first container it served; this plugin's
-	// containers are osb-<plugin pid>-<n>.
-	pattern := fmt.Sprintf("containerd-shim-runc-v2 -namespace %s -id osb-%d-", testenv.Namespace, h.p.Pid())
+	// containers are osb-<owner id>-<n>.
+	inst, err := testenv.Instance(h.p.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pattern := fmt.Sprintf("containerd-shim-runc-v2 -namespace %s -id osb-%s-", testenv.Namespace, inst)
 	out, _ := exec.Command("pgrep", "-f", pattern).Output()
 	if n := len(strings.Fields(string(out))); n != 1 {
 		t.Fatalf("%d shim processes for 3 containers of one plugin, want 1", n)
@@ -233,7 +239,11 @@ func TestAnchorKeepsShim(t *testing.T) {
 	}
 	defer c.Close()
 	h := launch(t, buildPlugin(t), 0, "")
-	pattern := fmt.Sprintf("containerd-shim-runc-v2 -namespace %s -id osb-%d-", testenv.Namespace, h.p.Pid())
+	inst, err := testenv.Instance(h.p.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pattern := fmt.Sprintf("containerd-shim-runc-v2 -namespace %s -id osb-%s-", testenv.Namespace, inst)
 	shims := func() string {
 		out, _ := exec.Command("pgrep", "-f", pattern).Output()
 		return strings.TrimSpace(string(out))

@@ -3,7 +3,6 @@ package sandbox
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
@@ -27,7 +26,7 @@ var anchorLimits = limits{memory: 32 << 20, pids: 16}
 // Failing is not fatal: sessions work without it, each cold start then may
 // start a shim.
 func (e *engine) startAnchor(ctx context.Context) (_ client.Container, err error) {
-	id := fmt.Sprintf("osb-%d-anchor-%d", os.Getpid(), e.seq.Add(1))
+	id := fmt.Sprintf("osb-%s-anchor-%d", e.owner, seq.Add(1))
 	opts := append([]oci.SpecOpts{
 		oci.WithProcessArgs(guestKernelDir+"/"+initName, "pause"),
 		oci.WithProcessCwd("/"),
@@ -39,7 +38,7 @@ func (e *engine) startAnchor(ctx context.Context) (_ client.Container, err error
 		client.WithSnapshotter(e.s.Snapshotter),
 		client.WithSnapshot(e.rootKey),
 		client.WithRuntime(e.rt.shim, e.rt.options(e.runcRoot)),
-		client.WithContainerLabels(map[string]string{labelOwner: e.owner, labelRole: "anchor"}),
+		client.WithContainerLabels(map[string]string{labelInstance: e.owner, labelRole: "anchor"}),
 		client.WithNewSpec(opts...),
 	)
 	if err != nil {

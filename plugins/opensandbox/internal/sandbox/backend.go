@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/owner"
 )
 
 // Version of the backend.
@@ -25,6 +26,9 @@ type Backend struct {
 	engine   *engine
 	settings Settings
 	closed   bool
+	// inst is the process's owner claim (ownersDir), made at the first
+	// Configure and held until Close has removed everything.
+	inst *owner.Instance
 
 	sessions sdk.Sessions[*session]
 }
@@ -80,7 +84,11 @@ func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
 	if same {
 		return nil
 	}
-	e, err := newEngine(ctx, s, cfg.StateDir, cfg.PoolSize, b.log)
+	inst, err := b.claim()
+	if err != nil {
+		return err
+	}
+	e, err := newEngine(ctx, s, cfg.StateDir, cfg.PoolSize, inst.ID, b.log)
 	if err != nil {
 		return err
 	}
@@ -93,6 +101,24 @@ func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
 	}
 	b.log.Info("configured", "address", s.Address, "namespace", s.Namespace, "image", s.Image, "pool", cfg.PoolSize)
 	return nil
+}
+
+// claim returns the process's owner claim, making it on first use.
+func (b *Backend) claim() (*owner.Instance, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, errors.New("backend is shutting down")
+	}
+	if b.inst == nil {
+		inst, err := owner.Claim(ownersDir)
+		if err != nil {
+			return nil, err
+		}
+		b.inst = inst
+		b.log.Info("owner id claimed", "owner", inst.ID, "dir", ownersDir)
+	}
+	return b.inst, nil
 }
 
 func (b *Backend) currentEngine() (*engine, error) {
@@ -196,7 +222,8 @@ func (b *Backend) Health(ctx context.Context) (*sdk.Health, error) {
 func (b *Backend) Close(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
-	e := b.engine
+	e, inst := b.engine, b.inst
+	b.inst = nil
 	b.mu.Unlock()
 	sessions := b.sessions.TakeAll()
 	var wg sync.WaitGroup
@@ -213,7 +240,14 @@ func (b *Backend) Close(ctx context.Context) error {
 	if e != nil {
 		e.close(ctx)
 		// Every task is gone: the process's FIFO directory is empty litter.
-		os.RemoveAll(e.fifos)
+		if err := os.RemoveAll(e.fifos); err != nil {
+			b.log.Warn("remove FIFO directory", "dir", e.fifos, "error", err)
+		}
+	}
+	// Last: what is left now (a container that would not go) counts as a
+	// dead owner's, for the next plugin's sweep.
+	if err := inst.Release(); err != nil {
+		b.log.Warn("release owner id", "error", err)
 	}
 	return nil
 }

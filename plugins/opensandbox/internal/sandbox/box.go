@@ -21,7 +21,12 @@ import (
 
 // Labels on the containers this backend creates.
 const (
-	labelOwner = "mcpruntime.opensandbox/owner" // "pid:start-time" of the plugin process
+	// labelInstance is the owner id of the plugin process that created the
+	// container (see sweep.go).
+	labelInstance = "mcpruntime.opensandbox/instance"
+	// labelOwner ("pid:start-time") named the creator before owner ids;
+	// only the sweep still reads it.
+	labelOwner = "mcpruntime.opensandbox/owner"
 	labelRole  = "mcpruntime.opensandbox/role"
 	// shimGroupAnnotation is read by containerd's runc v2 shim from the
 	// OCI spec's annotations (not from container labels): containers with
@@ -108,7 +113,7 @@ func (e *engine) scoped(ctx context.Context) context.Context {
 // default limits; it serves no session yet.
 func (e *engine) newBox(ctx context.Context) (_ *box, err error) {
 	ctx = e.scoped(ctx)
-	id := fmt.Sprintf("osb-%d-%d", os.Getpid(), e.seq.Add(1))
+	id := fmt.Sprintf("osb-%s-%d", e.owner, seq.Add(1))
 	b := &box{e: e, id: id, slot: slotPaths{root: filepath.Join(e.slots, id)}, lim: e.defaults,
 		cg: cgroup{path: cgroupParent + "/" + id, v2: unifiedCgroups()}}
 	defer func() {
@@ -129,7 +134,7 @@ func (e *engine) newBox(ctx context.Context) (_ *box, err error) {
 		client.WithSnapshotter(e.s.Snapshotter),
 		client.WithSnapshot(e.rootKey),
 		client.WithRuntime(e.rt.shim, e.rt.options(e.runcRoot)),
-		client.WithContainerLabels(map[string]string{labelOwner: e.owner, labelRole: "sandbox"}),
+		client.WithContainerLabels(map[string]string{labelInstance: e.owner, labelRole: "sandbox"}),
 		client.WithNewSpec(e.specOpts(id, b.slot, b.lim)...),
 	)
 	if err != nil {

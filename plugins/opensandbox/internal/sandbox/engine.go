@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -46,19 +48,27 @@ type engine struct {
 	runcRoot  string // state roots of runc-compatible runtimes, one per runtime
 	rt        ociRuntime
 	seccomp   *seccompCache // crun only
-	owner     string
-	defaults  limits
-	seq       atomic.Int64
-	pool      *pool
+	// owner is the plugin process's owner id (see sweep.go), named by
+	// every container, slot and FIFO directory it creates.
+	owner    string
+	defaults limits
+	pool     *pool
+	// sweepDone is closed when the background sweep has finished.
+	sweepDone chan struct{}
 	// anchorDone is closed once startAnchor returned (nil: no anchor
 	// wanted); anchor is then set if it succeeded.
 	anchorDone chan struct{}
 	anchor     client.Container
 }
 
-// newEngine connects, provides the image, sweeps what a dead plugin left
-// behind and starts the warm pool.
-func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, log hclog.Logger) (_ *engine, err error) {
+// seq numbers the containers of this process (all its engines: they share
+// the owner id that container names carry).
+var seq atomic.Int64
+
+// newEngine connects, starts the sweep of what dead plugins left behind,
+// provides the image and starts the warm pool. owner is the process's
+// owner id, claimed in ownersDir.
+func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, ownerID string, log hclog.Logger) (_ *engine, err error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the opensandbox backend must run as root (it drives containerd and mounts workspaces into running containers)")
 	}
@@ -67,20 +77,22 @@ func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, l
 		return nil, err
 	}
 	bctx, cancel := context.WithCancel(namespaces.WithNamespace(context.Background(), s.Namespace))
-	e := &engine{s: s, log: log, client: c, ctx: bctx, cancel: cancel,
+	e := &engine{s: s, log: log, client: c, ctx: bctx, cancel: cancel, owner: ownerID,
 		defaults: limits{memory: s.memoryBytes, pids: int64(s.Pids), cpu: s.CPUs}}
 	defer func() {
 		if err != nil {
 			e.close(context.WithoutCancel(ctx))
 		}
 	}()
-	if e.owner, err = ownerID(os.Getpid()); err != nil {
-		return nil, err
-	}
 	rt, why, err := resolveRuntime(s.Runtime)
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := setupLock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	e.rt = rt.withReadOnlyBinary(log)
 	log.Info("OCI runtime", "runtime", rt.name, "why", why, "binary", e.rt.binary)
 	if stateDir == "" {
@@ -88,7 +100,7 @@ func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, l
 	}
 	base := filepath.Join(runDir, s.Namespace)
 	e.slots, e.runcRoot = filepath.Join(base, "slots"), filepath.Join(base, "runc")
-	e.fifos = filepath.Join(base, "fifo", ownerName(e.owner))
+	e.fifos = filepath.Join(base, "fifo", e.owner)
 	e.snapDir = filepath.Join(stateDir, "snapshots")
 	if e.rt.name == "crun" {
 		e.seccomp = newSeccompCache(filepath.Join(stateDir, "seccomp"), e.rt.binary)
@@ -101,11 +113,18 @@ func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, l
 	if err := ensureShared(e.slots); err != nil {
 		return nil, fmt.Errorf("slot mount: %w", err)
 	}
+	unlock()
+	// The orphans of a killed plugin go within moments of the next start,
+	// whatever this one does next (the image check, a first session).
+	e.sweepDone = make(chan struct{})
+	go func() {
+		defer close(e.sweepDone)
+		e.sweep(e.ctx)
+	}()
 	if e.kernelDir, err = installKernel(filepath.Join(stateDir, "kernel")); err != nil {
 		return nil, err
 	}
 	nctx := namespaces.WithNamespace(ctx, s.Namespace)
-	e.sweep(nctx)
 	e.img, err = image.Ensure(nctx, c, image.Options{
 		Name: s.Image, Packages: s.Packages, WorkDir: s.BuildDir, Snapshotter: s.Snapshotter,
 		NoBuild: !s.BuildImage, Logger: log,
@@ -268,18 +287,40 @@ func (e *engine) closeIdle(ctx context.Context) {
 func (e *engine) close(ctx context.Context) {
 	e.closeIdle(ctx)
 	e.cancel()
+	if e.sweepDone != nil {
+		<-e.sweepDone
+	}
 	if e.client != nil {
 		e.client.Close()
 	}
 }
 
-// ownerName is an owner id usable in file and group names (no ':'); the
-// sweep reads it back from FIFO directory names.
-func ownerName(owner string) string { return strings.Replace(owner, ":", "-", 1) }
+// setupLock serialises the host-wide set-up of concurrently starting
+// plugins (the shared slot mount, the read-only runtime binary): two
+// binds of one directory would stack, hiding the first one's submounts.
+// The returned function may be called more than once.
+func setupLock() (func(), error) {
+	if err := os.MkdirAll(runDir, 0o711); err != nil {
+		return nil, fmt.Errorf("run dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(runDir, "setup.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("set-up lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("set-up lock: %w", err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { f.Close() }) }, nil
+}
 
-// ownerID names a process so that a reused pid is not mistaken for it:
-// its pid and its start time (field 22 of /proc/PID/stat).
-func ownerID(pid int) (string, error) {
+// The pid scheme of owners, before owner ids: still read to sweep what an
+// older plugin left.
+
+// legacyOwnerID names a process so that a reused pid is not mistaken for
+// it: its pid and its start time (field 22 of /proc/PID/stat).
+func legacyOwnerID(pid int) (string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return "", fmt.Errorf("owner id: %w", err)
@@ -297,7 +338,8 @@ func ownerID(pid int) (string, error) {
 	return strconv.Itoa(pid) + ":" + f[19], nil
 }
 
-// ownerAlive reports whether the process an owner label names still runs.
+// ownerAlive reports whether the process a pid-scheme owner label
+// ("pid:start-time") names still runs.
 func ownerAlive(owner string) bool {
 	pidStr, _, ok := strings.Cut(owner, ":")
 	if !ok {
@@ -307,6 +349,6 @@ func ownerAlive(owner string) bool {
 	if err != nil || pid <= 0 {
 		return false
 	}
-	cur, err := ownerID(pid)
+	cur, err := legacyOwnerID(pid)
 	return err == nil && cur == owner
 }

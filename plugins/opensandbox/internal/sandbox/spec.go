@@ -96,7 +96,7 @@ func (e *engine) commonSpecOpts(id string, lim limits) []oci.SpecOpts {
 		withRootfsPropagation("rslave"),
 		// One shim serves all containers of this plugin process: a cold
 		// start then skips starting a shim (two process starts).
-		oci.WithAnnotations(map[string]string{shimGroupAnnotation: "osb-" + ownerName(e.owner)}),
+		oci.WithAnnotations(map[string]string{shimGroupAnnotation: "osb-" + e.owner}),
 	}
 	if e.seccomp != nil {
 		opts = append(opts, e.seccomp.specOpt())

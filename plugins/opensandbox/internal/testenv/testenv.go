@@ -9,10 +9,25 @@ import (
 	"testing"
 
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/daemon"
+	"github.com/mcpruntime/mcpruntime/sdk/owner"
 )
 
 // Namespace is the containerd namespace tests use, apart from a user's.
 const Namespace = "mcpruntime-opensandbox-test"
+
+// Where the plugin keeps its runtime files (see the sandbox package).
+const (
+	RunDir = "/run/mcpruntime/opensandbox"
+	// OwnersDir holds the owner locks of running plugin processes.
+	OwnersDir = RunDir + "/owners"
+	// Slots and FIFOs are the test namespace's slot and FIFO directories.
+	Slots = RunDir + "/" + Namespace + "/slots"
+	FIFOs = RunDir + "/" + Namespace + "/fifo"
+)
+
+// Instance is the owner id of the running plugin process pid (configured:
+// it claims its id in Configure).
+func Instance(pid int) (string, error) { return owner.Find(OwnersDir, pid) }
 
 // ConfigJSON is the backend config block tests use.
 func ConfigJSON() string {
