@@ -4,19 +4,28 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
-	"github.com/mcpruntime/mcpruntime/core/internal/atomicfile"
-	"github.com/mcpruntime/mcpruntime/core/internal/confine"
+	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
 )
+
+// The workspace, the store included, is written by sandbox code and by
+// other sessions sharing it, at any moment. Snapshots and restores
+// therefore reach every path in it through sdk/nofollow: relative to
+// directory fds, without following any symlink, so an entry swapped for a
+// symlink between listing and opening cannot make a snapshot store a host
+// file, nor a restore read or write one outside the workspace.
 
 // DefaultMaxFileSize caps the files a workspace snapshot stores; larger
 // ones are listed in the manifest's Skipped and left alone on restore.
@@ -102,6 +111,15 @@ func manifestsDir(ws string) string { return filepath.Join(ws, Dir, "manifests")
 // ObjectPath is where content with the given sha256 is stored.
 func ObjectPath(workspace, hash string) string { return filepath.Join(objectsDir(workspace), hash) }
 
+// Slash paths of the store below the workspace.
+const (
+	objectsRel   = Dir + "/objects"
+	manifestsRel = Dir + "/manifests"
+)
+
+// errChanging: a file kept changing while it was being stored.
+var errChanging = errors.New("changed while it was being snapshotted")
+
 // Snapshot records the workspace as it is now and returns the manifest id.
 func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 	s.mu.Lock()
@@ -110,12 +128,21 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 		s.cache = map[string]cacheEntry{}
 	}
 	var st SnapshotStats
-	if err := os.MkdirAll(objectsDir(s.Workspace), 0o755); err != nil {
-		return "", nil, st, err
+	root, err := nofollow.OpenRoot(s.Workspace)
+	if err != nil {
+		return "", nil, st, fmt.Errorf("snapshot: %w", err)
 	}
-	if err := os.MkdirAll(manifestsDir(s.Workspace), 0o755); err != nil {
-		return "", nil, st, err
+	defer root.Close()
+	objects, err := openStoreDir(root, objectsRel, true)
+	if err != nil {
+		return "", nil, st, fmt.Errorf("snapshot: %w", err)
 	}
+	defer objects.Close()
+	manifests, err := openStoreDir(root, manifestsRel, true)
+	if err != nil {
+		return "", nil, st, fmt.Errorf("snapshot: %w", err)
+	}
+	defer manifests.Close()
 	max := s.MaxFileSize
 	if max <= 0 {
 		max = DefaultMaxFileSize
@@ -131,39 +158,24 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 	// same mtime tick: do not trust the cache for them.
 	racy := time.Now().Add(-2 * time.Second).UnixNano()
 	seen := map[string]bool{}
-	err := filepath.WalkDir(s.Workspace, func(path string, d fs.DirEntry, err error) error {
-		rel, _ := filepath.Rel(s.Workspace, path)
-		rel = filepath.ToSlash(rel)
-		if rel == "." {
-			if err != nil {
-				return err
-			}
-			return nil
-		}
+	err = root.Walk(func(rel string, info fs.FileInfo, parent *nofollow.Dir, err error) error {
 		if s.excluded(rel) {
-			if d != nil && d.IsDir() {
-				return filepath.SkipDir
+			if info.IsDir() {
+				return fs.SkipDir
 			}
 			return nil
 		}
-		if err != nil {
-			skip(rel, "unreadable: "+err.Error())
-			if d != nil && d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
+		if err != nil { // a directory that could not be opened or listed
 			skip(rel, "unreadable: "+err.Error())
 			return nil
 		}
 		mode := uint32(info.Mode().Perm())
 		switch {
-		case d.IsDir():
+		case info.IsDir():
 			man.Files = append(man.Files, FileEntry{Path: rel, Type: "dir", Mode: mode})
 		case info.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(path)
+			// Recorded as a symlink; its target is never opened.
+			target, err := parent.Readlink(info.Name())
 			if err != nil {
 				skip(rel, "unreadable symlink: "+err.Error())
 				return nil
@@ -175,14 +187,15 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 				return nil
 			}
 			seen[rel] = true
-			ce := cacheEntry{size: info.Size(), mtime: info.ModTime().UnixNano(), ino: inode(info)}
+			ce := cacheEntry{size: info.Size(), mtime: info.ModTime().UnixNano(), ino: nofollow.Ino(info)}
 			if c, ok := s.cache[rel]; ok && c.size == ce.size && c.mtime == ce.mtime && c.ino == ce.ino && ce.mtime < racy {
 				ce.hash = c.hash // its object was stored or seen when cached
-
 			}
 			if ce.hash == "" {
-				h, size, n, err := s.store(path)
+				h, size, n, err := s.store(parent, info.Name(), objects, max)
 				if err != nil {
+					// Swapped for a symlink or something else since the
+					// listing, grown too large, unreadable: not recorded.
 					skip(rel, "unreadable: "+err.Error())
 					return nil
 				}
@@ -203,7 +216,7 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 		return nil
 	})
 	if err != nil {
-		return "", nil, st, err
+		return "", nil, st, fmt.Errorf("snapshot %s: %w", s.Workspace, err)
 	}
 	for rel := range s.cache {
 		if !seen[rel] {
@@ -217,67 +230,99 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 	}
 	sum := sha256.Sum256(b)
 	id := hex.EncodeToString(sum[:])
-	mp := filepath.Join(manifestsDir(s.Workspace), id+".json")
-	if _, err := os.Stat(mp); err != nil {
-		if err := atomicfile.WriteBytes(mp, b, 0o644); err != nil {
-			return "", nil, st, err
+	if fi, err := manifests.Lstat(id + ".json"); err != nil || !fi.Mode().IsRegular() {
+		err := manifests.ReplaceFile(id+".json", 0o644, func(f *os.File) error {
+			if _, err := f.Write(b); err != nil {
+				return err
+			}
+			return f.Sync()
+		})
+		if err != nil {
+			return "", nil, st, fmt.Errorf("snapshot: write manifest: %w", err)
 		}
 		st.NewManifest = true
 	}
 	return id, man, st, nil
 }
 
-// store hashes the file at path and copies it into the object store
-// unless its content is there already. It returns the hash, the size and
-// how many bytes were newly stored.
-func (s *Snapshotter) store(path string) (string, int64, int64, error) {
-	h, size, err := hashFile(path)
+// openStoreDir opens a directory of the store (creating it if asked),
+// refusing one that is a symlink or below one.
+func openStoreDir(root *nofollow.Dir, rel string, create bool) (*nofollow.Dir, error) {
+	if create {
+		if err := root.MkdirAll(rel, 0o755); err != nil {
+			return nil, storeErr(rel, err)
+		}
+	}
+	d, err := root.OpenDir(rel)
 	if err != nil {
-		return "", 0, 0, err
+		return nil, storeErr(rel, err)
 	}
-	if _, err := os.Stat(ObjectPath(s.Workspace, h)); err == nil {
-		return h, size, 0, nil
-	}
-	// Copy and hash what was copied: the file may change under us.
-	in, err := os.Open(path)
-	if err != nil {
-		return "", 0, 0, err
-	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(objectsDir(s.Workspace), ".tmp-")
-	if err != nil {
-		return "", 0, 0, err
-	}
-	defer os.Remove(tmp.Name())
-	hw := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, hw), in)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", 0, 0, err
-	}
-	h = hex.EncodeToString(hw.Sum(nil))
-	if err := os.Chmod(tmp.Name(), 0o444); err != nil {
-		return "", 0, 0, err
-	}
-	if err := os.Rename(tmp.Name(), ObjectPath(s.Workspace, h)); err != nil {
-		return "", 0, 0, err
-	}
-	return h, n, n, nil
+	return d, nil
 }
 
-func hashFile(path string) (string, int64, error) {
-	f, err := os.Open(path)
+func storeErr(rel string, err error) error {
+	if errors.Is(err, nofollow.ErrSymlink) || errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("%s is a symlink or not a directory, or below one: the store is not trusted: %w", rel, err)
+	}
+	return fmt.Errorf("store %s: %w", rel, err)
+}
+
+// store hashes the regular file name of dir (opened without following a
+// symlink: what was listed as a file may be a symlink by now) and copies it
+// into the object store unless its content is there already. It returns
+// the hash, the size and how many bytes were newly stored.
+func (s *Snapshotter) store(dir *nofollow.Dir, name string, objects *nofollow.Dir, max int64) (string, int64, int64, error) {
+	f, fi, err := dir.Open(name)
 	if err != nil {
-		return "", 0, err
+		return "", 0, 0, err
 	}
 	defer f.Close()
+	if fi.Size() > max {
+		return "", 0, 0, fmt.Errorf("larger than %d MiB (%d bytes) once opened", max>>20, fi.Size())
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return "", 0, 0, err
+		}
+		h, size, err := hashReader(io.LimitReader(f, max+1))
+		if err != nil {
+			return "", 0, 0, err
+		}
+		if size > max {
+			return "", 0, 0, fmt.Errorf("grew beyond %d MiB while read", max>>20)
+		}
+		if ofi, err := objects.Lstat(h); err == nil && ofi.Mode().IsRegular() && ofi.Size() == size {
+			return h, size, 0, nil
+		}
+		// Copy and hash what was copied: the file may change under us.
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return "", 0, 0, err
+		}
+		err = objects.ReplaceFile(h, 0o444, func(tmp *os.File) error {
+			hw := sha256.New()
+			n, err := io.Copy(io.MultiWriter(tmp, hw), io.LimitReader(f, max+1))
+			if err != nil {
+				return err
+			}
+			if n != size || hex.EncodeToString(hw.Sum(nil)) != h {
+				return errChanging
+			}
+			return tmp.Sync()
+		})
+		if errors.Is(err, errChanging) {
+			continue
+		}
+		if err != nil {
+			return "", 0, 0, fmt.Errorf("store object: %w", err)
+		}
+		return h, size, size, nil
+	}
+	return "", 0, 0, errChanging
+}
+
+func hashReader(r io.Reader) (string, int64, error) {
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	n, err := io.Copy(h, r)
 	if err != nil {
 		return "", 0, err
 	}
@@ -289,7 +334,7 @@ func LoadManifest(workspace, id string) (*Manifest, error) {
 	if !isHash(id) {
 		return nil, fmt.Errorf("bad workspace snapshot id %q", id)
 	}
-	b, err := os.ReadFile(filepath.Join(manifestsDir(workspace), id+".json"))
+	b, err := readManifest(workspace, id)
 	if err != nil {
 		return nil, fmt.Errorf("workspace snapshot %s: %w", id[:12], err)
 	}
@@ -304,6 +349,33 @@ func LoadManifest(workspace, id string) (*Manifest, error) {
 	return &m, nil
 }
 
+// maxManifest bounds what is read of a manifest (a forged one could be a
+// huge file).
+const maxManifest = 256 << 20
+
+// readManifest reads the manifest file of id, a regular file reached
+// without following symlinks.
+func readManifest(workspace, id string) ([]byte, error) {
+	root, err := nofollow.OpenRoot(workspace)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, _, err := root.Open(manifestsRel + "/" + id + ".json")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxManifest+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxManifest {
+		return nil, fmt.Errorf("larger than %d MiB", maxManifest>>20)
+	}
+	return b, nil
+}
+
 // RestoreStats say what a restore changed.
 type RestoreStats struct {
 	Written   int `json:"written"`
@@ -316,8 +388,11 @@ type RestoreStats struct {
 
 // Restore makes the workspace equal to manifest id: files are rewritten
 // from the object store, files the snapshot does not have are removed,
-// excluded paths are left alone. Every object is checked before anything
-// changes, so a damaged store fails the restore without touching files.
+// excluded paths are left alone. Every object is checked (present, and its
+// content's sha256 equal to its name) before anything changes, so a damaged
+// or forged store fails the restore without touching files; each is
+// checked again as it is copied. No path is read, written or created
+// through a symlink: an entry below one fails the restore.
 func (s *Snapshotter) Restore(id string) (*RestoreStats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -325,25 +400,38 @@ func (s *Snapshotter) Restore(id string) (*RestoreStats, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The store lives in the workspace, where sandbox code can write: a
-	// manifest is checked like untrusted input before anything changes.
-	if err := s.checkStore(); err != nil {
-		return nil, fmt.Errorf("workspace snapshot %s: %w", id[:12], err)
+	short := id[:12]
+	root, err := nofollow.OpenRoot(s.Workspace)
+	if err != nil {
+		return nil, fmt.Errorf("workspace snapshot %s: %w", short, err)
 	}
+	defer root.Close()
+	// The store lives in the workspace, where sandbox code can write: a
+	// manifest and the objects are checked like untrusted input before
+	// anything changes.
+	objects, err := openStoreDir(root, objectsRel, false)
+	if err != nil {
+		return nil, fmt.Errorf("workspace snapshot %s: %w", short, err)
+	}
+	defer objects.Close()
+	verified := map[string]bool{}
 	for _, f := range man.Files {
-		if !filepath.IsLocal(filepath.FromSlash(f.Path)) || s.excluded(f.Path) {
-			return nil, fmt.Errorf("workspace snapshot %s: bad path %q", id[:12], f.Path)
+		if !fs.ValidPath(f.Path) || f.Path == "." || s.excluded(f.Path) {
+			return nil, fmt.Errorf("workspace snapshot %s: bad path %q", short, f.Path)
 		}
 		if f.Type != "file" {
 			continue
 		}
 		if !isHash(f.Hash) {
-			return nil, fmt.Errorf("workspace snapshot %s: bad content id %q for %s", id[:12], f.Hash, f.Path)
+			return nil, fmt.Errorf("workspace snapshot %s: bad content id %q for %s", short, f.Hash, f.Path)
 		}
-		st, err := os.Lstat(ObjectPath(s.Workspace, f.Hash))
-		if err != nil || st.Size() != f.Size {
-			return nil, fmt.Errorf("workspace snapshot %s: content of %s is missing from %s; nothing was changed", id[:12], f.Path, objectsDir(s.Workspace))
+		if verified[f.Hash] {
+			continue
 		}
+		if err := verifyObject(objects, f.Hash, f.Size); err != nil {
+			return nil, fmt.Errorf("workspace snapshot %s: content of %s: %w; nothing was changed", short, f.Path, err)
+		}
+		verified[f.Hash] = true
 	}
 	rs := &RestoreStats{NotRestored: man.Skipped}
 	want := map[string]FileEntry{}
@@ -356,27 +444,31 @@ func (s *Snapshotter) Restore(id string) (*RestoreStats, error) {
 		typ string
 	}
 	var now []have
-	_ = filepath.WalkDir(s.Workspace, func(path string, d fs.DirEntry, err error) error {
-		rel, _ := filepath.Rel(s.Workspace, path)
-		rel = filepath.ToSlash(rel)
-		if rel == "." || err != nil {
-			return nil
-		}
+	err = root.Walk(func(rel string, info fs.FileInfo, _ *nofollow.Dir, err error) error {
 		if s.excluded(rel) {
-			if d.IsDir() {
-				return filepath.SkipDir
+			if info.IsDir() {
+				return fs.SkipDir
 			}
 			return nil
 		}
-		typ := "file"
-		if d.IsDir() {
+		if err != nil {
+			return nil // a directory that cannot be listed: its contents stay
+		}
+		typ := "other"
+		switch {
+		case info.IsDir():
 			typ = "dir"
-		} else if d.Type()&fs.ModeSymlink != 0 {
+		case info.Mode()&fs.ModeSymlink != 0:
 			typ = "symlink"
+		case info.Mode().IsRegular():
+			typ = "file"
 		}
 		now = append(now, have{rel, typ})
 		return nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("workspace snapshot %s: list the workspace (nothing was changed): %w", short, err)
+	}
 	// Remove what the snapshot does not have or has as another type,
 	// deepest first; files it skipped are kept.
 	for i := len(now) - 1; i >= 0; i-- {
@@ -388,52 +480,61 @@ func (s *Snapshotter) Restore(id string) (*RestoreStats, error) {
 		if ok && w.Type == h.typ {
 			continue
 		}
-		p := filepath.Join(s.Workspace, filepath.FromSlash(h.rel))
 		if h.typ == "dir" && !ok {
-			if os.Remove(p) == nil { // not empty: holds a skipped file
+			if root.Remove(h.rel) == nil { // not empty: holds a skipped file
 				rs.Removed++
 			}
 			continue
 		}
-		if err := os.RemoveAll(p); err != nil {
-			return rs, fmt.Errorf("restore: remove %s: %w", h.rel, err)
+		if err := root.RemoveAll(h.rel); err != nil {
+			return rs, restoreErr(h.rel, err)
 		}
 		rs.Removed++
 	}
 	for _, f := range man.Files { // sorted: parents before children
-		p := filepath.Join(s.Workspace, filepath.FromSlash(f.Path))
-		// A symlink the snapshot (or sandbox code since) put where a
-		// directory of this path should be would carry the write out of
-		// the workspace.
-		if err := s.insideWorkspace(filepath.Dir(p)); err != nil {
-			return rs, fmt.Errorf("restore %s: %w", f.Path, err)
-		}
+		mode := fs.FileMode(f.Mode).Perm()
 		switch f.Type {
 		case "dir":
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				return rs, fmt.Errorf("restore %s: %w", f.Path, err)
+			if err := root.MkdirAll(f.Path, 0o755); err != nil {
+				return rs, restoreErr(f.Path, err)
 			}
-			_ = os.Chmod(p, fs.FileMode(f.Mode)|0o700)
+			d, err := root.OpenDir(f.Path)
+			if errors.Is(err, fs.ErrPermission) {
+				continue // not readable by us (another user's): exists, mode left
+			}
+			if err != nil {
+				return rs, restoreErr(f.Path, err)
+			}
+			err = d.Chmod(mode | 0o700)
+			if cerr := d.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil && !errors.Is(err, fs.ErrPermission) { // owned by another user: the mode stays
+				return rs, restoreErr(f.Path, err)
+			}
 		case "symlink":
-			if t, err := os.Readlink(p); err == nil && t == f.Target {
+			if t, err := root.Readlink(f.Path); err == nil && t == f.Target {
 				rs.Unchanged++
 				continue
 			}
-			_ = os.RemoveAll(p)
-			if err := os.Symlink(f.Target, p); err != nil {
-				return rs, fmt.Errorf("restore %s: %w", f.Path, err)
+			if err := root.RemoveAll(f.Path); err != nil {
+				return rs, restoreErr(f.Path, err)
+			}
+			if err := root.Symlink(f.Target, f.Path); err != nil {
+				return rs, restoreErr(f.Path, err)
 			}
 			rs.Written++
 		case "file":
-			if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() && st.Size() == f.Size {
-				if h, _, err := hashFile(p); err == nil && h == f.Hash {
-					_ = os.Chmod(p, fs.FileMode(f.Mode))
-					rs.Unchanged++
-					continue
-				}
+			same, err := sameFile(root, f, mode)
+			if err != nil {
+				return rs, restoreErr(f.Path, err)
 			}
-			if err := copyObject(ObjectPath(s.Workspace, f.Hash), p, fs.FileMode(f.Mode)); err != nil {
-				return rs, fmt.Errorf("restore %s: %w", f.Path, err)
+			if same {
+				rs.Unchanged++
+				continue
+			}
+			if err := copyObject(root, objects, f, mode); err != nil {
+				return rs, restoreErr(f.Path, err)
 			}
 			rs.Written++
 		}
@@ -442,41 +543,87 @@ func (s *Snapshotter) Restore(id string) (*RestoreStats, error) {
 	return rs, nil
 }
 
-// checkStore refuses a store whose directories are symlinks: objects are
-// then read from wherever the link points.
-func (s *Snapshotter) checkStore() error {
-	for _, d := range []string{filepath.Join(s.Workspace, Dir), objectsDir(s.Workspace)} {
-		st, err := os.Lstat(d)
-		if err != nil {
-			return err
-		}
-		if !st.IsDir() {
-			return fmt.Errorf("%s is not a directory (a symlink?): the store is not trusted", d)
-		}
+// restoreErr says why path was not restored, in the workspace's terms.
+func restoreErr(path string, err error) error {
+	if errors.Is(err, nofollow.ErrSymlink) {
+		return fmt.Errorf("restore %s: a symlink is on its path and could lead out of the workspace: not restored (%w)", path, err)
+	}
+	return fmt.Errorf("restore %s: %w", path, err)
+}
+
+// verifyObject checks that object h is a regular file in the store of the
+// given size whose sha256 is h.
+func verifyObject(objects *nofollow.Dir, h string, size int64) error {
+	f, fi, err := objects.Open(h)
+	if err != nil {
+		return fmt.Errorf("object %s is missing from the store or unusable: %w", h, err)
+	}
+	defer f.Close()
+	if fi.Size() != size {
+		return fmt.Errorf("object %s in the store has %d bytes, the snapshot recorded %d: the store was damaged or tampered with", h, fi.Size(), size)
+	}
+	got, _, err := hashReader(f)
+	if err != nil {
+		return fmt.Errorf("object %s: %w", h, err)
+	}
+	if got != h {
+		return fmt.Errorf("object %s in the store does not match its id (its content hashes to %s): the store was damaged or tampered with", h, got)
 	}
 	return nil
 }
 
-// insideWorkspace checks that dir, with its symlinks followed, is the
-// workspace or below it. Where dir does not exist yet, its nearest existing
-// ancestor is what counts: MkdirAll would create the rest below it.
-func (s *Snapshotter) insideWorkspace(dir string) error {
-	if !confine.Inside(dir, s.Workspace) {
-		return fmt.Errorf("%s leads out of the workspace (to %s): not restored", dir, confine.Resolve(dir))
+// sameFile reports whether the workspace already holds f (a regular file
+// with its content), setting its mode if so.
+func sameFile(root *nofollow.Dir, f FileEntry, mode fs.FileMode) (bool, error) {
+	cur, fi, err := root.Open(f.Path)
+	if err != nil {
+		return false, nil // missing, a symlink or something else: replaced
 	}
-	return nil
+	defer cur.Close()
+	if fi.Size() != f.Size {
+		return false, nil
+	}
+	if h, _, err := hashReader(cur); err != nil || h != f.Hash {
+		return false, nil
+	}
+	if err := cur.Chmod(mode); err != nil && !errors.Is(err, fs.ErrPermission) { // another user's file: the mode stays
+		return false, err
+	}
+	return true, nil
+}
+
+// copyObject writes f's content from the store into the workspace, into a
+// new file renamed over whatever is at f.Path (never written through), and
+// checks the content's hash once more as it copies.
+func copyObject(root, objects *nofollow.Dir, f FileEntry, mode fs.FileMode) error {
+	if dir := path.Dir(f.Path); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	in, _, err := objects.Open(f.Hash)
+	if err != nil {
+		return fmt.Errorf("object %s: %w", f.Hash, err)
+	}
+	defer in.Close()
+	if fi, err := root.Lstat(f.Path); err == nil && fi.IsDir() {
+		if err := root.RemoveAll(f.Path); err != nil {
+			return err
+		}
+	}
+	return root.ReplaceFile(f.Path, mode, func(out *os.File) error {
+		hw := sha256.New()
+		if _, err := io.Copy(io.MultiWriter(out, hw), in); err != nil {
+			return err
+		}
+		if got := hex.EncodeToString(hw.Sum(nil)); got != f.Hash {
+			return fmt.Errorf("object %s in the store does not match its id (changed while restored, to content hashing to %s)", f.Hash, got)
+		}
+		return out.Sync()
+	})
 }
 
 // isHash reports whether h is a sha256 in lower-case hex, as object names are.
 func isHash(h string) bool {
 	return len(h) == 64 && strings.Trim(h, "0123456789abcdef") == ""
-}
-
-func copyObject(src, dst string, mode fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	return atomicfile.Write(dst, in, mode)
 }

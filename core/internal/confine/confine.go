@@ -1,6 +1,10 @@
 // Package confine answers whether a path stays inside a directory once its
 // symlinks are followed, for paths that may not exist yet (a directory the
-// runtime is about to create, a file about to be written).
+// runtime is about to create, a file about to be written). It checks
+// configured paths (the layout check of runtime.hcl); it is no guard for
+// paths inside the workspace, whose symlinks can be swapped between a check
+// and a use: code reading or writing the workspace's contents goes through
+// sdk/nofollow instead, which never follows them.
 package confine
 
 import (
