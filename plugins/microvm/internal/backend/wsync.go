@@ -8,12 +8,12 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
 )
 
 // The workspace is a tmpfs inside the VM, kept in step with the host
@@ -21,8 +21,12 @@ import (
 // execution, guest changes pulled right after it, so files written in the
 // sandbox are on the host when Execute returns. (The Debian cloud kernel
 // has no 9p, and virtio-fs would block snapshots: vhost-user devices are
-// not migratable.) Symlinks are never followed on either side, and host
-// writes go through os.Root, so a guest cannot write outside the workspace.
+// not migratable.) Symlinks are never followed on either side: the host
+// side reads and writes the workspace only through sdk/nofollow, relative to
+// directory fds and without resolving any symlink, so neither the guest nor
+// another session swapping a workspace entry for a symlink between the
+// listing and the open can make the host copy a file from outside the
+// workspace into the VM, or write one outside it.
 
 // chunk is the largest file piece sent in one control message.
 const chunk = 4 << 20
@@ -64,34 +68,28 @@ func (s *syncer) push(ctx context.Context, a *agentClient) error {
 	if s.dir == "" {
 		return nil
 	}
+	root, err := nofollow.OpenRoot(s.dir)
+	if err != nil {
+		return fmt.Errorf("read workspace %s: %w", s.dir, err)
+	}
+	defer root.Close()
 	seen := map[string]bool{}
 	var total int64
 	var files, dirs []string
 	cur := map[string]hostState{}
-	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
+	err = root.Walk(func(rel string, fi fs.FileInfo, _ *nofollow.Dir, err error) error {
 		if err != nil {
-			if p == s.dir {
-				return err
-			}
-			return nil
+			return nil // a directory that cannot be listed: its contents are left out
 		}
-		if p == s.dir {
-			return nil
-		}
-		rel := filepath.ToSlash(strings.TrimPrefix(p, s.dir+string(filepath.Separator)))
 		if sdk.HostOwned(rel) {
-			if d.IsDir() {
-				return filepath.SkipDir
+			if fi.IsDir() {
+				return fs.SkipDir
 			}
 			return nil
 		}
-		t := d.Type()
+		t := fi.Mode()
 		if !t.IsRegular() && !t.IsDir() {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return nil
+			return nil // symlinks, fifos, sockets, devices stay on the host
 		}
 		st := hostState{size: fi.Size(), mtime: fi.ModTime().UnixNano(), dir: t.IsDir()}
 		seen[rel] = true
@@ -138,9 +136,11 @@ func (s *syncer) push(ctx context.Context, a *agentClient) error {
 		s.known[rel] = cur[rel]
 	}
 	for _, rel := range files {
-		if err := s.pushFile(ctx, a, rel); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // removed on the host since the walk: the next push notices
+		if err := s.pushFile(ctx, a, root, rel); err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, nofollow.ErrSymlink) || errors.Is(err, nofollow.ErrNotRegular) {
+				// Removed, or swapped for a symlink or something else, on
+				// the host since the walk: the next push notices.
+				continue
 			}
 			return err
 		}
@@ -149,20 +149,20 @@ func (s *syncer) push(ctx context.Context, a *agentClient) error {
 	return nil
 }
 
-func (s *syncer) pushFile(ctx context.Context, a *agentClient, rel string) error {
-	f, err := os.Open(filepath.Join(s.dir, filepath.FromSlash(rel)))
+// pushFile sends the regular file rel, opened without following symlinks,
+// as fstat saw it once open (a file growing meanwhile is sent up to that
+// size; its new mtime makes the next push send it again).
+func (s *syncer) pushFile(ctx context.Context, a *agentClient, root *nofollow.Dir, rel string) error {
+	f, fi, err := root.Open(rel)
 	if err != nil {
 		return fmt.Errorf("workspace file %s: %w", rel, err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
+	r := io.LimitReader(f, fi.Size())
 	buf := make([]byte, min(chunk, max(fi.Size(), 1)))
 	var off int64
 	for {
-		n, rerr := io.ReadFull(f, buf)
+		n, rerr := io.ReadFull(r, buf)
 		final := rerr == io.EOF || rerr == io.ErrUnexpectedEOF
 		if rerr != nil && !final {
 			return fmt.Errorf("workspace file %s: %w", rel, rerr)
@@ -189,7 +189,7 @@ func (s *syncer) pull(ctx context.Context, a *agentClient) error {
 	if len(r.Changed) == 0 && len(r.Deleted) == 0 {
 		return nil
 	}
-	root, err := os.OpenRoot(s.dir)
+	root, err := nofollow.OpenRoot(s.dir)
 	if err != nil {
 		return fmt.Errorf("open workspace: %w", err)
 	}
@@ -199,7 +199,7 @@ func (s *syncer) pull(ctx context.Context, a *agentClient) error {
 		if !validRel(rel) {
 			continue
 		}
-		if err := root.RemoveAll(filepath.FromSlash(rel)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := root.RemoveAll(rel); err != nil {
 			return fmt.Errorf("remove %s from the workspace: %w", rel, err)
 		}
 		for k := range s.known {
@@ -209,62 +209,83 @@ func (s *syncer) pull(ctx context.Context, a *agentClient) error {
 		}
 	}
 	var total int64
+	// Paths with a symlink on the host where the guest has a directory are
+	// not copied back (the link is not followed); the others still are.
+	var refused []string
 	for _, e := range r.Changed {
 		if !validRel(e.Path) {
 			continue
 		}
-		p := filepath.FromSlash(e.Path)
+		var err error
+		kind := "dir"
 		if e.Dir {
-			if err := root.MkdirAll(p, 0o755); err != nil {
-				return fmt.Errorf("workspace dir %s: %w", e.Path, err)
-			}
+			err = root.MkdirAll(e.Path, 0o755)
 		} else {
+			kind = "file"
 			total += e.Size
 			if total > s.max {
 				return fmt.Errorf("the sandbox wrote more than max_workspace (%d MiB); %s and later files were not copied back", s.max>>20, e.Path)
 			}
-			if err := s.pullFile(ctx, a, root, e); err != nil {
-				return err
-			}
+			err = s.pullFile(ctx, a, root, e)
 		}
-		if fi, err := root.Lstat(p); err == nil {
+		if errors.Is(err, nofollow.ErrSymlink) {
+			refused = append(refused, e.Path)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("workspace %s %s: %w", kind, e.Path, err)
+		}
+		if fi, err := root.Lstat(e.Path); err == nil {
 			s.known[e.Path] = hostState{size: fi.Size(), mtime: fi.ModTime().UnixNano(), dir: fi.IsDir()}
 		}
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("not copied back, because a symlink in the host workspace is on their path (symlinks are not followed): %s", strings.Join(refused, ", "))
 	}
 	return nil
 }
 
-func (s *syncer) pullFile(ctx context.Context, a *agentClient, root *os.Root, e proto.Entry) error {
-	p := filepath.FromSlash(e.Path)
-	if d := filepath.Dir(p); d != "." {
+// errGuestGone: the guest deleted a file while it was being copied back.
+var errGuestGone = errors.New("deleted in the guest meanwhile")
+
+// pullFile copies the guest file e into the workspace: into a new file
+// renamed over whatever is at its path (a symlink or hard link there is
+// replaced, never written through).
+func (s *syncer) pullFile(ctx context.Context, a *agentClient, root *nofollow.Dir, e proto.Entry) error {
+	if d := path.Dir(e.Path); d != "." {
 		if err := root.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("workspace dir %s: %w", d, err)
-		}
-	}
-	// Replace, never write through: an existing symlink is not followed.
-	_ = root.Remove(p)
-	f, err := root.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, fs.FileMode(e.Mode).Perm()|0o600)
-	if err != nil {
-		return fmt.Errorf("workspace file %s: %w", e.Path, err)
-	}
-	defer f.Close()
-	var off int64
-	for {
-		r, err := a.call(ctx, &proto.Msg{Op: proto.OpRead, Tree: s.tree, Path: e.Path, Offset: off, Length: chunk})
-		if err != nil {
-			if strings.Contains(err.Error(), "no such file") {
-				return nil // deleted in the guest meanwhile
-			}
 			return err
 		}
-		if _, err := f.Write(r.Data); err != nil {
-			return fmt.Errorf("workspace file %s: %w", e.Path, err)
-		}
-		off += int64(len(r.Data))
-		if r.EOF || len(r.Data) == 0 {
-			return f.Close()
+	}
+	if fi, err := root.Lstat(e.Path); err == nil && fi.IsDir() {
+		// A directory becomes a file: rename cannot replace it.
+		if err := root.Remove(e.Path); err != nil {
+			return err
 		}
 	}
+	err := root.ReplaceFile(e.Path, fs.FileMode(e.Mode).Perm()|0o600, func(f *os.File) error {
+		var off int64
+		for {
+			r, err := a.call(ctx, &proto.Msg{Op: proto.OpRead, Tree: s.tree, Path: e.Path, Offset: off, Length: chunk})
+			if err != nil {
+				if strings.Contains(err.Error(), "no such file") {
+					return errGuestGone
+				}
+				return err
+			}
+			if _, err := f.Write(r.Data); err != nil {
+				return err
+			}
+			off += int64(len(r.Data))
+			if r.EOF || len(r.Data) == 0 {
+				return nil
+			}
+		}
+	})
+	if errors.Is(err, errGuestGone) {
+		return nil
+	}
+	return err
 }
 
 func validRel(rel string) bool {
