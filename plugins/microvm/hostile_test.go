@@ -262,41 +262,75 @@ func TestBadInput(t *testing.T) {
 
 // TestCleanup: a plugin killed with SIGKILL leaves no VMM running, and the
 // next plugin on the same state dir removes its run files.
+// TestCleanup: a SIGKILLed plugin's VMMs die with it and the next plugin
+// to start removes its run dir, while a plugin of another state dir (as
+// another workspace's daemon would be) keeps its VM and session. It counts
+// and sweeps only what its own plugins own: VMMs of other instances on the
+// host (a user's own sessions) neither make it fail nor are touched.
 func TestCleanup(t *testing.T) {
 	needQEMU(t)
+	bystander := launch(t, nil, t.TempDir())
+	bid := bystander.session(sdk.Limits{})
+	bystander.expect(bid, "x = 41", "")
+	theirs := vmmsUnder(runRootOf(bystander.state))
+	if len(theirs) == 0 {
+		t.Fatal("no VMM process found for the bystander's session")
+	}
+
 	state := t.TempDir()
+	root := runRootOf(state)
 	h := launch(t, nil, state)
 	id := h.session(sdk.Limits{})
 	h.expect(id, "print(1)", "1\n")
-	before := ourVMMs()
+	before := vmmsUnder(root)
 	if len(before) == 0 {
 		t.Fatal("no VMM process found while a session runs")
 	}
 	_ = syscall.Kill(h.p.Pid(), syscall.SIGKILL)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		left := 0
+	waitFor(t, "the VMMs to die with the plugin", 15*time.Second, func() bool {
 		for _, pid := range before {
 			if syscall.Kill(pid, 0) == nil {
-				left++
+				return false
 			}
 		}
-		if left == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d VMM processes outlived the plugin", left)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return true
+	})
+	if ents, _ := os.ReadDir(root); len(ents) == 0 {
+		t.Fatal("a SIGKILLed plugin cannot remove its run dir; expected leftovers before the restart")
 	}
 	h2 := launch(t, nil, state)
+	waitRootHolds(t, root, h2.p.Pid())
 	h2.expect(h2.session(sdk.Limits{}), "print(2)", "2\n")
-	root := runRootOf(state)
-	ents, _ := os.ReadDir(root)
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), fmt.Sprint(h2.p.Pid())+"-") {
-			t.Errorf("left behind in %s: %s", root, e.Name())
+
+	for _, pid := range theirs {
+		if syscall.Kill(pid, 0) != nil {
+			t.Errorf("the bystander's VMM %d was killed", pid)
 		}
+	}
+	bystander.expect(bid, "print(x + 1)", "42\n")
+}
+
+// waitRootHolds waits until the run root holds nothing but the live
+// plugin pid's lock file and run dir (the sweep runs in the background).
+func waitRootHolds(t *testing.T, root string, pid int) {
+	t.Helper()
+	var left []string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		left = left[:0]
+		ents, _ := os.ReadDir(root)
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), fmt.Sprint(pid)+"-") {
+				left = append(left, e.Name())
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left behind in %s after 15 s: %v", root, left)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

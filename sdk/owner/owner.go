@@ -64,11 +64,13 @@ func LockPath(dir, id string) string { return filepath.Join(dir, id+lockSuffix) 
 // end of the process. The lock file is locked before it appears under its
 // name, so a sweeper never sees a live claim unlocked.
 func Claim(dir string) (*Instance, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("owners dir: %w", err)
-	}
 	var last error
 	for range 5 {
+		// Again on each try: a plugin shutting down may remove an owners
+		// directory it found empty.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("owners dir: %w", err)
+		}
 		in, err := claimOnce(dir)
 		if err == nil {
 			return in, nil

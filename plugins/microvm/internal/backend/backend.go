@@ -37,6 +37,9 @@ type Backend struct {
 	stateDir string
 	runDir   string
 	unlock   func()
+	// swept starts the sweep of dead plugins' run dirs once, at the first
+	// Configure.
+	swept sync.Once
 	pool     *pool
 	standby  *standbys
 	sessions sdk.Sessions[*session]
@@ -74,9 +77,18 @@ func (b *Backend) ConfigSpec(context.Context) (*sdk.ConfigSpec, error) { return 
 
 // Configure implements sdk.Backend: it checks the VMM, builds or finds the
 // guest image (first use takes a minute; progress is logged), picks the
-// accelerator, removes what a previous plugin process left behind and
-// starts the pool.
+// accelerator, starts the removal of what dead plugin processes left
+// behind (in the background) and starts the pool.
 func (b *Backend) Configure(ctx context.Context, sc *sdk.Config) error {
+	// In the background, before anything slow (image, accelerator probe):
+	// a killed plugin's orphans go within moments of the next start.
+	b.swept.Do(func() {
+		go func() {
+			if n := SweepRunDirs(b.log); n > 0 {
+				b.log.Info("swept the run dirs of dead plugin processes", "count", n)
+			}
+		}()
+	})
 	c := defaultConfig()
 	if err := sc.Decode(&c); err != nil {
 		return err
