@@ -48,7 +48,8 @@ var (
 )
 
 // noOpenat2 is set once openat2 answered ENOSYS (kernels before 5.6, or a
-// seccomp filter that hides it): every later open walks the components.
+// seccomp filter that hides it; EPERM too, if openat2 of "." fails alike):
+// every later open walks the components.
 var noOpenat2 atomic.Bool
 
 // Dir is an open directory. Every path given to its methods is resolved
@@ -487,8 +488,20 @@ func (d *Dir) pathErr(op, rel string, err error) error {
 func openBeneath(dirfd int, rel string, flags int, mode uint32) (int, error) {
 	if !noOpenat2.Load() {
 		fd, err := retry(func() (int, error) { return openat2(dirfd, rel, flags, mode) })
-		if !errors.Is(err, unix.ENOSYS) {
+		if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EPERM) {
 			return fd, err
+		}
+		// Some seccomp filters answer EPERM for syscalls they do not
+		// know: give openat2 up only if it fails on the directory itself.
+		if errors.Is(err, unix.EPERM) {
+			pfd, perr := retry(func() (int, error) { return openat2(dirfd, ".", pathFlags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) })
+			if perr == nil {
+				unix.Close(pfd)
+				return fd, err
+			}
+			if !errors.Is(perr, unix.ENOSYS) && !errors.Is(perr, unix.EPERM) {
+				return fd, err
+			}
 		}
 		noOpenat2.Store(true)
 	}
