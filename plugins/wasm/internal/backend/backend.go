@@ -9,7 +9,6 @@ package backend
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,7 +43,7 @@ type Backend struct {
 
 	mu     sync.Mutex
 	pool   *pool
-	tmp    string
+	run    *runDir
 	memory int64
 
 	sessions sdk.Sessions[*session]
@@ -111,17 +110,26 @@ func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	tmp, err := os.MkdirTemp(state, "run-")
+	run, err := newRunDir(state, b.logger)
 	if err != nil {
-		return fmt.Errorf("state dir: %w", err)
+		return err
 	}
-	empty := filepath.Join(tmp, "empty")
+	// In the background: the run dirs of killed plugins go within moments
+	// of this start, whatever it does next (compiling python.wasm).
+	go func() {
+		if removed := sweepRunDirs(state, b.logger); len(removed) > 0 {
+			b.logger.Info("swept the run dirs of dead plugin processes", "dirs", removed)
+		}
+	}()
+	empty := filepath.Join(run.path, "empty")
 	if err := os.Mkdir(empty, 0o555); err != nil {
+		run.retire()
 		return fmt.Errorf("state dir: %w", err)
 	}
 	start := time.Now()
 	rt, err := guest.NewRuntime(ctx, guest.RuntimeOptions{Wasm: py.Wasm, CacheDir: cache})
 	if err != nil {
+		run.retire()
 		return err
 	}
 	b.logger.Info("python.wasm compiled", "artefacts", py.Dir, "cache", cache, "took", time.Since(start))
@@ -129,6 +137,7 @@ func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
 	_ = rt.Close(ctx)
 	exe, err := os.Executable()
 	if err != nil {
+		run.retire()
 		return fmt.Errorf("locate plugin binary: %w", err)
 	}
 	l := &launcher{
@@ -136,44 +145,55 @@ func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
 		cfg: worker.Config{Wasm: py.Wasm, Lib: py.Lib, CacheDir: cache, KernelDir: kernelDir, EmptyDir: empty},
 	}
 	b.mu.Lock()
-	old, oldTmp := b.pool, b.tmp
+	old, oldRun := b.pool, b.run
 	b.pool = newPool(l, cfg.PoolSize, memory, b.logger)
-	b.tmp, b.memory = tmp, memory
+	b.run, b.memory = run, memory
 	b.mu.Unlock()
 	if old != nil {
 		old.close()
-		// Sessions of the old configuration keep their import roots there.
-		_ = oldTmp
+	}
+	if oldRun != nil {
+		// Sessions of the old configuration keep their import roots there:
+		// it goes with the last of them.
+		if err := oldRun.retire(); err != nil {
+			b.logger.Warn("previous run dir", "error", err)
+		}
 	}
 	return nil
 }
 
-func (b *Backend) configured() (*pool, string, int64, error) {
+// configured returns the pool and, with a reference taken for a session
+// when acquire is set, the run dir.
+func (b *Backend) configured(acquire bool) (*pool, *runDir, int64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.pool == nil {
-		return nil, "", 0, sdk.ErrNotConfigured
+		return nil, nil, 0, sdk.ErrNotConfigured
 	}
-	return b.pool, b.tmp, b.memory, nil
+	if acquire {
+		b.run.acquire()
+	}
+	return b.pool, b.run, b.memory, nil
 }
 
 // CreateSession implements sdk.Backend.
 func (b *Backend) CreateSession(ctx context.Context, spec *sdk.SessionSpec) error {
-	p, tmp, memory, err := b.configured()
+	p, run, memory, err := b.configured(true)
 	if err != nil {
 		return err
 	}
 	if err := b.sessions.Reserve(spec.ID); err != nil {
+		b.releaseRun(run)
 		return err
 	}
 	if spec.Limits.MemoryBytes > 0 {
 		memory = spec.Limits.MemoryBytes
 	}
-	s, err := newSession(spec, tmp, memory)
-	if err == nil {
-		if err = s.attach(ctx, p); err != nil {
-			s.close()
-		}
+	s, err := newSession(spec, run, memory)
+	if err != nil {
+		b.releaseRun(run)
+	} else if err = s.attach(ctx, p); err != nil {
+		b.closeSession(s)
 	}
 	return b.sessions.Settle(spec.ID, s, err)
 }
@@ -184,7 +204,7 @@ func (b *Backend) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(s
 	if err != nil {
 		return nil, err
 	}
-	p, _, _, err := b.configured()
+	p, _, _, err := b.configured(false)
 	if err != nil {
 		return nil, err
 	}
@@ -197,8 +217,20 @@ func (b *Backend) DestroySession(_ context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	s.close()
+	b.closeSession(s)
 	return nil
+}
+
+// closeSession stops a session and drops its reference to its run dir.
+func (b *Backend) closeSession(s *session) {
+	s.close()
+	b.releaseRun(s.run)
+}
+
+func (b *Backend) releaseRun(r *runDir) {
+	if err := r.release(); err != nil {
+		b.logger.Warn("run dir", "error", err)
+	}
 }
 
 // Health implements sdk.Backend.
@@ -217,20 +249,20 @@ func (b *Backend) Health(context.Context) (*sdk.Health, error) {
 func (b *Backend) Close(context.Context) error {
 	sessions := b.sessions.TakeAll()
 	b.mu.Lock()
-	p, tmp := b.pool, b.tmp
-	b.pool = nil
+	p, run := b.pool, b.run
+	b.pool, b.run = nil, nil
 	b.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range sessions {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.close() }()
+		go func() { defer wg.Done(); b.closeSession(s) }()
 	}
 	if p != nil {
 		p.close()
 	}
 	wg.Wait()
-	if tmp != "" {
-		return errors.Join(os.RemoveAll(tmp))
+	if run != nil {
+		return run.retire()
 	}
 	return nil
 }

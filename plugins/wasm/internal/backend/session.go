@@ -20,6 +20,7 @@ import (
 type session struct {
 	spec   *sdk.SessionSpec
 	lib    string
+	run    *runDir // holds lib; the session holds a reference to it
 	memory int64
 
 	mu sync.Mutex
@@ -30,7 +31,8 @@ type session struct {
 // below sdk.GuestLib: WASI mount points are fixed when an instance starts,
 // before a pooled worker knows its session, and /mcpruntime/lib is the one
 // that is re-pointed per session.
-func newSession(spec *sdk.SessionSpec, root string, memory int64) (*session, error) {
+func newSession(spec *sdk.SessionSpec, run *runDir, memory int64) (*session, error) {
+	root := run.path
 	if spec.Workspace == "" {
 		return nil, fmt.Errorf("session %s: no workspace", spec.ID)
 	}
@@ -67,7 +69,7 @@ func newSession(spec *sdk.SessionSpec, root string, memory int64) (*session, err
 			return nil, fmt.Errorf("session %s: mount %s: %w", spec.ID, m.Target, err)
 		}
 	}
-	return &session{spec: &spec2, lib: lib, memory: memory}, nil
+	return &session{spec: &spec2, lib: lib, run: run, memory: memory}, nil
 }
 
 // attach gives the session a worker bound to its directories.
