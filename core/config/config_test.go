@@ -17,7 +17,7 @@ func parse(t *testing.T, src string) (*Config, error) {
 }
 
 func TestParseFull(t *testing.T) {
-	t.Setenv("MY_TOKEN", "s3cret")
+	t.Setenv("MY_TOKEN", "s3cret-s3cret-s3cret")
 	t.Setenv("OPENAI_BASE_URL", "")
 	c, err := parse(t, `
 runtime {
@@ -44,7 +44,7 @@ skills { auto_save = false }
 		s.Limits.Timeout != 5*time.Second || s.Limits.MemoryBytes != 256<<20 || s.Limits.OutputBytes != 64<<10 {
 		t.Fatalf("decoded %+v / %+v", c, s)
 	}
-	if c.Server.Token != "s3cret" || c.Skills.AutoSave || c.Skills.Dir != "/cfg/skills" {
+	if c.Server.Token != "s3cret-s3cret-s3cret" || c.Skills.AutoSave || c.Skills.Dir != "/cfg/skills" {
 		t.Fatalf("server/skills %+v %+v", c.Server, c.Skills)
 	}
 	js, err := c.PluginConfig(s, &sdk.ConfigSpec{Attributes: []sdk.ConfigAttribute{

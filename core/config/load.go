@@ -203,11 +203,7 @@ func build(raw *file, path, dir string, files map[string]*hcl.File) (*Config, er
 			c.Skills.AutoSave = *s.AutoSave
 		}
 	}
-	c.Server = Server{Listen: "127.0.0.1:7878"}
-	if s := raw.Server; s != nil {
-		c.Server.Listen = str(s.Listen, c.Server.Listen)
-		c.Server.Token = str(s.Token, "")
-	}
+	c.Server = buildServer(ctx, raw.Server, &diags)
 	c.Agent = Agent{MaxSteps: 10, StepTimeout: 0, Budget: 10 * time.Minute, ObservationLimit: 16 << 10}
 	if a := raw.Agent; a != nil {
 		if a.MaxSteps != nil {

@@ -79,11 +79,6 @@ type skillsBlock struct {
 	AutoSave *bool   `hcl:"auto_save,optional"`
 }
 
-type serverBlock struct {
-	Listen *string `hcl:"listen,optional"`
-	Token  *string `hcl:"token,optional"`
-}
-
 type agentBlock struct {
 	MaxSteps         *int           `hcl:"max_steps,optional"`
 	StepTimeout      hcl.Expression `hcl:"step_timeout,optional"`
@@ -167,12 +162,6 @@ type MCPServer struct {
 type Skills struct {
 	Dir      string
 	AutoSave bool
-}
-
-// Server configures `mcpruntime serve` over TCP.
-type Server struct {
-	Listen string
-	Token  string
 }
 
 // Agent bounds `mcpruntime run`.

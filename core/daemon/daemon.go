@@ -131,7 +131,10 @@ func Serve(ctx context.Context, cfg *config.Config, m *session.Manager, logger h
 	}
 	defer os.Remove(sock)
 	_ = os.Chmod(sock, 0o600)
-	srv := server.New(m, append([]server.Option{server.WithLogger(logger), server.WithConfigDigest(Digest(cfg))}, opts...)...)
+	// No browser reaches a unix socket; the default guard refuses any
+	// request that looks like one all the same.
+	limits := Limits(cfg)
+	srv := server.New(m, append([]server.Option{server.WithLogger(logger), server.WithConfigDigest(Digest(cfg)), server.WithLimits(limits)}, opts...)...)
 	// Before stopping, the socket goes first: a client dialling then fails
 	// to connect (daemon.Unreachable) and starts the next daemon, instead of
 	// connecting into a listener that closes under it, which it could not
@@ -141,7 +144,7 @@ func Serve(ctx context.Context, cfg *config.Config, m *session.Manager, logger h
 		_ = os.Remove(sock)
 		time.Sleep(socketDrain)
 	}
-	return run(ctx, &http.Server{Handler: srv}, ln, srv, cfg.DaemonIdle, m, logger, stopping)
+	return run(ctx, server.NewHTTPServer(srv, limits, logger), ln, srv, cfg.DaemonIdle, m, logger, stopping)
 }
 
 // waitLock takes the workspace's daemon lock. A daemon that stopped
@@ -173,15 +176,38 @@ func waitLock(ctx context.Context, cfg *config.Config, lock *os.File) error {
 	}
 }
 
-// ServeTCP runs `mcpruntime serve` on a TCP address.
+// ServeTCP runs `mcpruntime serve` on a TCP address. Requests must name
+// the listener (or a server.hosts entry) as their Host and come from no
+// browser page but the server's own origin or server.allowed_origins;
+// at most server.max_connections connections are served at once.
 func ServeTCP(ctx context.Context, cfg *config.Config, m *session.Manager, addr, token string, logger hclog.Logger, opts ...server.Option) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	logger.Info("serving", "address", ln.Addr().String(), "auth", token != "")
-	srv := server.New(m, append([]server.Option{server.WithLogger(logger), server.WithToken(token), server.WithConfigDigest(Digest(cfg))}, opts...)...)
-	return run(ctx, &http.Server{Handler: srv}, ln, srv, 0, m, logger, nil)
+	guard, err := server.NewGuard(ln.Addr().String(), cfg.Server.Hosts, cfg.Server.AllowedOrigins)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("serve %s: %w", addr, err)
+	}
+	limits := Limits(cfg)
+	logger.Info("serving", "address", ln.Addr().String(), "auth", token != "",
+		"hosts", cfg.Server.Hosts, "allowed_origins", cfg.Server.AllowedOrigins, "max_connections", limits.MaxConnections)
+	srv := server.New(m, append([]server.Option{server.WithLogger(logger), server.WithToken(token), server.WithConfigDigest(Digest(cfg)),
+		server.WithGuard(guard), server.WithLimits(limits)}, opts...)...)
+	return run(ctx, server.NewHTTPServer(srv, limits, logger), server.LimitListener(ln, limits.MaxConnections), srv, 0, m, logger, nil)
+}
+
+// Limits are the server limits runtime.hcl's server block sets (zero
+// fields keep the server's defaults).
+func Limits(cfg *config.Config) server.Limits {
+	l := server.Limits{
+		MaxBody:        cfg.Server.MaxBody,
+		MaxCode:        cfg.Server.MaxCode,
+		MaxConnections: cfg.Server.MaxConnections,
+		HeaderTimeout:  cfg.Server.HeaderTimeout,
+	}
+	return l.WithDefaults()
 }
 
 // socketDrain is how long a stopping daemon keeps accepting after removing

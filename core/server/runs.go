@@ -60,8 +60,13 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req RunRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err)
+	err := s.decodeBody(w, r, []field{
+		{name: "task", dst: &req.Task, required: true},
+		{name: "backend", dst: &req.Backend},
+		{name: "session", dst: &req.Session},
+	})
+	if err != nil {
+		writeError(w, statusFor(err), err)
 		return
 	}
 	if req.Task == "" {

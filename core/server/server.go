@@ -1,12 +1,13 @@
 // Package server is mcpruntime's HTTP API: sessions, streaming execution
 // and (with the agent) runs, skills and replay. The same handler serves the
 // per-workspace daemon on a unix socket (what `exec --session` talks to) and
-// `mcpruntime serve` on TCP with a bearer token.
+// `mcpruntime serve` on TCP with a bearer token. Every request passes a
+// Guard (Host, Origin, Sec-Fetch-Site, JSON bodies) and Limits (body and
+// code size, header and body time) before it reaches a handler.
 package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,11 @@ type Server struct {
 	logger hclog.Logger
 	token  string
 	mux    *http.ServeMux
+	guard  *Guard
+	limits Limits
+	bodies *bodyReader
+	// handler is mux behind the guard and the token check.
+	handler http.Handler
 
 	last     atomic.Int64 // unix nanos of the last request
 	inflight atomic.Int64
@@ -46,6 +52,10 @@ type Option func(*Server)
 // WithToken requires `Authorization: Bearer TOKEN` on every request.
 func WithToken(t string) Option { return func(s *Server) { s.token = t } }
 
+// WithGuard sets the request guard; without it the server refuses every
+// browser request (NewSocketGuard), which suits the unix-socket daemon.
+func WithGuard(g *Guard) Option { return func(s *Server) { s.guard = g } }
+
 // WithLogger sets the logger.
 func WithLogger(l hclog.Logger) Option { return func(s *Server) { s.logger = l } }
 
@@ -54,10 +64,17 @@ func WithConfigDigest(d string) Option { return func(s *Server) { s.ConfigDigest
 
 // New returns a server for m.
 func New(m *session.Manager, opts ...Option) *Server {
-	s := &Server{m: m, logger: hclog.NewNullLogger(), mux: http.NewServeMux(), stop: make(chan struct{})}
+	s := &Server{m: m, logger: hclog.NewNullLogger(), mux: http.NewServeMux(), stop: make(chan struct{}),
+		guard: NewSocketGuard(), limits: Limits{}.WithDefaults()}
 	for _, o := range opts {
 		o(s)
 	}
+	s.bodies = newBodyReader(s.limits)
+	var h http.Handler = http.HandlerFunc(s.track)
+	if s.token != "" {
+		h = RequireToken(s.token, h)
+	}
+	s.handler = s.guard.Wrap(h, s.logger)
 	s.last.Store(time.Now().UnixNano())
 	s.mux.HandleFunc("GET /v1/health", s.health)
 	s.mux.HandleFunc("GET /v1/sessions", s.listSessions)
@@ -74,15 +91,12 @@ func New(m *session.Manager, opts ...Option) *Server {
 // Handle adds a route (used by the agent's endpoints).
 func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(pattern, h) }
 
-// ServeHTTP implements http.Handler: authentication and activity tracking.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.token != "" {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
-			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
-			return
-		}
-	}
+// ServeHTTP implements http.Handler: the guard, authentication, activity
+// tracking, then the routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// track counts r as activity (see Idle) while the routes serve it.
+func (s *Server) track(w http.ResponseWriter, r *http.Request) {
 	s.inflight.Add(1)
 	defer func() {
 		s.inflight.Add(-1)
@@ -151,10 +165,14 @@ type OpenRequest struct {
 	Backend string `json:"backend"`
 }
 
+func (req *OpenRequest) fields() []field {
+	return []field{{name: "id", dst: &req.ID}, {name: "backend", dst: &req.Backend}}
+}
+
 func (s *Server) openSession(w http.ResponseWriter, r *http.Request) {
 	var req OpenRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err)
+	if err := s.decodeBody(w, r, req.fields()); err != nil {
+		writeError(w, statusFor(err), err)
 		return
 	}
 	sess, err := s.m.Open(r.Context(), session.Options{ID: req.ID, Backend: req.Backend})
@@ -198,9 +216,15 @@ type Event struct {
 }
 
 func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
-	var req ExecRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err)
+	raw, done, err := s.readBody(w, r)
+	if err != nil {
+		writeError(w, statusFor(err), err)
+		return
+	}
+	req, err := decodeExecRequest(raw, s.limits.MaxCode)
+	done()
+	if err != nil {
+		writeError(w, statusFor(err), err)
 		return
 	}
 	id := r.PathValue("id")
@@ -266,14 +290,6 @@ func (s *stream) send(e Event) {
 	if s.f != nil {
 		s.f.Flush()
 	}
-}
-
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<20))
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("bad request body: %w", err)
-	}
-	return nil
 }
 
 func statusOf(err error) int {

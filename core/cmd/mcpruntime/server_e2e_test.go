@@ -29,7 +29,7 @@ func TestHTTPServer(t *testing.T) {
 	llm := llmtest.New(llmtest.Reply{Content: "```python\nprint(6*7)\n```"}, llmtest.Reply{Content: "42"})
 	defer llm.Close()
 	addr := freeAddr(t)
-	dir := project(t, fmt.Sprintf("server {\n  listen = %q\n  token = \"sekrit\"\n}\nllm {\n  base_url = %q\n}\n", addr, llm.BaseURL()))
+	dir := project(t, fmt.Sprintf("server {\n  listen = %q\n  token = \"sekrit-sekrit-sekrit\"\n}\nllm {\n  base_url = %q\n}\n", addr, llm.BaseURL()))
 	srv := exec.Command(filepath.Join(binDir, "mcpruntime"), "serve")
 	srv.Dir = dir
 	if err := srv.Start(); err != nil {
@@ -44,6 +44,7 @@ func TestHTTPServer(t *testing.T) {
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
+		req.Header.Set("Content-Type", "application/json")
 		for i := 0; ; i++ {
 			resp, err := http.DefaultClient.Do(req)
 			if err == nil {
@@ -57,6 +58,7 @@ func TestHTTPServer(t *testing.T) {
 			if token != "" {
 				req.Header.Set("Authorization", "Bearer "+token)
 			}
+			req.Header.Set("Content-Type", "application/json")
 		}
 	}
 	if resp := do("GET", "/v1/health", "wrong", nil); resp.StatusCode != http.StatusUnauthorized {
@@ -64,7 +66,7 @@ func TestHTTPServer(t *testing.T) {
 	}
 
 	// Streaming execution as server-sent events: output comes before the result.
-	resp := do("POST", "/v1/execute/stream", "sekrit", map[string]any{"code": "print('a')\nprint('b')", "session": "web"})
+	resp := do("POST", "/v1/execute/stream", "sekrit-sekrit-sekrit", map[string]any{"code": "print('a')\nprint('b')", "session": "web"})
 	var events []string
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
@@ -77,9 +79,9 @@ func TestHTTPServer(t *testing.T) {
 		t.Fatalf("SSE events %v", events)
 	}
 	// The session persists across requests.
-	resp = do("POST", "/v1/sessions/web/execute", "sekrit", map[string]any{"code": "x = 5"})
+	resp = do("POST", "/v1/sessions/web/execute", "sekrit-sekrit-sekrit", map[string]any{"code": "x = 5"})
 	resp.Body.Close()
-	resp = do("POST", "/v1/sessions/web/execute", "sekrit", map[string]any{"code": "print(x * 2)"})
+	resp = do("POST", "/v1/sessions/web/execute", "sekrit-sekrit-sekrit", map[string]any{"code": "print(x * 2)"})
 	var out strings.Builder
 	dec := json.NewDecoder(resp.Body)
 	for {
@@ -97,7 +99,7 @@ func TestHTTPServer(t *testing.T) {
 	}
 
 	// An asynchronous agent run.
-	resp = do("POST", "/v1/runs", "sekrit", map[string]any{"task": "six times seven"})
+	resp = do("POST", "/v1/runs", "sekrit-sekrit-sekrit", map[string]any{"task": "six times seven"})
 	var run struct{ ID, Status string }
 	json.NewDecoder(resp.Body).Decode(&run)
 	resp.Body.Close()
@@ -106,7 +108,7 @@ func TestHTTPServer(t *testing.T) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp = do("GET", "/v1/runs/"+run.ID, "sekrit", nil)
+		resp = do("GET", "/v1/runs/"+run.ID, "sekrit-sekrit-sekrit", nil)
 		var got struct {
 			Status string
 			Result struct{ Answer string }
