@@ -13,7 +13,9 @@ func openat2(dirfd int, rel string, flags int, mode uint32) (int, error) {
 		Flags:   uint64(flags),
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	}
-	if flags&(unix.O_CREAT|unix.O_TMPFILE) != 0 {
+	// O_TMPFILE includes O_DIRECTORY: a mode given with O_DIRECTORY alone
+	// would make openat2 fail with EINVAL.
+	if flags&unix.O_CREAT != 0 || flags&unix.O_TMPFILE == unix.O_TMPFILE {
 		how.Mode = uint64(mode)
 	}
 	return unix.Openat2(dirfd, rel, &how)
