@@ -70,18 +70,20 @@ func (e *engine) sweep(ctx context.Context) {
 	}
 	byOwner := map[string][]client.Container{} // owner id -> its containers
 	exists := map[string]bool{}                // container ids
-	legacyLive := map[string]bool{}            // container ids of live pid-scheme owners
+	// Containers without an owner id that stay (a live pid-scheme owner,
+	// a failed removal, no owner label at all): their slots stay too.
+	kept := map[string]bool{}
 	legacyRemoved := 0
 	for _, c := range ctrs {
 		exists[c.ID()] = true
-		labels, err := c.Labels(ctx)
-		if errdefs.IsNotFound(err) {
-			continue
-		}
+		// The listing's metadata: no round trip per container.
+		info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
 		if err != nil {
+			kept[c.ID()] = true
 			e.log.Warn("sweep: container labels", "container", c.ID(), "error", err)
 			continue
 		}
+		labels := info.Labels
 		if id := labels[labelInstance]; id != "" {
 			if id != e.owner {
 				byOwner[id] = append(byOwner[id], c)
@@ -90,16 +92,18 @@ func (e *engine) sweep(ctx context.Context) {
 		}
 		if old := labels[labelOwner]; old != "" {
 			if ownerAlive(old) {
-				legacyLive[c.ID()] = true
+				kept[c.ID()] = true
 				continue
 			}
 			if err := removeContainer(ctx, c); err != nil {
+				kept[c.ID()] = true
 				e.log.Warn("sweep: remove container of a dead plugin", "container", c.ID(), "owner", old, "error", err)
 				continue
 			}
 			legacyRemoved++
 			continue
 		}
+		kept[c.ID()] = true
 		e.log.Warn("sweep: container without an owner label left alone", "container", c.ID(), "namespace", e.s.Namespace)
 	}
 
@@ -119,11 +123,11 @@ func (e *engine) sweep(ctx context.Context) {
 			continue
 		}
 		if m := legacyName.FindStringSubmatch(name); m != nil {
-			if legacyLive[name] || (!exists[name] && pluginRunning(m[1])) {
+			// A slot whose container was just removed goes; one without a
+			// container goes unless its pid is a running plugin (which may
+			// be about to create the container).
+			if kept[name] || (!exists[name] && pluginRunning(m[1])) {
 				continue
-			}
-			if exists[name] {
-				continue // its container was not removable: retry next time
 			}
 			if err := removeSlot(filepath.Join(e.slots, name)); err != nil {
 				e.log.Warn("sweep: remove slot of a dead plugin", "slot", name, "error", err)
