@@ -130,7 +130,10 @@ func Serve(ctx context.Context, cfg *config.Config, m *session.Manager, logger h
 		return fmt.Errorf("listen %s: %w", sock, err)
 	}
 	defer os.Remove(sock)
-	_ = os.Chmod(sock, 0o600)
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("restrict %s to its owner: %w", sock, err)
+	}
 	// No browser reaches a unix socket; the default guard refuses any
 	// request that looks like one all the same.
 	limits := Limits(cfg)
@@ -144,7 +147,7 @@ func Serve(ctx context.Context, cfg *config.Config, m *session.Manager, logger h
 		_ = os.Remove(sock)
 		time.Sleep(socketDrain)
 	}
-	return run(ctx, server.NewHTTPServer(srv, limits, logger), ln, srv, cfg.DaemonIdle, m, logger, stopping)
+	return run(ctx, server.NewHTTPServer(srv, limits, logger), ownUserOnly(ln.(*net.UnixListener), logger), srv, cfg.DaemonIdle, m, logger, stopping)
 }
 
 // waitLock takes the workspace's daemon lock. A daemon that stopped
