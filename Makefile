@@ -18,7 +18,7 @@ LDFLAGS    := -s -w -X main.version=$(VERSION)
 # Backends built from this repository: every plugins/NAME with a Makefile.
 PLUGINS    := $(patsubst plugins/%/Makefile,%,$(wildcard plugins/*/Makefile))
 
-.PHONY: all build core hostpython plugins deps run test test-core test-sdk test-examples test-plugins proto bench clean
+.PHONY: all build core hostpython plugins deps run test test-core test-sdk test-examples test-plugins test-fuzz proto bench clean
 
 all: build
 
@@ -50,7 +50,20 @@ deps: ## install what the plugins need (Debian packages, daemons)
 run: build ## the main job: run examples/hello.py on the default backend
 	$(BIN)/mcpruntime exec examples/hello.py
 
-test: deps test-sdk test-core test-examples test-plugins ## every test, every module (installs what they need first)
+test: deps test-sdk test-core test-fuzz test-examples test-plugins ## every test, every module (installs what they need first)
+
+# Fuzz targets for what untrusted sides hand the runtime: HTTP request
+# bodies, runtime.hcl, the kernel channel (written by sandbox code). Each
+# runs for FUZZTIME; a finding is saved under testdata/fuzz and fails the run.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := core/server:FuzzDecodeExecRequest core/config:FuzzParse sdk/kernel:FuzzReadFrame sdk/kernel:FuzzConnExec
+
+test-fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		dir=$${t%%:*}; name=$${t##*:}; mod=$${dir%%/*}; pkg=./$${dir#*/}; \
+		echo "==> fuzz $$name ($$dir, $(FUZZTIME))"; \
+		(cd $$mod && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg); \
+	done
 
 test-sdk:
 	@echo "==> sdk"
