@@ -12,6 +12,7 @@ type RequestError struct {
 	Err    error
 }
 
+// Error returns the reason.
 func (e *RequestError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the cause.
