@@ -36,7 +36,7 @@ func (t *serverTools) executePython(ctx context.Context, req mcp.CallToolRequest
 		return mcp.NewToolResultError(err.Error()), nil
 	}
 	id := req.GetString("session_id", "")
-	timeout := time.Duration(req.GetInt("timeout_ms", 0)) * time.Millisecond
+	timeout := session.Millis(int64(req.GetInt("timeout_ms", 0)))
 	m := t.opts.Manager
 	s, err := m.Open(ctx, session.Options{ID: id, Backend: req.GetString("backend", "")})
 	if err != nil {

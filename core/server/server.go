@@ -242,7 +242,7 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 	}
 	sse := strings.HasSuffix(r.URL.Path, "/stream") || strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 	out := newStream(w, sse)
-	res, err := s.m.Exec(r.Context(), sess, req.Code, time.Duration(req.TimeoutMs)*time.Millisecond, func(e sdk.Event) {
+	res, err := s.m.Exec(r.Context(), sess, req.Code, session.Millis(req.TimeoutMs), func(e sdk.Event) {
 		switch e.Kind {
 		case sdk.EventStdout:
 			out.send(Event{Type: "stdout", Data: string(e.Data)})

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
@@ -34,4 +35,18 @@ func Effective(configured sdk.Limits, requested time.Duration) (time.Duration, *
 		CPUs: float64(configured.CPUMillis) / 1000, Pids: configured.Pids,
 		RequestedTimeoutMs: requested.Milliseconds(), Clamped: clamped,
 	}, nil
+}
+
+// Millis converts a client's millisecond count to a Duration, saturating
+// instead of overflowing (a huge timeout_ms must clamp to the limit, not wrap
+// around to a short or negative one).
+func Millis(ms int64) time.Duration {
+	const most = int64(math.MaxInt64 / int64(time.Millisecond))
+	switch {
+	case ms > most:
+		return time.Duration(math.MaxInt64)
+	case ms < -most:
+		return time.Duration(math.MinInt64)
+	}
+	return time.Duration(ms) * time.Millisecond
 }

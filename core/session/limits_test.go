@@ -2,6 +2,7 @@ package session
 
 import (
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -39,5 +40,19 @@ func TestEffectiveClampsToConfigured(t *testing.T) {
 	}
 	if _, _, err := Effective(cfg, -time.Second); !errors.Is(err, ErrInvalidLimit) {
 		t.Errorf("a negative timeout: err = %v, want ErrInvalidLimit", err)
+	}
+}
+
+func TestMillisSaturates(t *testing.T) {
+	if got := Millis(1500); got != 1500*time.Millisecond {
+		t.Errorf("Millis(1500) = %s", got)
+	}
+	huge := Millis(math.MaxInt64)
+	if huge <= 0 {
+		t.Fatalf("Millis(MaxInt64) wrapped to %s", huge)
+	}
+	got, applied, err := Effective(sdk.Limits{Timeout: 30 * time.Second}, huge)
+	if err != nil || got != 30*time.Second || !applied.Clamped {
+		t.Errorf("a huge request: %s %+v %v", got, applied, err)
 	}
 }
