@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -29,6 +30,7 @@ import (
 	"github.com/mcpruntime/mcpruntime/core/bridge"
 	"github.com/mcpruntime/mcpruntime/core/session"
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
 )
 
 // Dir is the replay directory's name inside a workspace.
@@ -90,10 +92,28 @@ func LogPath(workspace, sessionID string) string {
 	return filepath.Join(workspace, Dir, sessionID+".jsonl")
 }
 
-// Log is one session's replay log.
+// Caps on what is read of a store file: sandbox code can write the store,
+// so any of its files can be huge (a sparse file costs it nothing). They
+// are variables for the tests.
+var (
+	// maxLogBytes is what is read of one replay log.
+	maxLogBytes int64 = 1 << 30
+	// maxLogLine is the longest line of a log that is parsed; a longer one
+	// is skipped and reported.
+	maxLogLine = 64 << 20
+	// maxStateInfo is the largest state sidecar that is read.
+	maxStateInfo int64 = 16 << 20
+)
+
+// Log is one session's replay log. Every access opens the workspace and
+// reaches the log below it without following a symlink (sdk/nofollow): a
+// sandbox can replace the log, or the store directory, with a symlink to
+// any file the user can write at any moment.
 type Log struct {
-	path string
-	mu   sync.Mutex
+	workspace string
+	rel       string // the log's path in the workspace
+	path      string
+	mu        sync.Mutex
 }
 
 // OpenLog returns the log of session in workspace (created on first Append).
@@ -101,7 +121,7 @@ func OpenLog(workspace, sessionID string) (*Log, error) {
 	if err := session.ValidateID(sessionID); err != nil {
 		return nil, err
 	}
-	return &Log{path: LogPath(workspace, sessionID)}, nil
+	return &Log{workspace: workspace, rel: Dir + "/" + sessionID + ".jsonl", path: LogPath(workspace, sessionID)}, nil
 }
 
 // Path is the log file.
@@ -109,55 +129,110 @@ func (l *Log) Path() string { return l.path }
 
 // Append writes e as one line and fsyncs it. If an earlier writer crashed
 // mid-line, the partial line is closed off first so it cannot swallow this
-// one; earlier complete lines are never rewritten.
+// one; earlier complete lines are never rewritten. The log is opened
+// without following a symlink at it or at the store directory (such a log
+// is refused, not written through) and must be a regular file.
 func (l *Log) Append(e *Entry) error {
 	b, err := json.Marshal(e)
 	if err != nil {
-		return err
+		return fmt.Errorf("replay log %s: %w", l.path, err)
 	}
 	b = append(b, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
+	root, err := nofollow.OpenRoot(l.workspace)
 	if err != nil {
-		return err
+		return fmt.Errorf("replay log %s: %w", l.path, err)
 	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+	defer root.Close()
+	if err := root.MkdirAll(Dir, 0o755); err != nil {
+		return storeErr(Dir, err)
+	}
+	f, fi, err := root.OpenFile(l.rel, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
+	if err != nil {
+		return logErr(l.path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return logErr(l.path, nofollow.ErrNotRegular)
+	}
+	if size := fi.Size(); size > 0 {
 		last := make([]byte, 1)
-		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+		if _, err := f.ReadAt(last, size-1); err == nil && last[0] != '\n' {
 			b = append([]byte{'\n'}, b...)
 		}
 	}
-	if _, err := f.Write(b); err != nil {
-		return err
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
 	}
-	return f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("replay log %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// logErr explains a log that was refused.
+func logErr(path string, err error) error {
+	switch {
+	case errors.Is(err, nofollow.ErrSymlink):
+		return fmt.Errorf("replay log %s is a symlink or below one (the store is not trusted, nothing is followed): %w", path, err)
+	case errors.Is(err, nofollow.ErrNotRegular):
+		return fmt.Errorf("replay log %s is not a regular file: %w", path, err)
+	}
+	return fmt.Errorf("replay log %s: %w", path, err)
 }
 
 // Read returns the log's entries. Lines that do not parse (a truncated
 // last line after a crash, hand edits) are skipped and reported as
-// problems; they never make Read fail. The error is for an unreadable file.
-func (l *Log) Read() ([]Entry, []Problem, error) { return ReadFile(l.path) }
-
-// ReadFile reads a replay log file; see Log.Read.
-func ReadFile(path string) ([]Entry, []Problem, error) {
-	f, err := os.Open(path)
+// problems; they never make Read fail. The error is for a log that cannot
+// be opened: missing (it matches os.ErrNotExist), a symlink or below one,
+// or not a regular file.
+func (l *Log) Read() ([]Entry, []Problem, error) {
+	root, err := nofollow.OpenRoot(l.workspace)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("replay log %s: %w", l.path, err)
+	}
+	defer root.Close()
+	return readLog(root, l.rel)
+}
+
+// ReadFile reads a replay log file; see Log.Read. The directory of path is
+// opened as given; the file itself is read only if it is a regular file,
+// not a symlink.
+func ReadFile(path string) ([]Entry, []Problem, error) {
+	dir, err := nofollow.OpenRoot(filepath.Dir(path))
+	if err != nil {
+		return nil, nil, fmt.Errorf("replay log %s: %w", path, err)
+	}
+	defer dir.Close()
+	return readLog(dir, filepath.Base(path))
+}
+
+// readLog reads the log rel of dir, reached without following a symlink,
+// up to maxLogBytes.
+func readLog(dir *nofollow.Dir, rel string) ([]Entry, []Problem, error) {
+	f, fi, err := dir.Open(rel)
+	if err != nil {
+		return nil, nil, logErr(filepath.Join(dir.Name(), rel), err)
 	}
 	defer f.Close()
 	var (
 		entries  []Entry
 		problems []Problem
 	)
-	r := bufio.NewReaderSize(f, 64<<10)
+	if fi.Size() > maxLogBytes {
+		problems = append(problems, Problem{Reason: fmt.Sprintf("the log has %d bytes: only the first %d are read", fi.Size(), maxLogBytes)})
+	}
+	r := bufio.NewReaderSize(io.LimitReader(f, maxLogBytes), 64<<10)
 	for n := 1; ; n++ {
-		line, err := r.ReadBytes('\n')
-		if len(bytes.TrimSpace(line)) > 0 {
+		line, long, err := readLine(r, maxLogLine)
+		if long {
+			problems = append(problems, Problem{Line: n, Reason: fmt.Sprintf("longer than %d bytes: skipped", maxLogLine)})
+		} else if len(bytes.TrimSpace(line)) > 0 {
 			complete := bytes.HasSuffix(line, []byte("\n"))
 			var e Entry
 			if jerr := json.Unmarshal(line, &e); jerr != nil {
@@ -180,6 +255,24 @@ func ReadFile(path string) ([]Entry, []Problem, error) {
 	return entries, problems, nil
 }
 
+// readLine reads one line of r, its newline included. A line longer than
+// max is read to its end but not kept: long is true and line nil.
+func readLine(r *bufio.Reader, max int) (line []byte, long bool, err error) {
+	for {
+		frag, err := r.ReadSlice('\n')
+		if !long {
+			if len(line)+len(frag) > max {
+				line, long = nil, true
+			} else {
+				line = append(line, frag...)
+			}
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return line, long, err
+		}
+	}
+}
+
 // SessionSummary describes one recorded session.
 type SessionSummary struct {
 	Session     string    `json:"session"`
@@ -196,14 +289,30 @@ type SessionSummary struct {
 
 // List summarises every session recorded in workspace, oldest first.
 func List(workspace string) ([]SessionSummary, error) {
-	names, err := filepath.Glob(filepath.Join(workspace, Dir, "*.jsonl"))
-	if err != nil {
-		return nil, err
-	}
 	out := []SessionSummary{}
-	for _, name := range names {
-		id := strings.TrimSuffix(filepath.Base(name), ".jsonl")
-		entries, problems, err := ReadFile(name)
+	root, err := nofollow.OpenRoot(workspace)
+	if err != nil {
+		return nil, fmt.Errorf("replay list: %w", err)
+	}
+	defer root.Close()
+	store, err := root.OpenDir(Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, storeErr(Dir, err)
+	}
+	defer store.Close()
+	infos, err := store.ReadDir()
+	if err != nil {
+		return nil, fmt.Errorf("replay list: %w", err)
+	}
+	for _, fi := range infos {
+		id, ok := strings.CutSuffix(fi.Name(), ".jsonl")
+		if !ok {
+			continue
+		}
+		entries, problems, err := readLog(store, fi.Name())
 		if err != nil {
 			problems = append(problems, Problem{Reason: err.Error()})
 		}

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,9 +18,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mcpruntime/mcpruntime/core/bridge"
-	"github.com/mcpruntime/mcpruntime/core/internal/atomicfile"
 	"github.com/mcpruntime/mcpruntime/core/session"
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
 )
 
 // InternalMarker starts code the runtime runs for itself (saving and
@@ -61,16 +64,35 @@ func StatePath(sessionID string, step int) string {
 	return Dir + "/state/" + sessionID + "-" + strconv.Itoa(step) + ".pkl"
 }
 
-// ReadStateInfo reads the sidecar of a state ref.
+// ReadStateInfo reads the sidecar of a state ref. It is reached without
+// following a symlink (at it, the state directory or the store), must be
+// a regular file of at most maxStateInfo bytes, and a missing one matches
+// os.ErrNotExist.
 func ReadStateInfo(workspace, ref string) (*StateInfo, error) {
 	// ref comes from a log sandbox code can write: only the store's state
 	// directory is read.
 	if !filepath.IsLocal(filepath.FromSlash(ref)) || !strings.HasPrefix(ref, Dir+"/state/") {
 		return nil, fmt.Errorf("bad state reference %q", ref)
 	}
-	b, err := os.ReadFile(filepath.Join(workspace, filepath.FromSlash(ref)) + ".json")
+	root, err := nofollow.OpenRoot(workspace)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("state info of %s: %w", ref, err)
+	}
+	defer root.Close()
+	f, fi, err := root.Open(ref + ".json")
+	if err != nil {
+		return nil, fmt.Errorf("state info of %s: %w", ref, err)
+	}
+	defer f.Close()
+	if fi.Size() > maxStateInfo {
+		return nil, fmt.Errorf("state info of %s: %d bytes, more than the %d read", ref, fi.Size(), maxStateInfo)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxStateInfo+1))
+	if err != nil {
+		return nil, fmt.Errorf("state info of %s: %w", ref, err)
+	}
+	if int64(len(b)) > maxStateInfo {
+		return nil, fmt.Errorf("state info of %s: more than the %d bytes read", ref, maxStateInfo)
 	}
 	var si StateInfo
 	if err := json.Unmarshal(b, &si); err != nil {
@@ -79,9 +101,62 @@ func ReadStateInfo(workspace, ref string) (*StateInfo, error) {
 	return &si, nil
 }
 
+// writeStateInfo writes the sidecar of ref whole (a new file renamed into
+// place, so whatever is at its name, a symlink included, is replaced, not
+// written through), in a state directory reached without following a
+// symlink.
 func writeStateInfo(workspace, ref string, si *StateInfo) error {
-	b, _ := json.Marshal(si)
-	return atomicfile.WriteBytes(filepath.Join(workspace, filepath.FromSlash(ref))+".json", b, 0o644)
+	b, err := json.Marshal(si)
+	if err != nil {
+		return fmt.Errorf("state info of %s: %w", ref, err)
+	}
+	root, err := nofollow.OpenRoot(workspace)
+	if err != nil {
+		return fmt.Errorf("state info of %s: %w", ref, err)
+	}
+	defer root.Close()
+	dir := path.Dir(ref)
+	if err := root.MkdirAll(dir, 0o755); err != nil {
+		return storeErr(dir, err)
+	}
+	err = root.ReplaceFile(ref+".json", 0o644, func(f *os.File) error {
+		if _, err := f.Write(b); err != nil {
+			return err
+		}
+		return f.Sync()
+	})
+	if err != nil {
+		return fmt.Errorf("state info of %s: %w", ref, storeErr(dir, err))
+	}
+	return nil
+}
+
+// prepareStateDir creates the store's state directory, where the sandbox
+// writes the pickles, refusing one that is a symlink or below one.
+func prepareStateDir(workspace string) error {
+	root, err := nofollow.OpenRoot(workspace)
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	defer root.Close()
+	if err := root.MkdirAll(Dir+"/state", 0o755); err != nil {
+		return storeErr(Dir+"/state", err)
+	}
+	return nil
+}
+
+// removeState removes the pickle ref (a file or whatever is at its name,
+// never what a symlink there points to); a missing one is no error.
+func removeState(workspace, ref string) error {
+	root, err := nofollow.OpenRoot(workspace)
+	if err != nil {
+		return fmt.Errorf("remove state %s: %w", ref, err)
+	}
+	defer root.Close()
+	if err := root.Remove(ref); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove state %s: %w", ref, storeErr(path.Dir(ref), err))
+	}
+	return nil
 }
 
 func saveCode(ref string) string {
@@ -281,7 +356,10 @@ func (r *Recorder) saveState(ctx context.Context, s *session.Session, ref string
 	t0 := time.Now()
 	ctx, cancel := context.WithTimeout(context.WithValue(ctx, internalKey, job), 2*time.Minute)
 	defer cancel()
-	_ = os.MkdirAll(filepath.Join(s.Workspace, Dir, "state"), 0o755)
+	if err := prepareStateDir(s.Workspace); err != nil {
+		// The save below then fails and says so in the sidecar.
+		r.logger.Warn("replay: state directory", "session", s.ID, "error", err)
+	}
 	var out strings.Builder
 	res, err := r.m.Exec(ctx, s, saveCode(ref), 0, func(e sdk.Event) {
 		if e.Kind == sdk.EventStdout {
@@ -294,7 +372,9 @@ func (r *Recorder) saveState(ctx context.Context, s *session.Session, ref string
 		si.Error = "state not saved: " + err.Error()
 	case job.stale:
 		si.Error = fmt.Sprintf("state not saved: a later step of session %s ran before the state of step %d could be saved", s.ID, job.step)
-		_ = os.Remove(filepath.Join(s.Workspace, filepath.FromSlash(ref)))
+		if err := removeState(s.Workspace, ref); err != nil {
+			r.logger.Warn("replay: stale state", "session", s.ID, "ref", ref, "error", err)
+		}
 	case res.Error != sdk.ErrorNone || res.ExitCode != 0:
 		si.Error = "state not saved: " + strings.TrimSpace(res.Message)
 	default:
