@@ -113,6 +113,18 @@ func (e *engine) scoped(ctx context.Context) context.Context {
 // default limits; it serves no session yet.
 func (e *engine) newBox(ctx context.Context) (_ *box, err error) {
 	ctx = e.scoped(ctx)
+	// The anchor starts the process's shim. A container started at the
+	// same moment would start it a second time, and the two shim starts
+	// race: one can remove the socket the other just made ("create new
+	// shim socket: chmod …: no such file or directory"). Seen in the cold
+	// path conformance run, whose first session follows Configure at once.
+	if e.anchorDone != nil {
+		select {
+		case <-e.anchorDone:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	id := fmt.Sprintf("osb-%s-%d", e.owner, seq.Add(1))
 	b := &box{e: e, id: id, slot: slotPaths{root: filepath.Join(e.slots, id)}, lim: e.defaults,
 		cg: cgroup{path: cgroupParent + "/" + id, v2: unifiedCgroups()}}
