@@ -124,8 +124,16 @@ func serveControl(f *os.File, workspace, lib *guest.BindableFS) {
 			fmt.Fprintf(f, "error: %v\n", err)
 			continue
 		}
-		workspace.Bind(b.Workspace, false)
-		lib.Bind(b.Lib, true)
+		// A mount that could not be bound answers the guest with its errno;
+		// the host must hear of it too, and fail the session's set-up.
+		if err := workspace.Bind(b.Workspace, false); err != nil {
+			fmt.Fprintf(f, "error: bind /workspace: %v\n", err)
+			continue
+		}
+		if err := lib.Bind(b.Lib, true); err != nil {
+			fmt.Fprintf(f, "error: bind the library mounts: %v\n", err)
+			continue
+		}
 		fmt.Fprintln(f, "ok")
 	}
 }
