@@ -4,51 +4,17 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/mcpruntime/mcpruntime/sdk/nofollow/swaptest"
 
 	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
 )
 
 const outsideSecret = "HOST SECRET: root only"
-
-// exchange swaps root/name with a symlink to target, atomically
-// (RENAME_EXCHANGE), until stopped: another session sharing the workspace.
-func exchange(t *testing.T, root, name, target string) (stop func()) {
-	t.Helper()
-	alt := filepath.Join(root, name+".alt")
-	if err := os.Symlink(target, alt); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(root, name), unix.AT_FDCWD, alt, unix.RENAME_EXCHANGE)
-			if errors.Is(err, unix.ENOENT) {
-				continue // a restore is between removing and recreating name
-			}
-			if err != nil {
-				t.Errorf("swap: %v", err)
-				return
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
-}
 
 // A file and a directory of the workspace keep being swapped for symlinks
 // to root-only files outside it while it is snapshotted: the store never
@@ -65,9 +31,9 @@ func TestSnapshotRaceNeverStoresWhatASymlinkPointsTo(t *testing.T) {
 	}
 	write(t, filepath.Join(ws, "f"), "workspace file")
 	write(t, filepath.Join(ws, "d", "f"), "workspace dir file")
-	stopF := exchange(t, ws, "f", filepath.Join(outside, "shadow"))
+	stopF := swaptest.Exchange(t, ws, "f", filepath.Join(outside, "shadow"))
 	defer stopF()
-	stopD := exchange(t, ws, "d", filepath.Join(outside, "d"))
+	stopD := swaptest.Exchange(t, ws, "d", filepath.Join(outside, "d"))
 	defer stopD()
 	var files, links int
 	for i := 0; i < iterations; i++ {
@@ -173,7 +139,7 @@ func TestRestoreRaceNeverWritesOutside(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	stop := exchange(t, ws, "d", outside)
+	stop := swaptest.Exchange(t, ws, "d", outside)
 	defer stop()
 	var ok int
 	for i := 0; i < iterations; i++ {

@@ -4,10 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/mcpruntime/mcpruntime/sdk/nofollow/swaptest"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
@@ -32,27 +31,8 @@ func TestWorkspaceSymlinkSwap(t *testing.T) {
 	}
 	id := h.session(sdk.Limits{})
 
-	alt := filepath.Join(h.ws, "f.alt")
-	if err := os.Symlink(secret, alt); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			if err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(h.ws, "f"), unix.AT_FDCWD, alt, unix.RENAME_EXCHANGE); err != nil {
-				t.Errorf("swap: %v", err)
-				return
-			}
-		}
-	}()
+	stop := swaptest.Exchange(t, h.ws, "f", secret)
+	defer stop()
 	read := "import os\nfor n in ('f', 'f.alt'):\n    p = '/workspace/' + n\n    if os.path.isfile(p):\n        print(n, open(p).read())\n"
 	var delivered int
 	for i := 0; i < iterations; i++ {
@@ -61,14 +41,11 @@ func TestWorkspaceSymlinkSwap(t *testing.T) {
 			t.Fatalf("iteration %d: %+v", i, res)
 		}
 		if strings.Contains(out, "SECRET") {
-			close(done)
-			wg.Wait()
 			t.Fatalf("iteration %d: code in the VM read a host file through a workspace symlink: %q", i, out)
 		}
 		delivered += strings.Count(out, "workspace content")
 	}
-	close(done)
-	wg.Wait()
+	stop()
 	if delivered == 0 {
 		t.Fatal("the workspace file never reached the VM: the test proves nothing")
 	}

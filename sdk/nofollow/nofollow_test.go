@@ -9,10 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcpruntime/mcpruntime/sdk/nofollow/swaptest"
 
 	"golang.org/x/sys/unix"
 )
@@ -71,44 +72,13 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// swapper exchanges root/name with a symlink to target (RENAME_EXCHANGE:
-// atomic, so name is always one or the other) until stopped.
-func swapper(t *testing.T, root, name, target string) (stop func()) {
-	t.Helper()
-	alt := filepath.Join(root, name+".alt")
-	must(t, os.Symlink(target, alt))
-	done := make(chan struct{})
-	started := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for n := 0; ; n++ {
-			if n == 100 {
-				close(started)
-			}
-			select {
-			case <-done:
-				return
-			default:
-			}
-			if err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(root, name), unix.AT_FDCWD, alt, unix.RENAME_EXCHANGE); err != nil {
-				t.Errorf("swap: %v", err)
-				return
-			}
-		}
-	}()
-	<-started
-	return func() { close(done); wg.Wait() }
-}
-
 const raceIterations = 500
 
 // The harness itself: a reader that opens by path does get the secret, so
 // the race below is real.
 func TestRaceHarnessLeaksThroughPathOpen(t *testing.T) {
 	x := newFixture(t)
-	stop := swapper(t, x.root, "f", x.secretFile)
+	stop := swaptest.Exchange(t, x.root, "f", x.secretFile)
 	defer stop()
 	for i := 0; i < 20000; i++ {
 		b, err := os.ReadFile(filepath.Join(x.root, "f"))
@@ -126,7 +96,7 @@ func TestRaceHarnessLeaksThroughPathOpen(t *testing.T) {
 func TestRaceSwapFileForSymlink(t *testing.T) {
 	modes(t, func(t *testing.T) {
 		x := newFixture(t)
-		stop := swapper(t, x.root, "f", x.secretFile)
+		stop := swaptest.Exchange(t, x.root, "f", x.secretFile)
 		defer stop()
 		r, err := OpenRoot(x.root)
 		must(t, err)
@@ -162,7 +132,7 @@ func TestRaceSwapFileForSymlink(t *testing.T) {
 func TestRaceSwapDirForSymlink(t *testing.T) {
 	modes(t, func(t *testing.T) {
 		x := newFixture(t)
-		stop := swapper(t, x.root, "d", filepath.Join(x.outside, "d"))
+		stop := swaptest.Exchange(t, x.root, "d", filepath.Join(x.outside, "d"))
 		defer stop()
 		r, err := OpenRoot(x.root)
 		must(t, err)

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/mcpruntime/mcpruntime/sdk/nofollow/swaptest"
 
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
 )
@@ -75,34 +75,6 @@ func startFakeGuest(t *testing.T) (*agentClient, *fakeGuest) {
 	return a, g
 }
 
-// exchange swaps root/name with a symlink to target, atomically
-// (RENAME_EXCHANGE), until stopped.
-func exchange(t *testing.T, root, name, target string) (stop func()) {
-	t.Helper()
-	alt := filepath.Join(root, name+".alt")
-	if err := os.Symlink(target, alt); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			if err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(root, name), unix.AT_FDCWD, alt, unix.RENAME_EXCHANGE); err != nil {
-				t.Errorf("swap: %v", err)
-				return
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
-}
-
 func write(t *testing.T, p, content string, perm os.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -124,9 +96,9 @@ func TestPushNeverSendsWhatASymlinkPointsTo(t *testing.T) {
 	write(t, filepath.Join(outside, "d", "f"), hostSecret, 0o600)
 	write(t, filepath.Join(ws, "f"), wsContent, 0o644)
 	write(t, filepath.Join(ws, "d", "f"), wsContent, 0o644)
-	stopF := exchange(t, ws, "f", filepath.Join(outside, "shadow"))
+	stopF := swaptest.Exchange(t, ws, "f", filepath.Join(outside, "shadow"))
 	defer stopF()
-	stopD := exchange(t, ws, "d", filepath.Join(outside, "d"))
+	stopD := swaptest.Exchange(t, ws, "d", filepath.Join(outside, "d"))
 	defer stopD()
 	a, g := startFakeGuest(t)
 	s := newSyncer(ws, proto.TreeWorkspace, 1<<30)

@@ -1,16 +1,15 @@
 package guest
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/mcpruntime/mcpruntime/sdk/nofollow/swaptest"
+
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
-	"golang.org/x/sys/unix"
 )
 
 const outsideSecret = "HOST SECRET: owner only"
@@ -128,36 +127,6 @@ try_('walk', lambda: sorted(p for p, _, _ in os.walk('/workspace')))
 	}
 }
 
-// exchange swaps ws/name with a symlink to target (RENAME_EXCHANGE, so
-// name is always one or the other) until stopped: another session sharing
-// the workspace.
-func exchange(t *testing.T, ws, name, target string) (stop func()) {
-	t.Helper()
-	alt := filepath.Join(ws, name+".alt")
-	if err := os.Symlink(target, alt); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(ws, name), unix.AT_FDCWD, alt, unix.RENAME_EXCHANGE)
-			if err != nil && !errors.Is(err, unix.ENOENT) {
-				t.Errorf("swap: %v", err)
-				return
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
-}
-
 // A file and a directory of the workspace are swapped for symlinks to
 // outside ones over and over while the guest reads them: it gets the
 // workspace's content or an error, never the outside content.
@@ -172,8 +141,8 @@ func TestSymlinkSwapRaceNeverReadsOutside(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	defer exchange(t, h.ws, "f", h.secret)()
-	defer exchange(t, h.ws, "d", filepath.Join(h.outside, "d"))()
+	defer swaptest.Exchange(t, h.ws, "f", h.secret)()
+	defer swaptest.Exchange(t, h.ws, "d", filepath.Join(h.outside, "d"))()
 	out := h.run(t, strings.ReplaceAll(`
 import collections
 seen = collections.Counter()
