@@ -129,16 +129,17 @@ func TestMCPToolsFromExec(t *testing.T) {
 	}
 }
 
-// TestMCPServe drives `mcpruntime mcp` with an MCP stdio client.
-func TestMCPServe(t *testing.T) {
-	dir := project(t, mcpServerBlock(t))
+// mcpSession starts `mcpruntime mcp` for the project in dir as a stdio MCP
+// client would, and initializes it. Both end with the test.
+func mcpSession(t *testing.T, dir string) (*client.Client, context.Context, *mcpgo.InitializeResult) {
+	t.Helper()
 	c, err := client.NewStdioMCPClient(filepath.Join(binDir, "mcpruntime"), nil, "mcp", "--config", filepath.Join(dir, "runtime.hcl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	init := mcpgo.InitializeRequest{}
 	init.Params.ProtocolVersion = mcpgo.LATEST_PROTOCOL_VERSION
 	init.Params.ClientInfo = mcpgo.Implementation{Name: "e2e", Version: "1"}
@@ -146,6 +147,13 @@ func TestMCPServe(t *testing.T) {
 	if err != nil {
 		t.Fatalf("initialize: %v", err)
 	}
+	return c, ctx, info
+}
+
+// TestMCPServe drives `mcpruntime mcp` with an MCP stdio client.
+func TestMCPServe(t *testing.T) {
+	dir := project(t, mcpServerBlock(t))
+	c, ctx, info := mcpSession(t, dir)
 	if info.ServerInfo.Name != "mcpruntime" {
 		t.Fatalf("server info: %+v", info.ServerInfo)
 	}

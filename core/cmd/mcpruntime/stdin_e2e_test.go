@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 
-	"github.com/mark3labs/mcp-go/client"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
 
@@ -17,19 +14,7 @@ import (
 // for the core.
 func TestMCPStdinNotInherited(t *testing.T) {
 	dir := project(t, "")
-	c, err := client.NewStdioMCPClient(filepath.Join(binDir, "mcpruntime"), nil, "mcp", "--config", filepath.Join(dir, "runtime.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	init := mcpgo.InitializeRequest{}
-	init.Params.ProtocolVersion = mcpgo.LATEST_PROTOCOL_VERSION
-	init.Params.ClientInfo = mcpgo.Implementation{Name: "e2e", Version: "1"}
-	if _, err := c.Initialize(ctx, init); err != nil {
-		t.Fatalf("initialize: %v", err)
-	}
+	c, ctx, _ := mcpSession(t, dir)
 	req := mcpgo.CallToolRequest{}
 	req.Params.Name, req.Params.Arguments = "execute_python", map[string]any{"code": "x = 1", "session_id": "s"}
 	if res, err := c.CallTool(ctx, req); err != nil || res.IsError {
