@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Instance is a held claim.
@@ -186,6 +187,10 @@ func Alive(dir, id string) bool {
 	return errors.Is(syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB), syscall.EWOULDBLOCK)
 }
 
+// claimGrace is how long a claim file may stay unlocked before a sweep
+// takes it for a dead claimant's.
+const claimGrace = 10 * time.Second
+
 // Sweep removes the lock files of dead owners in dir, and claims that died
 // before they were published. Call it after the resources of dead owners
 // were removed (ids without a lock file count as dead anyway). It returns
@@ -213,6 +218,13 @@ func Sweep(dir string) ([]string, error) {
 			continue
 		}
 		if strings.HasPrefix(name, ".") && strings.HasSuffix(name, claimSuffix) {
+			// A claim is unlocked for a moment between its create and its
+			// flock: only one that stayed unlocked past claimGrace is a
+			// dead claimant's (removing a fresh one made Claim retry, and
+			// under a busy sweeper fail).
+			if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < claimGrace {
+				continue
+			}
 			if err := removeIfUnlocked(filepath.Join(dir, name)); err != nil {
 				errs = append(errs, err)
 			}

@@ -99,9 +99,22 @@ func TestClaimReap(t *testing.T) {
 		t.Fatal("reap of a path accepted")
 	}
 
-	// A claim that died before it was published is swept too.
+	// A claim that died before it was published is swept too, once it is
+	// older than a claim in progress can be; a fresh one is left alone.
 	stale := filepath.Join(dir, ".1-abcdefghijkl"+claimSuffix)
-	os.WriteFile(stale, nil, 0o644)
+	if err := os.WriteFile(stale, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Sweep(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); err != nil {
+		t.Fatal("a fresh claim file was swept")
+	}
+	old := time.Now().Add(-2 * claimGrace)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Sweep(dir); err != nil {
 		t.Fatal(err)
 	}
