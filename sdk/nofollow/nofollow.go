@@ -94,24 +94,15 @@ func (d *Dir) Close() error {
 // fifos and devices are opened non-blocking for that check, so a fifo
 // planted in the directory cannot stall the caller.
 func (d *Dir) Open(rel string) (*os.File, fs.FileInfo, error) {
-	fd, err := d.open("open", rel, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	f, info, err := d.OpenFile(rel, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, nil, err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return nil, nil, d.pathErr("stat", rel, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd)
+	if !info.Mode().IsRegular() { // OpenFile also takes a directory
+		f.Close()
 		return nil, nil, d.pathErr("open", rel, ErrNotRegular)
 	}
-	if err := unix.SetNonblock(fd, false); err != nil {
-		unix.Close(fd)
-		return nil, nil, d.pathErr("open", rel, err)
-	}
-	return os.NewFile(uintptr(fd), d.join(rel)), newInfo(path.Base(rel), &st), nil
+	return f, info, nil
 }
 
 // OpenDir opens the directory rel.
