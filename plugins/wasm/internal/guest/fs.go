@@ -350,6 +350,15 @@ func (b *BindableFS) Chmod(path string, perm fs.FileMode) experimentalsys.Errno 
 // Rename implements sys.FS. renameat moves a symlink itself, never what it
 // points to.
 func (b *BindableFS) Rename(from, to string) experimentalsys.Errno {
+	return b.between("rename", from, to, func(fromFd int, fromName string, toFd int, toName string) error {
+		return unix.Renameat(fromFd, fromName, toFd, toName)
+	})
+}
+
+// between runs fn (an *at call on two names: rename, link) with the
+// parent fds of from and to, both reached inside the mount without
+// following a symlink. Writes only: a read-only mount answers EROFS.
+func (b *BindableFS) between(op, from, to string, fn func(fromFd int, fromName string, toFd int, toName string) error) experimentalsys.Errno {
 	fromRel, _ := guestRel(from)
 	toRel, _ := guestRel(to)
 	// A writable mount has no mount points: both resolve from its root.
@@ -361,9 +370,9 @@ func (b *BindableFS) Rename(from, to string) experimentalsys.Errno {
 	if readOnly {
 		return experimentalsys.EROFS
 	}
-	return toErrno(root.At("rename", fromRel, func(fromFd int, fromName string) error {
-		return root.At("rename", toRel, func(toFd int, toName string) error {
-			return unix.Renameat(fromFd, fromName, toFd, toName)
+	return toErrno(root.At(op, fromRel, func(fromFd int, fromName string) error {
+		return root.At(op, toRel, func(toFd int, toName string) error {
+			return fn(fromFd, fromName, toFd, toName)
 		})
 	}))
 }
@@ -393,22 +402,9 @@ func (b *BindableFS) Unlink(path string) experimentalsys.Errno {
 // following symlinks (linkat without AT_SYMLINK_FOLLOW links a symlink
 // itself), so a hard link cannot reach outside it.
 func (b *BindableFS) Link(oldPath, newPath string) experimentalsys.Errno {
-	oldRel, _ := guestRel(oldPath)
-	newRel, _ := guestRel(newPath)
-	// A writable mount has no mount points: both resolve from its root.
-	root, oldRel, readOnly, errno := b.lock(oldRel)
-	if errno != 0 {
-		return errno
-	}
-	defer b.mu.RUnlock()
-	if readOnly {
-		return experimentalsys.EROFS
-	}
-	return toErrno(root.At("link", oldRel, func(oldFd int, oldName string) error {
-		return root.At("link", newRel, func(newFd int, newName string) error {
-			return unix.Linkat(oldFd, oldName, newFd, newName, 0)
-		})
-	}))
+	return b.between("link", oldPath, newPath, func(oldFd int, oldName string, newFd int, newName string) error {
+		return unix.Linkat(oldFd, oldName, newFd, newName, 0)
+	})
 }
 
 // Symlink implements sys.FS by refusing: see the type's comment.
