@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/daemon"
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/testenv"
 	"github.com/mcpruntime/mcpruntime/sdk/sandboxtest"
 )
@@ -38,6 +42,18 @@ func TestConformanceRunc(t *testing.T) {
 	}
 	bin := buildPlugin(t)
 	sandboxtest.Run(t, bin, sandboxtest.WithConfig(testenv.ConfigJSONRuntime("runc")))
+}
+
+// containerdClient connects to the private containerd, in the tests'
+// namespace; the client closes with the test.
+func containerdClient(t *testing.T) (context.Context, *client.Client) {
+	t.Helper()
+	c, err := client.New(daemon.DefaultAddress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return namespaces.WithNamespace(context.Background(), testenv.Namespace), c
 }
 
 func buildPlugin(t *testing.T) string {

@@ -14,9 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 
-	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/daemon"
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/image"
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/testenv"
 	"github.com/mcpruntime/mcpruntime/sdk"
@@ -71,12 +69,7 @@ func TestBadEnvironment(t *testing.T) {
 		}
 		t.Log(err)
 	})
-	ctx := namespaces.WithNamespace(context.Background(), testenv.Namespace)
-	c, err := client.New(daemon.DefaultAddress)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := containerdClient(t)
 	// An image that claims to be ours but holds no Python.
 	rootfs := t.TempDir()
 	os.WriteFile(filepath.Join(rootfs, "hello.txt"), []byte("not python"), 0o644)
@@ -140,12 +133,7 @@ func assertNoContainersOf(t *testing.T, c *client.Client, ctx context.Context, p
 func TestCrashLeavesNothing(t *testing.T) {
 	testenv.RequireContainerd(t)
 	bin := buildPlugin(t)
-	ctx := namespaces.WithNamespace(context.Background(), testenv.Namespace)
-	c, err := client.New(daemon.DefaultAddress)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := containerdClient(t)
 
 	h := launch(t, bin, 2, "")
 	id := h.session(t, sdk.Limits{})
@@ -234,12 +222,7 @@ func TestOneShimPerPlugin(t *testing.T) {
 // start one; a clean shutdown removes the anchor with everything else.
 func TestAnchorKeepsShim(t *testing.T) {
 	testenv.RequireContainerd(t)
-	ctx := namespaces.WithNamespace(context.Background(), testenv.Namespace)
-	c, err := client.New(daemon.DefaultAddress)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := containerdClient(t)
 	h := launch(t, buildPlugin(t), 0, "")
 	inst, err := testenv.Instance(h.p.Pid())
 	if err != nil {

@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 
-	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/daemon"
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/testenv"
 	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/owner"
@@ -110,12 +108,7 @@ func cycle(h *harness, name string, i int) error {
 func TestInstancesShareHost(t *testing.T) {
 	testenv.RequireContainerd(t)
 	bin := buildPlugin(t)
-	ctx := namespaces.WithNamespace(context.Background(), testenv.Namespace)
-	c, err := client.New(daemon.DefaultAddress)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := containerdClient(t)
 	const minSessions, rounds = 50, 6
 
 	type live struct {
@@ -129,6 +122,7 @@ func TestInstancesShareHost(t *testing.T) {
 	// One with a warm pool, one on the cold path (with its anchor).
 	lives := []*live{{name: "pooled", h: launch(t, bin, 2, "")}, {name: "cold", h: launch(t, bin, 0, "")}}
 	for _, l := range lives {
+		var err error
 		if l.id, err = testenv.Instance(l.h.p.Pid()); err != nil {
 			t.Errorf("%s: %v", l.name, err)
 		}
