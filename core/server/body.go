@@ -10,6 +10,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // smallBody is the size below which a body skips the budget: the
@@ -20,14 +22,16 @@ const smallBody = 64 << 10
 // each, within BodyTimeout, and all bodies together within a budget.
 type bodyReader struct {
 	limits Limits
-	budget *budget
+	// budget bounds the bytes all requests together may hold as bodies: a
+	// request waits, first come first served, until its share is free.
+	budget *semaphore.Weighted
 
 	mu      sync.Mutex
 	reclaim *time.Timer
 }
 
 func newBodyReader(l Limits) *bodyReader {
-	return &bodyReader{limits: l, budget: newBudget(4 * l.MaxBody)}
+	return &bodyReader{limits: l, budget: semaphore.NewWeighted(4 * l.MaxBody)}
 }
 
 // read reads r's body and returns it with a func to call once the bytes
@@ -49,13 +53,13 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request) ([]byte, func(
 	done := func() {}
 	if share > smallBody {
 		ctx, cancel := context.WithTimeout(r.Context(), b.limits.BodyTimeout)
-		err := b.budget.acquire(ctx, share)
+		err := b.budget.Acquire(ctx, share)
 		cancel()
 		if err != nil {
 			w.Header().Set("Connection", "close")
 			return nil, nil, &RequestError{Status: http.StatusServiceUnavailable, Err: errors.New("too many large request bodies at once; retry later")}
 		}
-		done = func() { b.budget.release(share) }
+		done = func() { b.budget.Release(share) }
 	}
 	raw, err := b.readAll(w, r, limit)
 	if err != nil {

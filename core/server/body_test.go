@@ -88,26 +88,27 @@ func TestSlowBodyTimesOut(t *testing.T) {
 	}
 }
 
-// The budget serves waiters in order and lets one go when its context ends.
+// The body budget serves waiters in order and lets one go when its context
+// ends.
 func TestBudget(t *testing.T) {
-	b := newBudget(10)
-	if err := b.acquire(context.Background(), 8); err != nil {
+	b := newBodyReader(Limits{MaxBody: 10}.WithDefaults()).budget // 40 bytes
+	if err := b.Acquire(context.Background(), 32); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := b.acquire(ctx, 5); err == nil {
+	if err := b.Acquire(ctx, 20); err == nil {
 		t.Fatal("acquired more than is free")
 	}
 	got := make(chan error, 1)
-	go func() { got <- b.acquire(context.Background(), 10) }()
+	go func() { got <- b.Acquire(context.Background(), 40) }()
 	time.Sleep(20 * time.Millisecond)
-	b.release(8)
+	b.Release(32)
 	if err := <-got; err != nil {
 		t.Fatal(err)
 	}
-	b.release(10)
-	if b.free != 10 || len(b.waiters) != 0 {
-		t.Fatalf("budget after: free %d, %d waiters", b.free, len(b.waiters))
+	b.Release(40)
+	if !b.TryAcquire(40) {
+		t.Fatal("budget after: not all of it free")
 	}
 }
