@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mcpruntime/mcpruntime/sdk/owner"
+
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
@@ -321,21 +323,11 @@ func setupLock() (func(), error) {
 // legacyOwnerID names a process so that a reused pid is not mistaken for
 // it: its pid and its start time (field 22 of /proc/PID/stat).
 func legacyOwnerID(pid int) (string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	start, err := owner.StartTime(pid)
 	if err != nil {
 		return "", fmt.Errorf("owner id: %w", err)
 	}
-	s := string(b)
-	// The command name may hold spaces and parentheses; fields start after the last ')'.
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return "", fmt.Errorf("owner id: malformed /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return "", fmt.Errorf("owner id: malformed /proc/%d/stat", pid)
-	}
-	return strconv.Itoa(pid) + ":" + f[19], nil
+	return strconv.Itoa(pid) + ":" + start, nil
 }
 
 // ownerAlive reports whether the process a pid-scheme owner label
