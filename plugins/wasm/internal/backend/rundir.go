@@ -70,26 +70,18 @@ func (r *runDir) acquire() {
 }
 
 // release drops a session's reference.
-func (r *runDir) release() error {
-	r.mu.Lock()
-	r.refs--
-	done := r.retired && r.refs == 0 && !r.removed
-	if done {
-		r.removed = true
-	}
-	r.mu.Unlock()
-	if done {
-		return r.remove()
-	}
-	return nil
-}
+func (r *runDir) release() error { return r.update(func() { r.refs-- }) }
 
 // retire marks the run dir as no longer the current one; it goes with its
 // last session (now, if it has none).
-func (r *runDir) retire() error {
+func (r *runDir) retire() error { return r.update(func() { r.retired = true }) }
+
+// update applies change under the lock, then removes the run dir once it
+// is retired and no session uses it (once).
+func (r *runDir) update(change func()) error {
 	r.mu.Lock()
-	r.retired = true
-	done := r.refs == 0 && !r.removed
+	change()
+	done := r.retired && r.refs == 0 && !r.removed
 	if done {
 		r.removed = true
 	}
