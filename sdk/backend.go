@@ -50,3 +50,30 @@ func (NoSnapshots) Snapshot(context.Context, string) (*Snapshot, error) {
 func (NoSnapshots) Restore(context.Context, string, *SessionSpec) error {
 	return ErrNotSupported
 }
+
+// Recoverer is implemented by backends whose sandboxes can outlive the
+// plugin process (containers, VMs, cluster allocations): contract version
+// 2's RecoverSessions. After a plugin restart the core passes every session
+// it still holds, as it created them (with a new Host for each); the
+// backend adopts those whose sandbox and kernel survived and reports the
+// rest, whose next Execute the core answers with state_lost. A backend
+// without Recoverer recovers nothing.
+type Recoverer interface {
+	RecoverSessions(ctx context.Context, specs []*SessionSpec) ([]RecoveredSession, error)
+}
+
+// RecoveredSession is a backend's answer about one session in
+// RecoverSessions.
+type RecoveredSession struct {
+	ID string `json:"id"`
+	// Recovered: the sandbox and its variables are back.
+	Recovered bool `json:"recovered"`
+	// Reason says why a session was not recovered.
+	Reason string `json:"reason,omitempty"`
+}
+
+// SnapshotDeleter is implemented by backends with the snapshot capability:
+// contract version 2's DeleteSnapshot frees what a snapshot holds.
+type SnapshotDeleter interface {
+	DeleteSnapshot(ctx context.Context, snapshotID string) error
+}

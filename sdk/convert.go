@@ -58,6 +58,7 @@ func infoToProto(i *Info) *pb.InfoResponse {
 			HostCalls:          c.HostCalls,
 			Isolation:          isolationToProto[c.Isolation],
 			Languages:          c.Languages,
+			EnforcedLimits:     c.EnforcedLimits,
 		},
 	}
 }
@@ -80,6 +81,7 @@ func infoFromProto(r *pb.InfoResponse) *Info {
 			HostCalls:          c.GetHostCalls(),
 			Isolation:          isolationFromProto[c.GetIsolation()],
 			Languages:          c.GetLanguages(),
+			EnforcedLimits:     c.GetEnforcedLimits(),
 		},
 	}
 }

@@ -33,7 +33,20 @@ type Capabilities struct {
 	Isolation Isolation `json:"isolation"`
 	// Languages the backend executes, e.g. "python".
 	Languages []string `json:"languages"`
+	// EnforcedLimits are the session limits the backend enforces (Limit*
+	// names). The conformance suite checks each one declared; the core
+	// tells a client which of its limits apply.
+	EnforcedLimits []string `json:"enforced_limits,omitempty"`
 }
+
+// Names of session limits, for Capabilities.EnforcedLimits.
+const (
+	LimitTimeout = "timeout"
+	LimitMemory  = "memory"
+	LimitOutput  = "output"
+	LimitCPU     = "cpu"
+	LimitPids    = "pids"
+)
 
 // Info describes a backend plugin.
 type Info struct {

@@ -1,4 +1,6 @@
-// The mcpruntime plugin protocol, version 1.
+// The mcpruntime plugin protocol. Version 1 is the services below without
+// the RPCs marked "since 2"; version 2 adds them. The package name stays v1:
+// version 2 only adds RPCs and fields, so a v1 peer decodes every message.
 //
 // A backend plugin implements Sandbox. The core implements Host and hands it
 // to the plugin through go-plugin's GRPCBroker; every Host call carries the
@@ -157,8 +159,12 @@ type Capabilities struct {
 	Isolation          Isolation              `protobuf:"varint,4,opt,name=isolation,proto3,enum=mcpruntime.sandbox.v1.Isolation" json:"isolation,omitempty"`
 	Languages          []string               `protobuf:"bytes,5,rep,name=languages,proto3" json:"languages,omitempty"`
 	HostCalls          bool                   `protobuf:"varint,6,opt,name=host_calls,json=hostCalls,proto3" json:"host_calls,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Since 2: the session limits the backend enforces (for conformance and
+	// for the core to say which of a client's limits apply): "timeout",
+	// "memory", "output", "cpu", "pids".
+	EnforcedLimits []string `protobuf:"bytes,7,rep,name=enforced_limits,json=enforcedLimits,proto3" json:"enforced_limits,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Capabilities) Reset() {
@@ -231,6 +237,13 @@ func (x *Capabilities) GetHostCalls() bool {
 		return x.HostCalls
 	}
 	return false
+}
+
+func (x *Capabilities) GetEnforcedLimits() []string {
+	if x != nil {
+		return x.EnforcedLimits
+	}
+	return nil
 }
 
 type InfoRequest struct {
@@ -1574,6 +1587,237 @@ func (*DestroySessionResponse) Descriptor() ([]byte, []int) {
 	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{23}
 }
 
+type RecoverSessionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Each session as it was created (with a fresh host broker and token).
+	Sessions      []*CreateSessionRequest `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverSessionsRequest) Reset() {
+	*x = RecoverSessionsRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverSessionsRequest) ProtoMessage() {}
+
+func (x *RecoverSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverSessionsRequest.ProtoReflect.Descriptor instead.
+func (*RecoverSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RecoverSessionsRequest) GetSessions() []*CreateSessionRequest {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+type RecoveredSession struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// True when the session's sandbox and kernel state were adopted; false
+	// when the session must start over (reason says why).
+	Recovered     bool   `protobuf:"varint,2,opt,name=recovered,proto3" json:"recovered,omitempty"`
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoveredSession) Reset() {
+	*x = RecoveredSession{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoveredSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoveredSession) ProtoMessage() {}
+
+func (x *RecoveredSession) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoveredSession.ProtoReflect.Descriptor instead.
+func (*RecoveredSession) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RecoveredSession) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *RecoveredSession) GetRecovered() bool {
+	if x != nil {
+		return x.Recovered
+	}
+	return false
+}
+
+func (x *RecoveredSession) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RecoverSessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sessions      []*RecoveredSession    `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverSessionsResponse) Reset() {
+	*x = RecoverSessionsResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverSessionsResponse) ProtoMessage() {}
+
+func (x *RecoverSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverSessionsResponse.ProtoReflect.Descriptor instead.
+func (*RecoverSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RecoverSessionsResponse) GetSessions() []*RecoveredSession {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+type DeleteSnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId    string                 `protobuf:"bytes,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSnapshotRequest) Reset() {
+	*x = DeleteSnapshotRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSnapshotRequest) ProtoMessage() {}
+
+func (x *DeleteSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DeleteSnapshotRequest) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+type DeleteSnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSnapshotResponse) Reset() {
+	*x = DeleteSnapshotResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSnapshotResponse) ProtoMessage() {}
+
+func (x *DeleteSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{28}
+}
+
 type HealthRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1582,7 +1826,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1594,7 +1838,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1607,7 +1851,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{24}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{29}
 }
 
 type HealthResponse struct {
@@ -1621,7 +1865,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1633,7 +1877,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1646,7 +1890,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{25}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HealthResponse) GetHealthy() bool {
@@ -1682,7 +1926,7 @@ type CallToolRequest struct {
 
 func (x *CallToolRequest) Reset() {
 	*x = CallToolRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[26]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1694,7 +1938,7 @@ func (x *CallToolRequest) String() string {
 func (*CallToolRequest) ProtoMessage() {}
 
 func (x *CallToolRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[26]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1707,7 +1951,7 @@ func (x *CallToolRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallToolRequest.ProtoReflect.Descriptor instead.
 func (*CallToolRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{26}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CallToolRequest) GetToken() string {
@@ -1748,7 +1992,7 @@ type CallToolResponse struct {
 
 func (x *CallToolResponse) Reset() {
 	*x = CallToolResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[27]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +2004,7 @@ func (x *CallToolResponse) String() string {
 func (*CallToolResponse) ProtoMessage() {}
 
 func (x *CallToolResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[27]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +2017,7 @@ func (x *CallToolResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallToolResponse.ProtoReflect.Descriptor instead.
 func (*CallToolResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{27}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CallToolResponse) GetResultJson() []byte {
@@ -1804,7 +2048,7 @@ type AskLLMRequest struct {
 
 func (x *AskLLMRequest) Reset() {
 	*x = AskLLMRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[28]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +2060,7 @@ func (x *AskLLMRequest) String() string {
 func (*AskLLMRequest) ProtoMessage() {}
 
 func (x *AskLLMRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[28]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +2073,7 @@ func (x *AskLLMRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskLLMRequest.ProtoReflect.Descriptor instead.
 func (*AskLLMRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{28}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AskLLMRequest) GetToken() string {
@@ -1885,7 +2129,7 @@ type AskLLMResponse struct {
 
 func (x *AskLLMResponse) Reset() {
 	*x = AskLLMResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[29]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2141,7 @@ func (x *AskLLMResponse) String() string {
 func (*AskLLMResponse) ProtoMessage() {}
 
 func (x *AskLLMResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[29]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2154,7 @@ func (x *AskLLMResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskLLMResponse.ProtoReflect.Descriptor instead.
 func (*AskLLMResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{29}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AskLLMResponse) GetText() string {
@@ -1938,7 +2182,7 @@ var File_sandbox_v1_sandbox_proto protoreflect.FileDescriptor
 
 const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\n" +
-	"\x18sandbox/v1/sandbox.proto\x12\x15mcpruntime.sandbox.v1\"\xf8\x01\n" +
+	"\x18sandbox/v1/sandbox.proto\x12\x15mcpruntime.sandbox.v1\"\xa1\x02\n" +
 	"\fCapabilities\x12/\n" +
 	"\x13persistent_sessions\x18\x01 \x01(\bR\x12persistentSessions\x12\x1c\n" +
 	"\tsnapshots\x18\x02 \x01(\bR\tsnapshots\x12\x1c\n" +
@@ -1946,7 +2190,8 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\tisolation\x18\x04 \x01(\x0e2 .mcpruntime.sandbox.v1.IsolationR\tisolation\x12\x1c\n" +
 	"\tlanguages\x18\x05 \x03(\tR\tlanguages\x12\x1d\n" +
 	"\n" +
-	"host_calls\x18\x06 \x01(\bR\thostCalls\"\r\n" +
+	"host_calls\x18\x06 \x01(\bR\thostCalls\x12'\n" +
+	"\x0fenforced_limits\x18\a \x03(\tR\x0eenforcedLimits\"\r\n" +
 	"\vInfoRequest\"\xd4\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
@@ -2049,7 +2294,20 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x15DestroySessionRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"\x18\n" +
-	"\x16DestroySessionResponse\"\x0f\n" +
+	"\x16DestroySessionResponse\"a\n" +
+	"\x16RecoverSessionsRequest\x12G\n" +
+	"\bsessions\x18\x01 \x03(\v2+.mcpruntime.sandbox.v1.CreateSessionRequestR\bsessions\"g\n" +
+	"\x10RecoveredSession\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1c\n" +
+	"\trecovered\x18\x02 \x01(\bR\trecovered\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"^\n" +
+	"\x17RecoverSessionsResponse\x12C\n" +
+	"\bsessions\x18\x01 \x03(\v2'.mcpruntime.sandbox.v1.RecoveredSessionR\bsessions\"8\n" +
+	"\x15DeleteSnapshotRequest\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
+	"snapshotId\"\x18\n" +
+	"\x16DeleteSnapshotResponse\"\x0f\n" +
 	"\rHealthRequest\"`\n" +
 	"\x0eHealthResponse\x12\x18\n" +
 	"\ahealthy\x18\x01 \x01(\bR\ahealthy\x12\x18\n" +
@@ -2091,7 +2349,7 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x11ERROR_KIND_MEMORY\x10\x05\x12\x1a\n" +
 	"\x16ERROR_KIND_KERNEL_DIED\x10\x06\x12\x1b\n" +
 	"\x17ERROR_KIND_SESSION_LOST\x10\a\x12\x17\n" +
-	"\x13ERROR_KIND_INTERNAL\x10\b2\xe5\x06\n" +
+	"\x13ERROR_KIND_INTERNAL\x10\b2\xc6\b\n" +
 	"\aSandbox\x12O\n" +
 	"\x04Info\x12\".mcpruntime.sandbox.v1.InfoRequest\x1a#.mcpruntime.sandbox.v1.InfoResponse\x12g\n" +
 	"\fConfigSchema\x12*.mcpruntime.sandbox.v1.ConfigSchemaRequest\x1a+.mcpruntime.sandbox.v1.ConfigSchemaResponse\x12^\n" +
@@ -2101,7 +2359,9 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\bSnapshot\x12&.mcpruntime.sandbox.v1.SnapshotRequest\x1a'.mcpruntime.sandbox.v1.SnapshotResponse\x12X\n" +
 	"\aRestore\x12%.mcpruntime.sandbox.v1.RestoreRequest\x1a&.mcpruntime.sandbox.v1.RestoreResponse\x12m\n" +
 	"\x0eDestroySession\x12,.mcpruntime.sandbox.v1.DestroySessionRequest\x1a-.mcpruntime.sandbox.v1.DestroySessionResponse\x12U\n" +
-	"\x06Health\x12$.mcpruntime.sandbox.v1.HealthRequest\x1a%.mcpruntime.sandbox.v1.HealthResponse2\xba\x01\n" +
+	"\x06Health\x12$.mcpruntime.sandbox.v1.HealthRequest\x1a%.mcpruntime.sandbox.v1.HealthResponse\x12p\n" +
+	"\x0fRecoverSessions\x12-.mcpruntime.sandbox.v1.RecoverSessionsRequest\x1a..mcpruntime.sandbox.v1.RecoverSessionsResponse\x12m\n" +
+	"\x0eDeleteSnapshot\x12,.mcpruntime.sandbox.v1.DeleteSnapshotRequest\x1a-.mcpruntime.sandbox.v1.DeleteSnapshotResponse2\xba\x01\n" +
 	"\x04Host\x12[\n" +
 	"\bCallTool\x12&.mcpruntime.sandbox.v1.CallToolRequest\x1a'.mcpruntime.sandbox.v1.CallToolResponse\x12U\n" +
 	"\x06AskLLM\x12$.mcpruntime.sandbox.v1.AskLLMRequest\x1a%.mcpruntime.sandbox.v1.AskLLMResponseBAZ?github.com/mcpruntime/mcpruntime/sdk/proto/sandbox/v1;sandboxv1b\x06proto3"
@@ -2119,48 +2379,53 @@ func file_sandbox_v1_sandbox_proto_rawDescGZIP() []byte {
 }
 
 var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_sandbox_v1_sandbox_proto_goTypes = []any{
-	(Isolation)(0),                 // 0: mcpruntime.sandbox.v1.Isolation
-	(ErrorKind)(0),                 // 1: mcpruntime.sandbox.v1.ErrorKind
-	(*Capabilities)(nil),           // 2: mcpruntime.sandbox.v1.Capabilities
-	(*InfoRequest)(nil),            // 3: mcpruntime.sandbox.v1.InfoRequest
-	(*InfoResponse)(nil),           // 4: mcpruntime.sandbox.v1.InfoResponse
-	(*ConfigAttribute)(nil),        // 5: mcpruntime.sandbox.v1.ConfigAttribute
-	(*ConfigSchemaRequest)(nil),    // 6: mcpruntime.sandbox.v1.ConfigSchemaRequest
-	(*ConfigSchemaResponse)(nil),   // 7: mcpruntime.sandbox.v1.ConfigSchemaResponse
-	(*ConfigureRequest)(nil),       // 8: mcpruntime.sandbox.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),      // 9: mcpruntime.sandbox.v1.ConfigureResponse
-	(*Limits)(nil),                 // 10: mcpruntime.sandbox.v1.Limits
-	(*Mount)(nil),                  // 11: mcpruntime.sandbox.v1.Mount
-	(*CreateSessionRequest)(nil),   // 12: mcpruntime.sandbox.v1.CreateSessionRequest
-	(*CreateSessionResponse)(nil),  // 13: mcpruntime.sandbox.v1.CreateSessionResponse
-	(*ExecuteRequest)(nil),         // 14: mcpruntime.sandbox.v1.ExecuteRequest
-	(*OutputChunk)(nil),            // 15: mcpruntime.sandbox.v1.OutputChunk
-	(*HostCallNotice)(nil),         // 16: mcpruntime.sandbox.v1.HostCallNotice
-	(*ExceptionInfo)(nil),          // 17: mcpruntime.sandbox.v1.ExceptionInfo
-	(*ExecResult)(nil),             // 18: mcpruntime.sandbox.v1.ExecResult
-	(*ExecuteEvent)(nil),           // 19: mcpruntime.sandbox.v1.ExecuteEvent
-	(*SnapshotRequest)(nil),        // 20: mcpruntime.sandbox.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),       // 21: mcpruntime.sandbox.v1.SnapshotResponse
-	(*RestoreRequest)(nil),         // 22: mcpruntime.sandbox.v1.RestoreRequest
-	(*RestoreResponse)(nil),        // 23: mcpruntime.sandbox.v1.RestoreResponse
-	(*DestroySessionRequest)(nil),  // 24: mcpruntime.sandbox.v1.DestroySessionRequest
-	(*DestroySessionResponse)(nil), // 25: mcpruntime.sandbox.v1.DestroySessionResponse
-	(*HealthRequest)(nil),          // 26: mcpruntime.sandbox.v1.HealthRequest
-	(*HealthResponse)(nil),         // 27: mcpruntime.sandbox.v1.HealthResponse
-	(*CallToolRequest)(nil),        // 28: mcpruntime.sandbox.v1.CallToolRequest
-	(*CallToolResponse)(nil),       // 29: mcpruntime.sandbox.v1.CallToolResponse
-	(*AskLLMRequest)(nil),          // 30: mcpruntime.sandbox.v1.AskLLMRequest
-	(*AskLLMResponse)(nil),         // 31: mcpruntime.sandbox.v1.AskLLMResponse
-	nil,                            // 32: mcpruntime.sandbox.v1.CreateSessionRequest.EnvEntry
+	(Isolation)(0),                  // 0: mcpruntime.sandbox.v1.Isolation
+	(ErrorKind)(0),                  // 1: mcpruntime.sandbox.v1.ErrorKind
+	(*Capabilities)(nil),            // 2: mcpruntime.sandbox.v1.Capabilities
+	(*InfoRequest)(nil),             // 3: mcpruntime.sandbox.v1.InfoRequest
+	(*InfoResponse)(nil),            // 4: mcpruntime.sandbox.v1.InfoResponse
+	(*ConfigAttribute)(nil),         // 5: mcpruntime.sandbox.v1.ConfigAttribute
+	(*ConfigSchemaRequest)(nil),     // 6: mcpruntime.sandbox.v1.ConfigSchemaRequest
+	(*ConfigSchemaResponse)(nil),    // 7: mcpruntime.sandbox.v1.ConfigSchemaResponse
+	(*ConfigureRequest)(nil),        // 8: mcpruntime.sandbox.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),       // 9: mcpruntime.sandbox.v1.ConfigureResponse
+	(*Limits)(nil),                  // 10: mcpruntime.sandbox.v1.Limits
+	(*Mount)(nil),                   // 11: mcpruntime.sandbox.v1.Mount
+	(*CreateSessionRequest)(nil),    // 12: mcpruntime.sandbox.v1.CreateSessionRequest
+	(*CreateSessionResponse)(nil),   // 13: mcpruntime.sandbox.v1.CreateSessionResponse
+	(*ExecuteRequest)(nil),          // 14: mcpruntime.sandbox.v1.ExecuteRequest
+	(*OutputChunk)(nil),             // 15: mcpruntime.sandbox.v1.OutputChunk
+	(*HostCallNotice)(nil),          // 16: mcpruntime.sandbox.v1.HostCallNotice
+	(*ExceptionInfo)(nil),           // 17: mcpruntime.sandbox.v1.ExceptionInfo
+	(*ExecResult)(nil),              // 18: mcpruntime.sandbox.v1.ExecResult
+	(*ExecuteEvent)(nil),            // 19: mcpruntime.sandbox.v1.ExecuteEvent
+	(*SnapshotRequest)(nil),         // 20: mcpruntime.sandbox.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),        // 21: mcpruntime.sandbox.v1.SnapshotResponse
+	(*RestoreRequest)(nil),          // 22: mcpruntime.sandbox.v1.RestoreRequest
+	(*RestoreResponse)(nil),         // 23: mcpruntime.sandbox.v1.RestoreResponse
+	(*DestroySessionRequest)(nil),   // 24: mcpruntime.sandbox.v1.DestroySessionRequest
+	(*DestroySessionResponse)(nil),  // 25: mcpruntime.sandbox.v1.DestroySessionResponse
+	(*RecoverSessionsRequest)(nil),  // 26: mcpruntime.sandbox.v1.RecoverSessionsRequest
+	(*RecoveredSession)(nil),        // 27: mcpruntime.sandbox.v1.RecoveredSession
+	(*RecoverSessionsResponse)(nil), // 28: mcpruntime.sandbox.v1.RecoverSessionsResponse
+	(*DeleteSnapshotRequest)(nil),   // 29: mcpruntime.sandbox.v1.DeleteSnapshotRequest
+	(*DeleteSnapshotResponse)(nil),  // 30: mcpruntime.sandbox.v1.DeleteSnapshotResponse
+	(*HealthRequest)(nil),           // 31: mcpruntime.sandbox.v1.HealthRequest
+	(*HealthResponse)(nil),          // 32: mcpruntime.sandbox.v1.HealthResponse
+	(*CallToolRequest)(nil),         // 33: mcpruntime.sandbox.v1.CallToolRequest
+	(*CallToolResponse)(nil),        // 34: mcpruntime.sandbox.v1.CallToolResponse
+	(*AskLLMRequest)(nil),           // 35: mcpruntime.sandbox.v1.AskLLMRequest
+	(*AskLLMResponse)(nil),          // 36: mcpruntime.sandbox.v1.AskLLMResponse
+	nil,                             // 37: mcpruntime.sandbox.v1.CreateSessionRequest.EnvEntry
 }
 var file_sandbox_v1_sandbox_proto_depIdxs = []int32{
 	0,  // 0: mcpruntime.sandbox.v1.Capabilities.isolation:type_name -> mcpruntime.sandbox.v1.Isolation
 	2,  // 1: mcpruntime.sandbox.v1.InfoResponse.capabilities:type_name -> mcpruntime.sandbox.v1.Capabilities
 	5,  // 2: mcpruntime.sandbox.v1.ConfigSchemaResponse.attributes:type_name -> mcpruntime.sandbox.v1.ConfigAttribute
 	10, // 3: mcpruntime.sandbox.v1.CreateSessionRequest.limits:type_name -> mcpruntime.sandbox.v1.Limits
-	32, // 4: mcpruntime.sandbox.v1.CreateSessionRequest.env:type_name -> mcpruntime.sandbox.v1.CreateSessionRequest.EnvEntry
+	37, // 4: mcpruntime.sandbox.v1.CreateSessionRequest.env:type_name -> mcpruntime.sandbox.v1.CreateSessionRequest.EnvEntry
 	11, // 5: mcpruntime.sandbox.v1.CreateSessionRequest.mounts:type_name -> mcpruntime.sandbox.v1.Mount
 	1,  // 6: mcpruntime.sandbox.v1.ExecResult.error_kind:type_name -> mcpruntime.sandbox.v1.ErrorKind
 	17, // 7: mcpruntime.sandbox.v1.ExecResult.exception:type_name -> mcpruntime.sandbox.v1.ExceptionInfo
@@ -2169,33 +2434,39 @@ var file_sandbox_v1_sandbox_proto_depIdxs = []int32{
 	16, // 10: mcpruntime.sandbox.v1.ExecuteEvent.host_call:type_name -> mcpruntime.sandbox.v1.HostCallNotice
 	18, // 11: mcpruntime.sandbox.v1.ExecuteEvent.result:type_name -> mcpruntime.sandbox.v1.ExecResult
 	12, // 12: mcpruntime.sandbox.v1.RestoreRequest.session:type_name -> mcpruntime.sandbox.v1.CreateSessionRequest
-	3,  // 13: mcpruntime.sandbox.v1.Sandbox.Info:input_type -> mcpruntime.sandbox.v1.InfoRequest
-	6,  // 14: mcpruntime.sandbox.v1.Sandbox.ConfigSchema:input_type -> mcpruntime.sandbox.v1.ConfigSchemaRequest
-	8,  // 15: mcpruntime.sandbox.v1.Sandbox.Configure:input_type -> mcpruntime.sandbox.v1.ConfigureRequest
-	12, // 16: mcpruntime.sandbox.v1.Sandbox.CreateSession:input_type -> mcpruntime.sandbox.v1.CreateSessionRequest
-	14, // 17: mcpruntime.sandbox.v1.Sandbox.Execute:input_type -> mcpruntime.sandbox.v1.ExecuteRequest
-	20, // 18: mcpruntime.sandbox.v1.Sandbox.Snapshot:input_type -> mcpruntime.sandbox.v1.SnapshotRequest
-	22, // 19: mcpruntime.sandbox.v1.Sandbox.Restore:input_type -> mcpruntime.sandbox.v1.RestoreRequest
-	24, // 20: mcpruntime.sandbox.v1.Sandbox.DestroySession:input_type -> mcpruntime.sandbox.v1.DestroySessionRequest
-	26, // 21: mcpruntime.sandbox.v1.Sandbox.Health:input_type -> mcpruntime.sandbox.v1.HealthRequest
-	28, // 22: mcpruntime.sandbox.v1.Host.CallTool:input_type -> mcpruntime.sandbox.v1.CallToolRequest
-	30, // 23: mcpruntime.sandbox.v1.Host.AskLLM:input_type -> mcpruntime.sandbox.v1.AskLLMRequest
-	4,  // 24: mcpruntime.sandbox.v1.Sandbox.Info:output_type -> mcpruntime.sandbox.v1.InfoResponse
-	7,  // 25: mcpruntime.sandbox.v1.Sandbox.ConfigSchema:output_type -> mcpruntime.sandbox.v1.ConfigSchemaResponse
-	9,  // 26: mcpruntime.sandbox.v1.Sandbox.Configure:output_type -> mcpruntime.sandbox.v1.ConfigureResponse
-	13, // 27: mcpruntime.sandbox.v1.Sandbox.CreateSession:output_type -> mcpruntime.sandbox.v1.CreateSessionResponse
-	19, // 28: mcpruntime.sandbox.v1.Sandbox.Execute:output_type -> mcpruntime.sandbox.v1.ExecuteEvent
-	21, // 29: mcpruntime.sandbox.v1.Sandbox.Snapshot:output_type -> mcpruntime.sandbox.v1.SnapshotResponse
-	23, // 30: mcpruntime.sandbox.v1.Sandbox.Restore:output_type -> mcpruntime.sandbox.v1.RestoreResponse
-	25, // 31: mcpruntime.sandbox.v1.Sandbox.DestroySession:output_type -> mcpruntime.sandbox.v1.DestroySessionResponse
-	27, // 32: mcpruntime.sandbox.v1.Sandbox.Health:output_type -> mcpruntime.sandbox.v1.HealthResponse
-	29, // 33: mcpruntime.sandbox.v1.Host.CallTool:output_type -> mcpruntime.sandbox.v1.CallToolResponse
-	31, // 34: mcpruntime.sandbox.v1.Host.AskLLM:output_type -> mcpruntime.sandbox.v1.AskLLMResponse
-	24, // [24:35] is the sub-list for method output_type
-	13, // [13:24] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	12, // 13: mcpruntime.sandbox.v1.RecoverSessionsRequest.sessions:type_name -> mcpruntime.sandbox.v1.CreateSessionRequest
+	27, // 14: mcpruntime.sandbox.v1.RecoverSessionsResponse.sessions:type_name -> mcpruntime.sandbox.v1.RecoveredSession
+	3,  // 15: mcpruntime.sandbox.v1.Sandbox.Info:input_type -> mcpruntime.sandbox.v1.InfoRequest
+	6,  // 16: mcpruntime.sandbox.v1.Sandbox.ConfigSchema:input_type -> mcpruntime.sandbox.v1.ConfigSchemaRequest
+	8,  // 17: mcpruntime.sandbox.v1.Sandbox.Configure:input_type -> mcpruntime.sandbox.v1.ConfigureRequest
+	12, // 18: mcpruntime.sandbox.v1.Sandbox.CreateSession:input_type -> mcpruntime.sandbox.v1.CreateSessionRequest
+	14, // 19: mcpruntime.sandbox.v1.Sandbox.Execute:input_type -> mcpruntime.sandbox.v1.ExecuteRequest
+	20, // 20: mcpruntime.sandbox.v1.Sandbox.Snapshot:input_type -> mcpruntime.sandbox.v1.SnapshotRequest
+	22, // 21: mcpruntime.sandbox.v1.Sandbox.Restore:input_type -> mcpruntime.sandbox.v1.RestoreRequest
+	24, // 22: mcpruntime.sandbox.v1.Sandbox.DestroySession:input_type -> mcpruntime.sandbox.v1.DestroySessionRequest
+	31, // 23: mcpruntime.sandbox.v1.Sandbox.Health:input_type -> mcpruntime.sandbox.v1.HealthRequest
+	26, // 24: mcpruntime.sandbox.v1.Sandbox.RecoverSessions:input_type -> mcpruntime.sandbox.v1.RecoverSessionsRequest
+	29, // 25: mcpruntime.sandbox.v1.Sandbox.DeleteSnapshot:input_type -> mcpruntime.sandbox.v1.DeleteSnapshotRequest
+	33, // 26: mcpruntime.sandbox.v1.Host.CallTool:input_type -> mcpruntime.sandbox.v1.CallToolRequest
+	35, // 27: mcpruntime.sandbox.v1.Host.AskLLM:input_type -> mcpruntime.sandbox.v1.AskLLMRequest
+	4,  // 28: mcpruntime.sandbox.v1.Sandbox.Info:output_type -> mcpruntime.sandbox.v1.InfoResponse
+	7,  // 29: mcpruntime.sandbox.v1.Sandbox.ConfigSchema:output_type -> mcpruntime.sandbox.v1.ConfigSchemaResponse
+	9,  // 30: mcpruntime.sandbox.v1.Sandbox.Configure:output_type -> mcpruntime.sandbox.v1.ConfigureResponse
+	13, // 31: mcpruntime.sandbox.v1.Sandbox.CreateSession:output_type -> mcpruntime.sandbox.v1.CreateSessionResponse
+	19, // 32: mcpruntime.sandbox.v1.Sandbox.Execute:output_type -> mcpruntime.sandbox.v1.ExecuteEvent
+	21, // 33: mcpruntime.sandbox.v1.Sandbox.Snapshot:output_type -> mcpruntime.sandbox.v1.SnapshotResponse
+	23, // 34: mcpruntime.sandbox.v1.Sandbox.Restore:output_type -> mcpruntime.sandbox.v1.RestoreResponse
+	25, // 35: mcpruntime.sandbox.v1.Sandbox.DestroySession:output_type -> mcpruntime.sandbox.v1.DestroySessionResponse
+	32, // 36: mcpruntime.sandbox.v1.Sandbox.Health:output_type -> mcpruntime.sandbox.v1.HealthResponse
+	28, // 37: mcpruntime.sandbox.v1.Sandbox.RecoverSessions:output_type -> mcpruntime.sandbox.v1.RecoverSessionsResponse
+	30, // 38: mcpruntime.sandbox.v1.Sandbox.DeleteSnapshot:output_type -> mcpruntime.sandbox.v1.DeleteSnapshotResponse
+	34, // 39: mcpruntime.sandbox.v1.Host.CallTool:output_type -> mcpruntime.sandbox.v1.CallToolResponse
+	36, // 40: mcpruntime.sandbox.v1.Host.AskLLM:output_type -> mcpruntime.sandbox.v1.AskLLMResponse
+	28, // [28:41] is the sub-list for method output_type
+	15, // [15:28] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_sandbox_v1_sandbox_proto_init() }
@@ -2215,7 +2486,7 @@ func file_sandbox_v1_sandbox_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sandbox_v1_sandbox_proto_rawDesc), len(file_sandbox_v1_sandbox_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   31,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1,4 +1,6 @@
-// The mcpruntime plugin protocol, version 1.
+// The mcpruntime plugin protocol. Version 1 is the services below without
+// the RPCs marked "since 2"; version 2 adds them. The package name stays v1:
+// version 2 only adds RPCs and fields, so a v1 peer decodes every message.
 //
 // A backend plugin implements Sandbox. The core implements Host and hands it
 // to the plugin through go-plugin's GRPCBroker; every Host call carries the
@@ -25,15 +27,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Sandbox_Info_FullMethodName           = "/mcpruntime.sandbox.v1.Sandbox/Info"
-	Sandbox_ConfigSchema_FullMethodName   = "/mcpruntime.sandbox.v1.Sandbox/ConfigSchema"
-	Sandbox_Configure_FullMethodName      = "/mcpruntime.sandbox.v1.Sandbox/Configure"
-	Sandbox_CreateSession_FullMethodName  = "/mcpruntime.sandbox.v1.Sandbox/CreateSession"
-	Sandbox_Execute_FullMethodName        = "/mcpruntime.sandbox.v1.Sandbox/Execute"
-	Sandbox_Snapshot_FullMethodName       = "/mcpruntime.sandbox.v1.Sandbox/Snapshot"
-	Sandbox_Restore_FullMethodName        = "/mcpruntime.sandbox.v1.Sandbox/Restore"
-	Sandbox_DestroySession_FullMethodName = "/mcpruntime.sandbox.v1.Sandbox/DestroySession"
-	Sandbox_Health_FullMethodName         = "/mcpruntime.sandbox.v1.Sandbox/Health"
+	Sandbox_Info_FullMethodName            = "/mcpruntime.sandbox.v1.Sandbox/Info"
+	Sandbox_ConfigSchema_FullMethodName    = "/mcpruntime.sandbox.v1.Sandbox/ConfigSchema"
+	Sandbox_Configure_FullMethodName       = "/mcpruntime.sandbox.v1.Sandbox/Configure"
+	Sandbox_CreateSession_FullMethodName   = "/mcpruntime.sandbox.v1.Sandbox/CreateSession"
+	Sandbox_Execute_FullMethodName         = "/mcpruntime.sandbox.v1.Sandbox/Execute"
+	Sandbox_Snapshot_FullMethodName        = "/mcpruntime.sandbox.v1.Sandbox/Snapshot"
+	Sandbox_Restore_FullMethodName         = "/mcpruntime.sandbox.v1.Sandbox/Restore"
+	Sandbox_DestroySession_FullMethodName  = "/mcpruntime.sandbox.v1.Sandbox/DestroySession"
+	Sandbox_Health_FullMethodName          = "/mcpruntime.sandbox.v1.Sandbox/Health"
+	Sandbox_RecoverSessions_FullMethodName = "/mcpruntime.sandbox.v1.Sandbox/RecoverSessions"
+	Sandbox_DeleteSnapshot_FullMethodName  = "/mcpruntime.sandbox.v1.Sandbox/DeleteSnapshot"
 )
 
 // SandboxClient is the client API for Sandbox service.
@@ -49,6 +53,11 @@ type SandboxClient interface {
 	Restore(ctx context.Context, in *RestoreRequest, opts ...grpc.CallOption) (*RestoreResponse, error)
 	DestroySession(ctx context.Context, in *DestroySessionRequest, opts ...grpc.CallOption) (*DestroySessionResponse, error)
 	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
+	// Since 2: after a plugin restart the core names the sessions it holds;
+	// the plugin adopts those whose sandboxes outlived the old process.
+	RecoverSessions(ctx context.Context, in *RecoverSessionsRequest, opts ...grpc.CallOption) (*RecoverSessionsResponse, error)
+	// Since 2: frees what a snapshot holds.
+	DeleteSnapshot(ctx context.Context, in *DeleteSnapshotRequest, opts ...grpc.CallOption) (*DeleteSnapshotResponse, error)
 }
 
 type sandboxClient struct {
@@ -158,6 +167,26 @@ func (c *sandboxClient) Health(ctx context.Context, in *HealthRequest, opts ...g
 	return out, nil
 }
 
+func (c *sandboxClient) RecoverSessions(ctx context.Context, in *RecoverSessionsRequest, opts ...grpc.CallOption) (*RecoverSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecoverSessionsResponse)
+	err := c.cc.Invoke(ctx, Sandbox_RecoverSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sandboxClient) DeleteSnapshot(ctx context.Context, in *DeleteSnapshotRequest, opts ...grpc.CallOption) (*DeleteSnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSnapshotResponse)
+	err := c.cc.Invoke(ctx, Sandbox_DeleteSnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SandboxServer is the server API for Sandbox service.
 // All implementations must embed UnimplementedSandboxServer
 // for forward compatibility.
@@ -171,6 +200,11 @@ type SandboxServer interface {
 	Restore(context.Context, *RestoreRequest) (*RestoreResponse, error)
 	DestroySession(context.Context, *DestroySessionRequest) (*DestroySessionResponse, error)
 	Health(context.Context, *HealthRequest) (*HealthResponse, error)
+	// Since 2: after a plugin restart the core names the sessions it holds;
+	// the plugin adopts those whose sandboxes outlived the old process.
+	RecoverSessions(context.Context, *RecoverSessionsRequest) (*RecoverSessionsResponse, error)
+	// Since 2: frees what a snapshot holds.
+	DeleteSnapshot(context.Context, *DeleteSnapshotRequest) (*DeleteSnapshotResponse, error)
 	mustEmbedUnimplementedSandboxServer()
 }
 
@@ -207,6 +241,12 @@ func (UnimplementedSandboxServer) DestroySession(context.Context, *DestroySessio
 }
 func (UnimplementedSandboxServer) Health(context.Context, *HealthRequest) (*HealthResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Health not implemented")
+}
+func (UnimplementedSandboxServer) RecoverSessions(context.Context, *RecoverSessionsRequest) (*RecoverSessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecoverSessions not implemented")
+}
+func (UnimplementedSandboxServer) DeleteSnapshot(context.Context, *DeleteSnapshotRequest) (*DeleteSnapshotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSnapshot not implemented")
 }
 func (UnimplementedSandboxServer) mustEmbedUnimplementedSandboxServer() {}
 func (UnimplementedSandboxServer) testEmbeddedByValue()                 {}
@@ -384,6 +424,42 @@ func _Sandbox_Health_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Sandbox_RecoverSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecoverSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServer).RecoverSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Sandbox_RecoverSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServer).RecoverSessions(ctx, req.(*RecoverSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Sandbox_DeleteSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServer).DeleteSnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Sandbox_DeleteSnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServer).DeleteSnapshot(ctx, req.(*DeleteSnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Sandbox_ServiceDesc is the grpc.ServiceDesc for Sandbox service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -422,6 +498,14 @@ var Sandbox_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Health",
 			Handler:    _Sandbox_Health_Handler,
+		},
+		{
+			MethodName: "RecoverSessions",
+			Handler:    _Sandbox_RecoverSessions_Handler,
+		},
+		{
+			MethodName: "DeleteSnapshot",
+			Handler:    _Sandbox_DeleteSnapshot_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
