@@ -213,6 +213,7 @@ func build(raw *file, path, dir string, files map[string]*hcl.File) (*Config, er
 		c.Agent.Budget = duration(ctx, a.Budget, c.Agent.Budget, &diags)
 		c.Agent.ObservationLimit = size(ctx, a.ObservationLimit, c.Agent.ObservationLimit, &diags)
 	}
+	c.Replay = buildReplay(ctx, raw.Replay, &diags)
 	diags = append(diags, c.runtimeFilesInWorkspace()...)
 	if err := diagError(diags, files); err != nil {
 		return nil, err

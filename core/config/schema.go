@@ -18,6 +18,7 @@ type file struct {
 	Skills     *skillsBlock    `hcl:"skills,block"`
 	Server     *serverBlock    `hcl:"server,block"`
 	Agent      *agentBlock     `hcl:"agent,block"`
+	Replay     *replayBlock    `hcl:"replay,block"`
 }
 
 type runtimeBlock struct {
@@ -107,6 +108,7 @@ type Config struct {
 	Skills    Skills
 	Server    Server
 	Agent     Agent
+	Replay    Replay
 
 	src map[string]*hcl.File
 }
