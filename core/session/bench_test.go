@@ -48,16 +48,14 @@ func BenchmarkExecOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	direct, err := kernel.StartLocal(ctx, kernel.LocalOptions{Command: func() (*exec.Cmd, error) {
-		cmd := exec.Command(py, "-I", "-B", kpath)
-		cmd.Dir = dir
-		cmd.Env = os.Environ()
-		return cmd, nil
-	}})
+	cmd := exec.Command(py, "-I", "-B", kpath)
+	cmd.Dir = dir
+	cmd.Env = os.Environ()
+	direct, err := kernel.StartChild(ctx, cmd, kernel.ChildOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer direct.Close(ctx)
+	defer direct.Kill(ctx)
 	noop := func(sdk.Event) {}
 	viaCore := make([]time.Duration, 0, b.N)
 	viaKernel := make([]time.Duration, 0, b.N)
@@ -73,7 +71,7 @@ func BenchmarkExecOverhead(b *testing.B) {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
-		if _, err := direct.Exec(ctx, "pass", sdk.Limits{}, 0, nil, noop); err != nil {
+		if _, err := direct.Conn().Exec(ctx, kernel.Request{Code: "pass"}, nil, noop); err != nil {
 			b.Fatal(err)
 		}
 		t2 := time.Now()

@@ -188,19 +188,17 @@ func hostKernelExec(b *testing.B, n int) time.Duration {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	k, err := kernel.StartLocal(ctx, kernel.LocalOptions{Command: func() (*exec.Cmd, error) {
-		c := exec.Command(py, "-I", "-B", path)
-		c.Env = append(os.Environ(), "MCPRUNTIME_WORKSPACE="+b.TempDir())
-		return c, nil
-	}})
+	c := exec.Command(py, "-I", "-B", path)
+	c.Env = append(os.Environ(), "MCPRUNTIME_WORKSPACE="+b.TempDir())
+	k, err := kernel.StartChild(ctx, c, kernel.ChildOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer k.Close(ctx)
+	defer k.Kill(ctx)
 	var ds []time.Duration
 	for range n {
 		start := time.Now()
-		if _, err := k.Exec(ctx, "x = 1", sdk.Limits{}, time.Minute, nil, func(sdk.Event) {}); err != nil {
+		if _, err := k.Conn().Exec(ctx, kernel.Request{Code: "x = 1", Timeout: time.Minute}, nil, func(sdk.Event) {}); err != nil {
 			b.Fatal(err)
 		}
 		ds = append(ds, time.Since(start))

@@ -139,14 +139,24 @@ func (c *Conn) Ping(ctx context.Context) error {
 	}
 }
 
-// Setup adapts a running kernel to a session: backends that start kernels
-// ahead of demand (warm pools) use it when a session claims one, instead of
-// running set-up code as a cell.
+// Setup adapts a running kernel to its session. Every per-session setting
+// travels here, for kernels started with the session and for kernels
+// started ahead of demand (warm pools) alike, so no backend runs a set-up
+// cell of its own.
 type Setup struct {
 	// Env is added to os.environ.
 	Env map[string]string
 	// Cwd becomes the working directory (e.g. sdk.GuestWorkspace).
 	Cwd string
+	// ImportPaths are put first on sys.path (a session's library root
+	// where the sandbox cannot mount it at sdk.GuestLib).
+	ImportPaths []string
+	// MemoryBytes, when positive, becomes RLIMIT_AS, so allocations beyond
+	// the limit raise MemoryError instead of waking an OOM killer.
+	MemoryBytes int64
+	// Reseed gives the random module fresh entropy: kernels cloned from
+	// one warm image or snapshot would otherwise draw the same numbers.
+	Reseed bool
 	// ForgetImportCaches drops cached directory listings of the import
 	// system, after directories were re-pointed under the running kernel.
 	ForgetImportCaches bool
@@ -158,7 +168,9 @@ type Setup struct {
 func (c *Conn) Configure(ctx context.Context, s Setup) error {
 	c.execMu.Lock()
 	defer c.execMu.Unlock()
-	if err := c.send(&message{Type: "configure", Env: s.Env, Cwd: s.Cwd, Forget: s.ForgetImportCaches, Preload: s.Preload}); err != nil {
+	m := &message{Type: "configure", Env: s.Env, Cwd: s.Cwd, Forget: s.ForgetImportCaches, Preload: s.Preload,
+		ImportPaths: s.ImportPaths, MemoryLimit: s.MemoryBytes, Reseed: s.Reseed}
+	if err := c.send(m); err != nil {
 		return err
 	}
 	for {
@@ -170,6 +182,25 @@ func (c *Conn) Configure(ctx context.Context, s Setup) error {
 			if m.Error != "" {
 				return fmt.Errorf("configure kernel: %s", m.Error)
 			}
+			return nil
+		}
+	}
+}
+
+// Reap has the kernel collect its exited children (processes of code that
+// were killed), whose zombies would otherwise count against a pids limit.
+func (c *Conn) Reap(ctx context.Context) error {
+	c.execMu.Lock()
+	defer c.execMu.Unlock()
+	if err := c.send(&message{Type: "reap"}); err != nil {
+		return err
+	}
+	for {
+		m, err := c.next(ctx)
+		if err != nil {
+			return fmt.Errorf("reap: %w", err)
+		}
+		if m.Type == "reaped" {
 			return nil
 		}
 	}

@@ -44,6 +44,10 @@ type message struct {
 	Cwd     string            `json:"cwd,omitempty"`
 	Forget  bool              `json:"forget_import_caches,omitempty"`
 	Preload []string          `json:"preload,omitempty"`
+	// configure, since the set-up cells of backends were folded in
+	ImportPaths []string `json:"import_paths,omitempty"`
+	MemoryLimit int64    `json:"memory_limit,omitempty"`
+	Reseed      bool     `json:"reseed,omitempty"`
 
 	// ready
 	Pid      int    `json:"pid,omitempty"`

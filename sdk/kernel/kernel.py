@@ -7,8 +7,10 @@ Requests (host -> kernel):
   {"type": "exec", "id": N, "code": "...", "output_limit": BYTES}
   {"type": "host_result", "call": N, "ok": bool, "result": ..., "error": "..."}
   {"type": "configure", "env": {...}, "cwd": "...", "forget_import_caches": bool,
-   "preload": ["module", ...]}
+   "preload": ["module", ...], "import_paths": ["dir", ...],
+   "memory_limit": BYTES, "reseed": bool}
   {"type": "ping"}
+  {"type": "reap"}
   {"type": "shutdown"}
 Events (kernel -> host):
   {"type": "ready", "pid": N, "python": "3.x.y", "platform": "..."}
@@ -18,6 +20,7 @@ Events (kernel -> host):
    "exception": {"type", "message", "traceback"}, "truncated": bool}
   {"type": "configured", "error": "..."}   (error only when something failed)
   {"type": "pong"}
+  {"type": "reaped"}
 
 It depends on the standard library only and runs on CPython 3.11+, on a
 normal host as well as on WASI (no threads, no dup2, no signals).
@@ -492,6 +495,19 @@ class Kernel:
                 errors.append("preload %s: %s: %s" % (name, type(e).__name__, e))
         env = msg.get("env") or {}
         os.environ.update({str(k): str(v) for k, v in env.items()})
+        for path in reversed(msg.get("import_paths") or ()):
+            if path not in sys.path:
+                sys.path.insert(0, path)
+        mem = int(msg.get("memory_limit") or 0)
+        if mem > 0:
+            try:
+                _set_memory_limit(mem)
+            except Exception as e:
+                errors.append("memory limit %d: %s: %s" % (mem, type(e).__name__, e))
+        if msg.get("reseed") and "random" in sys.modules:
+            # A pooled or restored kernel shares its random state with its
+            # siblings; the module seeds from os.urandom when given None.
+            sys.modules["random"].seed()
         cwd = msg.get("cwd")
         if cwd:
             try:
@@ -532,6 +548,9 @@ class Kernel:
                 self.configure(msg)
             elif kind == "ping":
                 self.channel.send({"type": "pong"})
+            elif kind == "reap":
+                _reap_children()
+                self.channel.send({"type": "reaped"})
             elif kind == "shutdown":
                 return
             # host_result outside a host call is stale (a cancelled call); drop it
@@ -773,14 +792,31 @@ def _detach_child(kernel, fd_in, fd_out):
     sys.stderr = open(2, "w", buffering=1, closefd=False)
 
 
-def _apply_limits():
+def _set_memory_limit(mem):
     try:
         import resource
     except ImportError:
+        return  # WASI: the instance's memory is capped by the runtime
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+
+
+def _reap_children():
+    """Collect exited children (killed processes of timed-out code)."""
+    if not hasattr(os, "waitpid"):
         return
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _apply_limits():
     mem = int(os.environ.get("MCPRUNTIME_MEMORY_LIMIT", "0") or 0)
     if mem > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        _set_memory_limit(mem)
     # No RLIMIT_NPROC for pids: it counts every process of the user on the
     # whole host. Process limits are the backend's job (cgroups, the VM).
 

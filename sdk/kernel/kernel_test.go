@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
 
-func startPython(t *testing.T) *Local {
+func startPython(t *testing.T) *Session {
 	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil {
@@ -22,14 +24,22 @@ func startPython(t *testing.T) *Local {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := StartLocal(context.Background(), LocalOptions{
-		Command: func() (*exec.Cmd, error) { return exec.Command(py, "-I", "-B", path), nil },
-		Grace:   500 * time.Millisecond,
-	})
-	if err != nil {
+	return startSession(t, func() (*exec.Cmd, error) { return exec.Command(py, "-I", "-B", path), nil })
+}
+
+// startSession starts a Session on a child process transport.
+func startSession(t *testing.T, command func() (*exec.Cmd, error)) *Session {
+	t.Helper()
+	l := NewSession(SessionOptions{ID: "test", Transport: &commandTransport{command: command, logger: hclog.NewNullLogger()},
+		Grace: 500 * time.Millisecond})
+	if err := l.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close(context.Background()) })
+	t.Cleanup(func() {
+		if err := l.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
 	return l
 }
 
@@ -54,10 +64,11 @@ func (c *collected) emit(e sdk.Event) {
 	}
 }
 
-func run(t *testing.T, l *Local, code string, limits sdk.Limits, host sdk.Host) (*sdk.ExecResult, *collected) {
+func run(t *testing.T, l *Session, code string, limits sdk.Limits, host sdk.Host) (*sdk.ExecResult, *collected) {
 	t.Helper()
 	c := &collected{}
-	res, err := l.Exec(context.Background(), code, limits, 0, host, c.emit)
+	l.opts.Limits, l.opts.Host = limits, host // set per call by these tests
+	res, err := l.Exec(context.Background(), &sdk.ExecRequest{SessionID: "test", Code: code}, c.emit)
 	if err != nil {
 		t.Fatalf("exec %q: %v", code, err)
 	}

@@ -6,8 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -21,12 +19,12 @@ import (
 //
 // Such a backend cannot place files at sandbox paths, so mounts below
 // sdk.GuestLib (skills, tool stubs) are linked into a private import root
-// per session, which the kernel finds through MCPRUNTIME_LIB.
+// per session, which the kernel is given in its Setup.
 type LocalSessions struct {
 	sdk.NoSnapshots
 
-	// Command builds the kernel command for a session. env already holds
-	// the variables the kernel needs; add them to the command.
+	// Command builds the kernel command for a session. env holds the
+	// variables the kernel needs at start; add them to the command.
 	Command func(spec *sdk.SessionSpec, env []string) (*exec.Cmd, error)
 	Logger  hclog.Logger
 
@@ -34,24 +32,14 @@ type LocalSessions struct {
 }
 
 type localSession struct {
-	spec *sdk.SessionSpec
-	k    *Local
-	lib  string
+	*Session
+	lib string
 }
 
-// KernelEnv is the environment the kernel reads for a session whose
-// extra import directory is lib.
-func KernelEnv(spec *sdk.SessionSpec, lib string) []string {
-	env := []string{
-		"MCPRUNTIME_LIB=" + lib,
-		"MCPRUNTIME_WORKSPACE=" + spec.Workspace,
-		"MCPRUNTIME_MEMORY_LIMIT=" + strconv.FormatInt(spec.Limits.MemoryBytes, 10),
-	}
-	for k, v := range spec.Env {
-		env = append(env, k+"="+v)
-	}
-	return env
-}
+// startEnv keeps the kernel from putting the sandbox library path of other
+// backends (sdk.GuestLib) on sys.path: on a host it is just a directory
+// anyone may have created.
+var startEnv = []string{"MCPRUNTIME_LIB="}
 
 // CreateSession implements sdk.Backend.
 func (s *LocalSessions) CreateSession(ctx context.Context, spec *sdk.SessionSpec) error {
@@ -66,28 +54,49 @@ func (s *LocalSessions) start(ctx context.Context, spec *sdk.SessionSpec) (*loca
 	if s.Command == nil {
 		return nil, sdk.ErrNotConfigured
 	}
+	mounts, err := sdk.LibMounts(spec)
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", spec.ID, err)
+	}
+	lib, err := linkLib(mounts)
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", spec.ID, err)
+	}
+	logger := s.logger()
+	sess := NewSession(SessionOptions{
+		ID:        spec.ID,
+		Transport: &commandTransport{command: func() (*exec.Cmd, error) { return s.Command(spec, startEnv) }, logger: logger},
+		Setup: Setup{
+			Env: spec.Env, Cwd: spec.Workspace, ImportPaths: []string{lib},
+			MemoryBytes: spec.Limits.MemoryBytes,
+		},
+		Limits: spec.Limits, Host: spec.Host, Logger: logger,
+	})
+	if err := sess.Start(ctx); err != nil {
+		os.RemoveAll(lib)
+		return nil, err
+	}
+	return &localSession{Session: sess, lib: lib}, nil
+}
+
+// linkLib makes a private import root holding a link per library mount.
+func linkLib(mounts []sdk.LibMount) (string, error) {
 	lib, err := os.MkdirTemp("", "mcpruntime-lib-")
 	if err != nil {
-		return nil, fmt.Errorf("session %s: %w", spec.ID, err)
+		return "", fmt.Errorf("import root: %w", err)
 	}
-	for _, m := range spec.Mounts {
-		if rel, ok := strings.CutPrefix(m.Target, sdk.GuestLib+"/"); ok {
-			if err := os.Symlink(m.Source, filepath.Join(lib, rel)); err != nil {
-				os.RemoveAll(lib)
-				return nil, fmt.Errorf("session %s: mount %s: %w", spec.ID, m.Target, err)
-			}
+	for _, m := range mounts {
+		dst := filepath.Join(lib, m.Rel)
+		err := os.MkdirAll(filepath.Dir(dst), 0o755)
+		if err == nil {
+			err = os.Symlink(m.Source, dst)
+		}
+		if err != nil {
+			os.RemoveAll(lib)
+			return "", fmt.Errorf("mount %s: %w", m.Rel, err)
 		}
 	}
-	env := KernelEnv(spec, lib)
-	k, err := StartLocal(ctx, LocalOptions{
-		Command: func() (*exec.Cmd, error) { return s.Command(spec, env) },
-		Logger:  s.Logger,
-	})
-	if err != nil {
-		os.RemoveAll(lib)
-		return nil, fmt.Errorf("session %s: %w", spec.ID, err)
-	}
-	return &localSession{spec: spec, k: k, lib: lib}, nil
+	return lib, nil
 }
 
 // Execute implements sdk.Backend.
@@ -96,7 +105,7 @@ func (s *LocalSessions) Execute(ctx context.Context, req *sdk.ExecRequest, emit 
 	if err != nil {
 		return nil, err
 	}
-	return sess.k.Exec(ctx, req.Code, sess.spec.Limits, req.Timeout, sess.spec.Host, emit)
+	return sess.Exec(ctx, req, emit)
 }
 
 // DestroySession implements sdk.Backend.
@@ -106,7 +115,7 @@ func (s *LocalSessions) DestroySession(ctx context.Context, id string) error {
 		return err
 	}
 	defer os.RemoveAll(sess.lib)
-	return sess.k.Close(ctx)
+	return sess.Close(ctx)
 }
 
 // Health implements sdk.Backend.
@@ -118,7 +127,30 @@ func (s *LocalSessions) Health(context.Context) (*sdk.Health, error) {
 func (s *LocalSessions) Close(ctx context.Context) error {
 	for _, sess := range s.sessions.TakeAll() {
 		os.RemoveAll(sess.lib)
-		_ = sess.k.Close(ctx)
+		if err := sess.Close(ctx); err != nil {
+			s.logger().Warn("close session", "error", err)
+		}
 	}
 	return nil
+}
+
+func (s *LocalSessions) logger() hclog.Logger {
+	if s.Logger == nil {
+		return hclog.NewNullLogger()
+	}
+	return s.Logger
+}
+
+// commandTransport starts a kernel as a child process from a command.
+type commandTransport struct {
+	command func() (*exec.Cmd, error)
+	logger  hclog.Logger
+}
+
+func (t *commandTransport) Start(ctx context.Context) (Process, error) {
+	cmd, err := t.command()
+	if err != nil {
+		return nil, fmt.Errorf("kernel command: %w", err)
+	}
+	return StartChild(ctx, cmd, ChildOptions{Logger: t.logger})
 }

@@ -2,13 +2,11 @@ package kernel
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
@@ -61,14 +59,7 @@ func TestKernelByteCode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	l, err := StartLocal(context.Background(), LocalOptions{
-		Command: func() (*exec.Cmd, error) { return exec.Command(py, "-I", "-B", "-c", Bootstrap(dir)), nil },
-		Grace:   500 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := startSession(t, func() (*exec.Cmd, error) { return exec.Command(py, "-I", "-B", "-c", Bootstrap(dir)), nil })
 	_, c := run(t, l, "import sys; print("+pyString(dir)+" in sys.path, 6 * 7)", sdk.Limits{}, nil)
 	if got := c.stdout.String(); got != "False 42\n" {
 		t.Fatalf("stdout %q, want the kernel dir off sys.path and 42", got)

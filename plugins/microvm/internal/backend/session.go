@@ -153,7 +153,7 @@ func (s *session) execute(ctx context.Context, req *sdk.ExecRequest, emit func(s
 	case errors.Is(err, kernel.ErrClosed):
 		if ex := s.waitExit(v, gen); ex != nil {
 			s.lossReported = true
-			res := kernel.KernelDied(exitCode(ex.ExitCode), ex.Status+tailSuffix(ex.Tail), time.Since(start))
+			res := kernel.KernelDied(kernel.Exit{Code: ex.ExitCode, Reason: ex.Status, Tail: ex.Tail}, time.Since(start))
 			s.pullInto(ctx, res)
 			return res, nil
 		}

@@ -205,7 +205,7 @@ func (s *session) exec(ctx context.Context, req *sdk.ExecRequest, emit func(sdk.
 			k.kill()
 			<-k.done
 		}
-		res := kernel.KernelDied(k, k.status()+k.stderr.Suffix("kernel stderr"), time.Since(start))
+		res := kernel.KernelDied(kernel.Exit{Code: k.ExitCode(), Reason: k.status(), Tail: k.stderr.String()}, time.Since(start))
 		b.deleteTask(ctx, k)
 		b.k = nil
 		return res, nil

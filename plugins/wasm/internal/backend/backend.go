@@ -178,7 +178,7 @@ func (b *Backend) configured(acquire bool) (*pool, *runDir, int64, error) {
 
 // CreateSession implements sdk.Backend.
 func (b *Backend) CreateSession(ctx context.Context, spec *sdk.SessionSpec) error {
-	p, run, memory, err := b.configured(true)
+	_, run, memory, err := b.configured(true)
 	if err != nil {
 		return err
 	}
@@ -189,11 +189,11 @@ func (b *Backend) CreateSession(ctx context.Context, spec *sdk.SessionSpec) erro
 	if spec.Limits.MemoryBytes > 0 {
 		memory = spec.Limits.MemoryBytes
 	}
-	s, err := newSession(spec, run, memory)
+	s, err := b.newSession(spec, run, memory)
 	if err != nil {
 		b.releaseRun(run)
-	} else if err = s.attach(ctx, p); err != nil {
-		b.closeSession(s)
+	} else if err = s.Start(ctx); err != nil {
+		b.closeSession(ctx, s)
 	}
 	return b.sessions.Settle(spec.ID, s, err)
 }
@@ -204,26 +204,24 @@ func (b *Backend) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(s
 	if err != nil {
 		return nil, err
 	}
-	p, _, _, err := b.configured(false)
-	if err != nil {
-		return nil, err
-	}
-	return s.exec(ctx, p, req, emit)
+	return s.Exec(ctx, req, emit)
 }
 
 // DestroySession implements sdk.Backend.
-func (b *Backend) DestroySession(_ context.Context, id string) error {
+func (b *Backend) DestroySession(ctx context.Context, id string) error {
 	s, err := b.sessions.Remove(id)
 	if err != nil {
 		return err
 	}
-	b.closeSession(s)
+	b.closeSession(ctx, s)
 	return nil
 }
 
 // closeSession stops a session and drops its reference to its run dir.
-func (b *Backend) closeSession(s *session) {
-	s.close()
+func (b *Backend) closeSession(ctx context.Context, s *session) {
+	if err := s.close(ctx); err != nil {
+		b.logger.Warn("close session", "error", err)
+	}
 	b.releaseRun(s.run)
 }
 
@@ -246,7 +244,7 @@ func (b *Backend) Health(context.Context) (*sdk.Health, error) {
 }
 
 // Close implements sdk.Closer: it stops every session's worker and the pool.
-func (b *Backend) Close(context.Context) error {
+func (b *Backend) Close(ctx context.Context) error {
 	sessions := b.sessions.TakeAll()
 	b.mu.Lock()
 	p, run := b.pool, b.run
@@ -255,7 +253,7 @@ func (b *Backend) Close(context.Context) error {
 	var wg sync.WaitGroup
 	for _, s := range sessions {
 		wg.Add(1)
-		go func() { defer wg.Done(); b.closeSession(s) }()
+		go func() { defer wg.Done(); b.closeSession(ctx, s) }()
 	}
 	if p != nil {
 		p.close()

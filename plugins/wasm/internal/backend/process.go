@@ -14,7 +14,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/kernel"
 
 	"github.com/mcpruntime/mcpruntime/plugins/wasm/internal/worker"
@@ -30,15 +29,13 @@ type launcher struct {
 	warmImports []string
 }
 
-// proc is one running worker.
+// proc is one running worker: a kernel child process (kernel.Child, which
+// supervises it) plus the control socket that binds its guest directories.
 type proc struct {
+	*kernel.Child
 	cmd     *exec.Cmd
-	conn    *kernel.Conn
 	ctrl    *os.File
 	ctrlR   *bufio.Reader
-	done    chan struct{}
-	status  string // exit description, valid after done
-	tail    *sdk.TailWriter
 	memory  int64
 	started time.Time
 }
@@ -64,46 +61,21 @@ func (l *launcher) start(ctx context.Context, memory int64) (*proc, error) {
 	cmd.Env = []string{worker.EnvVar + "=" + string(js)}
 	cmd.ExtraFiles = []*os.File{theirs} // fd 3
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
+	child, err := kernel.StartChild(ctx, cmd, kernel.ChildOptions{
+		Logger: l.logger.Named("worker"), StartTimeout: 2 * time.Minute,
+		AfterExit: func() { ours.Close() },
+	})
 	if err != nil {
 		ours.Close()
-		return nil, fmt.Errorf("worker stdin: %w", err)
+		return nil, fmt.Errorf("wasm worker: %w", err)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		ours.Close()
-		return nil, fmt.Errorf("worker stdout: %w", err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		ours.Close()
-		return nil, fmt.Errorf("worker stderr: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
-		ours.Close()
-		return nil, fmt.Errorf("start wasm worker: %w", err)
-	}
-	p := &proc{cmd: cmd, ctrl: ours, ctrlR: bufio.NewReader(ours), done: make(chan struct{}),
-		tail: &sdk.TailWriter{Max: 4096}, memory: memory, started: time.Now()}
-	logDone := make(chan struct{})
-	go func() {
-		defer close(logDone)
-		kernel.DrainStderr(stderr, p.tail, func(line string) { l.logger.Debug("worker stderr", "pid", cmd.Process.Pid, "line", line) })
-	}()
-	go func() {
-		<-logDone
-		err := cmd.Wait()
-		p.status = kernel.ExitDescription(cmd.ProcessState, err)
-		ours.Close()
-		close(p.done)
-	}()
-	p.conn = kernel.NewConn(stdout, stdin)
-	if _, err := p.conn.WaitReady(ctx); err != nil {
-		p.kill()
-		return nil, fmt.Errorf("wasm kernel failed to start (%s): %w%s", p.status, err, p.tail.Suffix("kernel stderr"))
-	}
-	return p, nil
+	return &proc{Child: child, cmd: cmd, ctrl: ours, ctrlR: bufio.NewReader(ours), memory: memory, started: time.Now()}, nil
 }
+
+// Interrupt implements kernel.Process: WASI has no signals, and a check
+// inside compiled code would slow all Python down, so code that overruns
+// its time costs the worker.
+func (p *proc) Interrupt() error { return kernel.ErrNoInterrupt }
 
 // warm imports the common stdlib modules so the first exec of a session
 // does not pay for them. Names are not bound in the session's globals.
@@ -111,16 +83,20 @@ func (l *launcher) warm(ctx context.Context, p *proc) error {
 	if len(l.warmImports) == 0 {
 		return nil
 	}
-	if err := p.conn.Configure(ctx, kernel.Setup{Preload: l.warmImports}); err != nil {
-		return fmt.Errorf("warm imports: %w%s", err, p.tail.Suffix("kernel stderr"))
+	if err := p.Conn().Configure(ctx, kernel.Setup{Preload: l.warmImports}); err != nil {
+		return fmt.Errorf("warm imports: %w%s", err, p.Tail().Suffix("kernel stderr"))
 	}
 	return nil
 }
 
 // bind points the guest's /workspace and /mcpruntime/lib at host
-// directories, then has the kernel pick them (and env) up.
-func (p *proc) bind(ctx context.Context, workspace, lib string, env map[string]string) error {
-	msg, _ := json.Marshal(worker.Binding{Workspace: workspace, Lib: lib})
+// directories. The kernel then picks them up from its session's Setup
+// (working directory, forgotten import caches).
+func (p *proc) bind(ctx context.Context, workspace, lib string) error {
+	msg, err := json.Marshal(worker.Binding{Workspace: workspace, Lib: lib})
+	if err != nil {
+		return fmt.Errorf("bind worker: %w", err)
+	}
 	if _, err := p.ctrl.Write(append(msg, '\n')); err != nil {
 		return fmt.Errorf("bind worker: %w", err)
 	}
@@ -136,26 +112,20 @@ func (p *proc) bind(ctx context.Context, workspace, lib string, env map[string]s
 	select {
 	case a := <-ch:
 		if a.err != nil {
-			return fmt.Errorf("bind worker: %w%s", a.err, p.tail.Suffix("kernel stderr"))
+			return fmt.Errorf("bind worker: %w%s", a.err, p.Tail().Suffix("kernel stderr"))
 		}
 		if strings.TrimSpace(a.line) != "ok" {
 			return fmt.Errorf("bind worker: %s", strings.TrimSpace(a.line))
 		}
+		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("bind worker: %w", ctx.Err())
 	}
-	// The kernel chdir'd into the empty placeholder at start-up and the
-	// import system cached directory listings: re-enter and forget them.
-	setup := kernel.Setup{Env: env, Cwd: sdk.GuestWorkspace, ForgetImportCaches: true}
-	if err := p.conn.Configure(ctx, setup); err != nil {
-		return fmt.Errorf("bind worker: %w%s", err, p.tail.Suffix("kernel stderr"))
-	}
-	return nil
 }
 
 func (p *proc) alive() bool {
 	select {
-	case <-p.done:
+	case <-p.Done():
 		return false
 	default:
 		return true
@@ -163,21 +133,18 @@ func (p *proc) alive() bool {
 }
 
 // kill stops the worker and waits for it to be reaped.
-func (p *proc) kill() {
-	if p.cmd.Process != nil {
-		_ = p.cmd.Process.Kill()
-	}
-	<-p.done
-}
+func (p *proc) kill() { p.Kill(context.Background()) }
 
 // stop asks the kernel to exit, then kills the worker if it lingers.
 func (p *proc) stop() {
-	_ = p.conn.Shutdown()
-	select {
-	case <-p.done:
-	case <-time.After(300 * time.Millisecond):
-		p.kill()
+	if err := p.Conn().Shutdown(); err == nil {
+		select {
+		case <-p.Done():
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
 	}
+	p.kill()
 }
 
 var errPoolClosed = errors.New("wasm backend is closing")
