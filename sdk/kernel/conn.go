@@ -56,7 +56,7 @@ type Conn struct {
 	w   io.Writer
 	wmu sync.Mutex
 
-	frames  chan *message
+	frames  chan *Frame
 	readErr error // valid once frames is closed
 
 	execMu sync.Mutex
@@ -65,7 +65,7 @@ type Conn struct {
 
 // NewConn starts reading frames from r. Writes go to w.
 func NewConn(r io.Reader, w io.Writer) *Conn {
-	c := &Conn{w: w, frames: make(chan *message, 64)}
+	c := &Conn{w: w, frames: make(chan *Frame, 64)}
 	go c.readLoop(r)
 	return c
 }
@@ -73,7 +73,7 @@ func NewConn(r io.Reader, w io.Writer) *Conn {
 func (c *Conn) readLoop(r io.Reader) {
 	defer close(c.frames)
 	for {
-		m, err := readFrame(r)
+		m, err := ReadFrame(r)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
 				c.readErr = ErrClosed
@@ -86,17 +86,17 @@ func (c *Conn) readLoop(r io.Reader) {
 	}
 }
 
-func (c *Conn) send(m *message) error {
+func (c *Conn) send(m *Frame) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if err := writeFrame(c.w, m); err != nil {
+	if err := WriteFrame(c.w, m); err != nil {
 		return fmt.Errorf("%w: write: %v", ErrClosed, err)
 	}
 	return nil
 }
 
 // next returns the next frame, or the reason there is none.
-func (c *Conn) next(ctx context.Context) (*message, error) {
+func (c *Conn) next(ctx context.Context) (*Frame, error) {
 	select {
 	case m, ok := <-c.frames:
 		if !ok {
@@ -125,7 +125,7 @@ func (c *Conn) WaitReady(ctx context.Context) (*Ready, error) {
 func (c *Conn) Ping(ctx context.Context) error {
 	c.execMu.Lock()
 	defer c.execMu.Unlock()
-	if err := c.send(&message{Type: "ping"}); err != nil {
+	if err := c.send(&Frame{Type: "ping"}); err != nil {
 		return err
 	}
 	for {
@@ -168,7 +168,7 @@ type Setup struct {
 func (c *Conn) Configure(ctx context.Context, s Setup) error {
 	c.execMu.Lock()
 	defer c.execMu.Unlock()
-	m := &message{Type: "configure", Env: s.Env, Cwd: s.Cwd, Forget: s.ForgetImportCaches, Preload: s.Preload,
+	m := &Frame{Type: "configure", Env: s.Env, Cwd: s.Cwd, Forget: s.ForgetImportCaches, Preload: s.Preload,
 		ImportPaths: s.ImportPaths, MemoryLimit: s.MemoryBytes, Reseed: s.Reseed}
 	if err := c.send(m); err != nil {
 		return err
@@ -192,7 +192,7 @@ func (c *Conn) Configure(ctx context.Context, s Setup) error {
 func (c *Conn) Reap(ctx context.Context) error {
 	c.execMu.Lock()
 	defer c.execMu.Unlock()
-	if err := c.send(&message{Type: "reap"}); err != nil {
+	if err := c.send(&Frame{Type: "reap"}); err != nil {
 		return err
 	}
 	for {
@@ -207,11 +207,11 @@ func (c *Conn) Reap(ctx context.Context) error {
 }
 
 // Shutdown asks the kernel to exit. It does not wait.
-func (c *Conn) Shutdown() error { return c.send(&message{Type: "shutdown"}) }
+func (c *Conn) Shutdown() error { return c.send(&Frame{Type: "shutdown"}) }
 
 // hostReply is a finished host call, ready to be written to the kernel.
 type hostReply struct {
-	msg    *message
+	msg    *Frame
 	notice *sdk.HostCallNotice
 }
 
@@ -233,7 +233,7 @@ func (c *Conn) Exec(ctx context.Context, req Request, host sdk.Host, emit func(s
 	if grace <= 0 {
 		grace = 2 * time.Second
 	}
-	if err := c.send(&message{Type: "exec", ID: id, Code: req.Code, OutputLimit: limit}); err != nil {
+	if err := c.send(&Frame{Type: "exec", ID: id, Code: req.Code, OutputLimit: limit}); err != nil {
 		return nil, err
 	}
 
@@ -298,7 +298,7 @@ func (c *Conn) Exec(ctx context.Context, req Request, host sdk.Host, emit func(s
 					continue
 				}
 				inflight++
-				go func(m *message) {
+				go func(m *Frame) {
 					r := serveHostCall(callCtx, host, m)
 					select {
 					case replies <- r:
@@ -347,7 +347,7 @@ func (c *Conn) Exec(ctx context.Context, req Request, host sdk.Host, emit func(s
 	}
 }
 
-func resultOf(m *message, d time.Duration) *sdk.ExecResult {
+func resultOf(m *Frame, d time.Duration) *sdk.ExecResult {
 	res := &sdk.ExecResult{ExitCode: m.ExitCode, Message: m.Message, Duration: d, OutputTruncated: m.Truncated}
 	switch m.Kind {
 	case "", "none":
@@ -396,14 +396,14 @@ func (o *outputCap) take(s string) []byte {
 const MaxHostCalls = 16
 
 // refuseHostCall answers a host call with err without making it.
-func refuseHostCall(m *message, err error) hostReply {
-	return hostReply{msg: &message{Type: "host_result", Call: m.Call, Error: err.Error()},
+func refuseHostCall(m *Frame, err error) hostReply {
+	return hostReply{msg: &Frame{Type: "host_result", Call: m.Call, Error: err.Error()},
 		notice: &sdk.HostCallNotice{Method: m.Method, Error: err.Error()}}
 }
 
-func serveHostCall(ctx context.Context, host sdk.Host, m *message) hostReply {
+func serveHostCall(ctx context.Context, host sdk.Host, m *Frame) hostReply {
 	start := time.Now()
-	reply := &message{Type: "host_result", Call: m.Call}
+	reply := &Frame{Type: "host_result", Call: m.Call}
 	notice := &sdk.HostCallNotice{Method: m.Method}
 	fail := func(err error) hostReply {
 		reply.OK = false

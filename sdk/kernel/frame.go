@@ -11,8 +11,10 @@ import (
 // into chunks far below this; a larger header means a corrupt channel.
 const MaxFrame = 64 << 20
 
-// message is the union of every frame the kernel and host exchange.
-type message struct {
+// Frame is the union of every frame the kernel and host exchange (see the
+// protocol at the top of kernel.py). Relays such as a VM guest agent read
+// and write frames with ReadFrame and WriteFrame.
+type Frame struct {
 	Type string `json:"type"`
 	ID   int64  `json:"id,omitempty"`
 
@@ -33,11 +35,11 @@ type message struct {
 	Error  string          `json:"error,omitempty"`
 
 	// result
-	ExitCode  int        `json:"exit_code,omitempty"`
-	Kind      string     `json:"kind,omitempty"`
-	Message   string     `json:"message,omitempty"`
-	Exception *exception `json:"exception,omitempty"`
-	Truncated bool       `json:"truncated,omitempty"`
+	ExitCode  int             `json:"exit_code,omitempty"`
+	Kind      string          `json:"kind,omitempty"`
+	Message   string          `json:"message,omitempty"`
+	Exception *FrameException `json:"exception,omitempty"`
+	Truncated bool            `json:"truncated,omitempty"`
 
 	// configure
 	Env     map[string]string `json:"env,omitempty"`
@@ -55,13 +57,15 @@ type message struct {
 	Platform string `json:"platform,omitempty"`
 }
 
-type exception struct {
+// FrameException is the exception of a failed cell.
+type FrameException struct {
 	Type      string `json:"type"`
 	Message   string `json:"message"`
 	Traceback string `json:"traceback"`
 }
 
-func writeFrame(w io.Writer, m *message) error {
+// WriteFrame writes m as one length-prefixed JSON frame.
+func WriteFrame(w io.Writer, m *Frame) error {
 	body, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode frame: %w", err)
@@ -73,7 +77,9 @@ func writeFrame(w io.Writer, m *message) error {
 	return err
 }
 
-func readFrame(r io.Reader) (*message, error) {
+// ReadFrame reads one frame; a frame over MaxFrame or one that is not
+// JSON is an error (the channel is then unusable).
+func ReadFrame(r io.Reader) (*Frame, error) {
 	var head [4]byte
 	if _, err := io.ReadFull(r, head[:]); err != nil {
 		return nil, err
@@ -86,7 +92,7 @@ func readFrame(r io.Reader) (*message, error) {
 	if _, err := io.ReadFull(r, body); err != nil {
 		return nil, fmt.Errorf("kernel channel: truncated frame: %w", err)
 	}
-	m := &message{}
+	m := &Frame{}
 	if err := json.Unmarshal(body, m); err != nil {
 		return nil, fmt.Errorf("kernel channel corrupt: %w", err)
 	}

@@ -46,7 +46,7 @@ func FuzzReadFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bytes.NewReader(data)
 		for {
-			m, err := readFrame(r)
+			m, err := ReadFrame(r)
 			if err != nil {
 				if err.Error() == "" {
 					t.Fatal("a rejection without a message")
