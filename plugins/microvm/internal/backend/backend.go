@@ -112,9 +112,7 @@ func (b *Backend) Configure(ctx context.Context, sc *sdk.Config) error {
 		imgDir = cli.DefaultImageDir()
 	}
 	b.log.Info("preparing the guest image (first use downloads Debian packages and builds it)", "dir", imgDir)
-	im, err := image.Ensure(ctx, image.Options{Dir: imgDir, Agent: agent, Progress: func(f string, a ...any) {
-		b.log.Info("image: " + fmt.Sprintf(f, a...))
-	}})
+	im, err := image.Ensure(ctx, image.Options{Dir: imgDir, Agent: agent, Logger: b.log.Named("image")})
 	if err != nil {
 		return fmt.Errorf("guest image: %w", err)
 	}

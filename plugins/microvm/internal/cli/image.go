@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/image"
 )
 
@@ -67,9 +69,8 @@ func Image(args []string) error {
 		return err
 	}
 	start := time.Now()
-	im, err := image.Ensure(context.Background(), image.Options{Dir: *dir, Agent: ap, Progress: func(f string, a ...any) {
-		fmt.Fprintf(os.Stderr, "image: "+f+"\n", a...)
-	}})
+	log := hclog.New(&hclog.LoggerOptions{Name: "image", Output: os.Stderr})
+	im, err := image.Ensure(context.Background(), image.Options{Dir: *dir, Agent: ap, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"context"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -13,7 +14,77 @@ import (
 	"strings"
 
 	"github.com/pierrec/lz4/v4"
+
+	"github.com/mcpruntime/mcpruntime/sdk/rootfs"
 )
+
+// kernelMeta is the Debian metapackage that points at the current cloud
+// kernel (virtio drivers as modules, ext4 built in, small).
+const kernelMeta = "linux-image-cloud-amd64"
+
+// guestModules are loaded by the agent; dependencies are added.
+var guestModules = []string{"virtio_mmio", "virtio_pci", "virtio_console", "virtio_blk", "vmw_vsock_virtio_transport"}
+
+// kernelPackage is the versioned kernel package the metapackage names.
+func kernelPackage(idx *rootfs.Index) (rootfs.Package, error) {
+	meta, ok := idx.Package(kernelMeta)
+	if !ok {
+		return rootfs.Package{}, fmt.Errorf("find the cloud kernel: no package %s", kernelMeta)
+	}
+	for _, d := range meta.Dependencies() {
+		if strings.HasPrefix(d, "linux-image-") {
+			p, ok := idx.Package(d)
+			if !ok {
+				return rootfs.Package{}, fmt.Errorf("find the cloud kernel: %s names %s, which has no candidate", kernelMeta, d)
+			}
+			return p, nil
+		}
+	}
+	return rootfs.Package{}, fmt.Errorf("find the cloud kernel: %s names no kernel package", kernelMeta)
+}
+
+// buildKernel unpacks the kernel package into out: vmlinux, the guest
+// modules, their load order and the release.
+func buildKernel(ctx context.Context, o Options, kp rootfs.Package, out string) error {
+	o.Logger.Info("kernel", "package", kp.String())
+	debs, err := rootfs.Fetch(ctx, filepath.Join(o.Dir, "debs"), []rootfs.Package{kp}, rootfs.WithLogger(o.Logger))
+	if err != nil {
+		return err
+	}
+	x := filepath.Join(filepath.Dir(out), "x")
+	if err := rootfs.Extract(ctx, x, debs...); err != nil {
+		return err
+	}
+	rels, err := filepath.Glob(filepath.Join(x, "lib/modules/*"))
+	if err != nil || len(rels) != 1 {
+		return fmt.Errorf("kernel package %s: expected one module tree, found %d (%v)", kp, len(rels), err)
+	}
+	release := filepath.Base(rels[0])
+	if err := os.MkdirAll(filepath.Join(out, "modules"), 0o755); err != nil {
+		return err
+	}
+	o.Logger.Info("kernel: extracting vmlinux from the LZ4 bzImage")
+	if err := extractVmlinux(filepath.Join(x, "boot", "vmlinuz-"+release), filepath.Join(out, "vmlinux")); err != nil {
+		return err
+	}
+	order, paths, err := moduleOrder(rels[0], guestModules)
+	if err != nil {
+		return err
+	}
+	for _, m := range order {
+		b, err := os.ReadFile(paths[m])
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(out, "modules", m+".ko"), b, 0o644); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(out, "modules", "order"), []byte(strings.Join(order, "\n")+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(out, "release"), []byte(release+"\n"), 0o644)
+}
 
 // lz4Legacy is the magic of the LZ4 "legacy" frame Linux uses for
 // compressed kernels.
@@ -157,10 +228,24 @@ func moduleOrder(modRoot string, want []string) (order []string, paths map[strin
 	return order, paths, nil
 }
 
+// writeAtomic replaces path with data; a crash leaves the old file or the
+// new one, and concurrent writers never share a temporary file.
 func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, perm); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
