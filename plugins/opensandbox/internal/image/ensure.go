@@ -13,6 +13,8 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/hashicorp/go-hclog"
 	"github.com/opencontainers/image-spec/identity"
+
+	"github.com/mcpruntime/mcpruntime/sdk/rootfs"
 )
 
 // Image labels that make builds idempotent.
@@ -76,9 +78,13 @@ func Ensure(ctx context.Context, c *client.Client, o Options) (*Ready, error) {
 	}
 	start := time.Now()
 	o.Logger.Info("resolving Debian packages for the sandbox image", "image", o.Name, "packages", requested)
-	pkgs, err := Resolve(ctx, o.WorkDir, requested)
+	idx, err := rootfs.LoadIndex(ctx)
 	if err != nil {
 		return nil, err
+	}
+	pkgs, err := idx.Resolve(requested)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", o.Name, err)
 	}
 	versions := VersionsKey(pkgs)
 	if existing != nil && existing.Labels()[LabelVersions] == versions {
@@ -88,24 +94,25 @@ func Ensure(ctx context.Context, c *client.Client, o Options) (*Ready, error) {
 		}
 		return unpacked(ctx, existing, o.Snapshotter, false)
 	}
-	o.Logger.Info("downloading packages", "count", len(pkgs))
-	debs, err := Download(ctx, filepath.Join(o.WorkDir, "debs"), pkgs)
+	debs, err := rootfs.Fetch(ctx, filepath.Join(o.WorkDir, "debs"), pkgs, rootfs.WithLogger(o.Logger))
 	if err != nil {
 		return nil, err
 	}
-	build := filepath.Join(o.WorkDir, "build-"+versions)
-	os.RemoveAll(build)
-	defer os.RemoveAll(build)
-	progress := func(msg string, kv ...any) { o.Logger.Info(msg, kv...) }
-	if err := AssembleRootfs(ctx, build, debs, progress); err != nil {
-		return nil, err
+	// A directory of its own: another process may be building too.
+	scratch, err := os.MkdirTemp(o.WorkDir, "build-"+versions+"-")
+	if err != nil {
+		return nil, fmt.Errorf("image work dir: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+	build := filepath.Join(scratch, "root")
+	if err := buildRoot(ctx, build, debs, o.Logger); err != nil {
+		return nil, fmt.Errorf("image %s: %w", o.Name, err)
 	}
 	o.Logger.Info("packing the root file system as an OCI layer")
-	layer, err := WriteLayer(build, build+".tar")
+	layer, err := WriteLayer(build, filepath.Join(scratch, "layer.tar"))
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(layer.Path)
 	labels := map[string]string{LabelRecipe: recipe, LabelVersions: versions}
 	img, err := Import(ctx, c, layer, ImageConfig{Name: o.Name, Labels: labels})
 	if err != nil {
