@@ -14,6 +14,7 @@ package sandboxtest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -89,13 +90,21 @@ func skip(format string, a ...any) error { return errSkip{fmt.Sprintf(format, a.
 // Suite is the state shared by the checks: the running plugin and its
 // workspace.
 type Suite struct {
+	// Path is the plugin executable; empty when the backend is served in
+	// process (NewBackend).
 	Path      string
 	Plugin    *sdk.Plugin
 	Info      *sdk.Info
 	Workspace string
 
-	opts    *options
-	tmp     string
+	opts *options
+	tmp  string
+	// backend is served in process when set; stop ends that serving.
+	backend sdk.Backend
+	stop    func()
+	// configures counts the successful Configure calls the suite made to
+	// the running plugin: the contract allows one before any session.
+	configures int
 	seq     atomic.Int64
 	mu      sync.Mutex
 	calls   []hostCall
@@ -108,6 +117,20 @@ type hostCall struct {
 
 // New launches the plugin at path. Close it when done.
 func New(ctx context.Context, path string, opts ...Option) (*Suite, error) {
+	return newSuite(ctx, path, nil, opts)
+}
+
+// NewBackend serves backend inside this process (sdk.ServeInProcess: real
+// gRPC and Host broker, no plugin process) so that its code runs under the
+// test binary's race detector. Close it when done.
+func NewBackend(ctx context.Context, backend sdk.Backend, opts ...Option) (*Suite, error) {
+	if backend == nil {
+		return nil, errors.New("sandboxtest: nil backend")
+	}
+	return newSuite(ctx, "", backend, opts)
+}
+
+func newSuite(ctx context.Context, path string, backend sdk.Backend, opts []Option) (*Suite, error) {
 	o := &options{execTimeout: 60 * time.Second, startTimeout: 120 * time.Second}
 	for _, f := range opts {
 		f(o)
@@ -119,8 +142,9 @@ func New(ctx context.Context, path string, opts ...Option) (*Suite, error) {
 	if o.stateDir == "" {
 		o.stateDir = filepath.Join(tmp, "state")
 	}
-	s := &Suite{Path: path, opts: o, tmp: tmp, Workspace: filepath.Join(tmp, "workspace")}
+	s := &Suite{Path: path, backend: backend, opts: o, tmp: tmp, Workspace: filepath.Join(tmp, "workspace")}
 	if err := os.MkdirAll(s.Workspace, 0o755); err != nil {
+		os.RemoveAll(tmp)
 		return nil, err
 	}
 	if err := s.launch(ctx); err != nil {
@@ -130,6 +154,9 @@ func New(ctx context.Context, path string, opts ...Option) (*Suite, error) {
 	return s, nil
 }
 
+// InProcess reports whether the backend is served inside this process.
+func (s *Suite) InProcess() bool { return s.backend != nil }
+
 func (s *Suite) launch(ctx context.Context) error {
 	logger := s.opts.logger
 	if logger == nil {
@@ -137,6 +164,15 @@ func (s *Suite) launch(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.startTimeout)
 	defer cancel()
+	s.configures = 0
+	if s.backend != nil {
+		p, stop, err := sdk.ServeInProcess(ctx, s.backend, logger)
+		if err != nil {
+			return err
+		}
+		s.Plugin, s.stop = p, stop
+		return nil
+	}
 	p, err := sdk.Launch(ctx, s.Path, sdk.WithLaunchLogger(logger), sdk.WithStartTimeout(s.opts.startTimeout), sdk.WithEnv(s.opts.env...))
 	if err != nil {
 		return err
@@ -145,8 +181,21 @@ func (s *Suite) launch(ctx context.Context) error {
 	return nil
 }
 
+// config is the suite's valid configuration.
+func (s *Suite) config() *sdk.Config {
+	return &sdk.Config{JSON: s.opts.config, PoolSize: s.opts.poolSize, StateDir: s.opts.stateDir}
+}
+
+// configure is the suite's one Configure of a running plugin.
 func (s *Suite) configure(ctx context.Context) error {
-	return s.Plugin.Configure(ctx, &sdk.Config{JSON: s.opts.config, PoolSize: s.opts.poolSize, StateDir: s.opts.stateDir})
+	if s.configures > 0 {
+		return fmt.Errorf("sandboxtest: the suite would configure the plugin a second time (it is configured once, before any session)")
+	}
+	if err := s.Plugin.Configure(ctx, s.config()); err != nil {
+		return err
+	}
+	s.configures++
+	return nil
 }
 
 // Close kills the plugin and removes the suite's temporary files.
@@ -158,6 +207,9 @@ func (s *Suite) Close() {
 		}
 		cancel()
 		s.Plugin.Kill()
+	}
+	if s.stop != nil {
+		s.stop()
 	}
 	os.RemoveAll(s.tmp)
 }
@@ -187,11 +239,17 @@ func (h *suiteHost) CallTool(_ context.Context, c *sdk.ToolCall) (*sdk.ToolResul
 // NewSession creates a session on the suite's workspace with limits applied
 // on top of the suite's defaults.
 func (s *Suite) NewSession(ctx context.Context, limits sdk.Limits) (string, error) {
+	return s.NewSessionSpec(ctx, &sdk.SessionSpec{Limits: limits})
+}
+
+// NewSessionSpec creates a session from spec; the suite fills in the ID,
+// the workspace, the Host and a zero Timeout.
+func (s *Suite) NewSessionSpec(ctx context.Context, spec *sdk.SessionSpec) (string, error) {
 	id := fmt.Sprintf("conformance-%d-%d", os.Getpid(), s.seq.Add(1))
-	if limits.Timeout == 0 {
-		limits.Timeout = s.opts.execTimeout
+	spec.ID, spec.Workspace, spec.Host = id, s.Workspace, &suiteHost{s: s, session: id}
+	if spec.Limits.Timeout == 0 {
+		spec.Limits.Timeout = s.opts.execTimeout
 	}
-	spec := &sdk.SessionSpec{ID: id, Workspace: s.Workspace, Limits: limits, Host: &suiteHost{s: s, session: id}}
 	cctx, cancel := context.WithTimeout(ctx, s.opts.startTimeout)
 	defer cancel()
 	if err := s.Plugin.CreateSession(cctx, spec); err != nil {
@@ -269,6 +327,24 @@ func Run(t *testing.T, path string, opts ...Option) {
 	if err != nil {
 		t.Fatalf("launch plugin: %v", err)
 	}
+	s.runTests(t)
+}
+
+// RunBackend runs every check as a subtest of t against backend served in
+// this process (see NewBackend): the plugin's code runs in the test binary,
+// under -race when the test runs with it. The restart check, which kills
+// the plugin process, is skipped.
+func RunBackend(t *testing.T, backend sdk.Backend, opts ...Option) {
+	t.Helper()
+	s, err := NewBackend(context.Background(), backend, opts...)
+	if err != nil {
+		t.Fatalf("serve backend in process: %v", err)
+	}
+	s.runTests(t)
+}
+
+func (s *Suite) runTests(t *testing.T) {
+	t.Helper()
 	t.Cleanup(s.Close)
 	for _, c := range Checks() {
 		t.Run(c.Name, func(t *testing.T) {
@@ -301,6 +377,19 @@ func Report(ctx context.Context, path string, progress func(Result), opts ...Opt
 	if err != nil {
 		return nil, err
 	}
+	return s.report(progress), nil
+}
+
+// ReportBackend is Report for a backend served in this process.
+func ReportBackend(ctx context.Context, backend sdk.Backend, progress func(Result), opts ...Option) ([]Result, error) {
+	s, err := NewBackend(ctx, backend, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return s.report(progress), nil
+}
+
+func (s *Suite) report(progress func(Result)) []Result {
 	defer s.Close()
 	var out []Result
 	for _, c := range Checks() {
@@ -317,5 +406,5 @@ func Report(ctx context.Context, path string, progress func(Result), opts ...Opt
 			progress(r)
 		}
 	}
-	return out, nil
+	return out
 }

@@ -31,6 +31,7 @@ func (b *backend) Info(context.Context) (*sdk.Info, error) {
 		Capabilities: sdk.Capabilities{
 			PersistentSessions: true, Streaming: true, HostCalls: true,
 			Isolation: sdk.IsolationProcess, Languages: []string{"python"},
+			EnforcedLimits: []string{sdk.LimitTimeout, sdk.LimitOutput, sdk.LimitMemory}, // memory: RLIMIT_AS
 		},
 	}, nil
 }
@@ -66,7 +67,7 @@ func (b *backend) Configure(_ context.Context, cfg *sdk.Config) error {
 		cmd.Dir = spec.Workspace
 		cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + spec.Workspace, "LANG=C.UTF-8"}, env...)
 		cmd.SysProcAttr = namespaces()
-		return cmd, nil
+		return readOnlyLibs(cmd, spec)
 	}
 	return nil
 }

@@ -1,0 +1,74 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+)
+
+// ServeInProcess serves backend inside the calling process, exactly as
+// Serve does in a plugin process (the same gRPC adapters, message limits
+// and Host broker), and returns a Plugin connected to it through
+// go-plugin's test reattach path. Tests use it to run a backend under the
+// race detector and a debugger without building a binary.
+//
+// stop ends serving and waits until Serve has returned, which includes the
+// backend's Close when it has one. The returned Plugin has no process: Pid
+// is 0 and Kill only disconnects.
+func ServeInProcess(ctx context.Context, backend Backend, logger hclog.Logger) (p *Plugin, stop func(), err error) {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	serveCtx, cancel := context.WithCancel(context.Background())
+	reattach := make(chan *plugin.ReattachConfig, 1)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		Serve(backend, WithLogger(logger), WithTestConfig(&plugin.ServeTestConfig{
+			Context:          serveCtx,
+			ReattachConfigCh: reattach,
+		}))
+	}()
+	stop = func() {
+		cancel()
+		<-served
+	}
+	var rc *plugin.ReattachConfig
+	select {
+	case rc = <-reattach:
+	case <-served:
+		cancel()
+		return nil, nil, fmt.Errorf("in-process plugin: Serve returned before it listened")
+	case <-ctx.Done():
+		stop()
+		return nil, nil, fmt.Errorf("in-process plugin: %w", ctx.Err())
+	}
+	raw := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: VersionedPlugins(),
+		Reattach:         rc,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		GRPCDialOptions:  dialOptions(),
+		Logger:           logger,
+	})
+	rpc, err := raw.Client()
+	if err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("in-process plugin: connect: %w", err)
+	}
+	v, err := rpc.Dispense(PluginName)
+	if err != nil {
+		raw.Kill()
+		stop()
+		return nil, nil, fmt.Errorf("in-process plugin: %w", err)
+	}
+	c, ok := v.(*Client)
+	if !ok {
+		raw.Kill()
+		stop()
+		return nil, nil, fmt.Errorf("in-process plugin: unexpected client type %T", v)
+	}
+	return &Plugin{Client: c, Path: "(in-process)", raw: raw}, stop, nil
+}
