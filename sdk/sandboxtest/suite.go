@@ -105,10 +105,10 @@ type Suite struct {
 	// configures counts the successful Configure calls the suite made to
 	// the running plugin: the contract allows one before any session.
 	configures int
-	seq     atomic.Int64
-	mu      sync.Mutex
-	calls   []hostCall
-	created []string
+	seq        atomic.Int64
+	mu         sync.Mutex
+	calls      []hostCall
+	created    []string
 }
 
 type hostCall struct {
