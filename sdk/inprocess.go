@@ -45,9 +45,16 @@ func ServeInProcess(ctx context.Context, backend Backend, logger hclog.Logger) (
 		stop()
 		return nil, nil, fmt.Errorf("in-process plugin: %w", ctx.Err())
 	}
+	// A reattached client takes its plugin set from Plugins, not from
+	// VersionedPlugins: the set of the version the server speaks.
+	set, ok := VersionedPlugins()[rc.ProtocolVersion]
+	if !ok {
+		stop()
+		return nil, nil, fmt.Errorf("in-process plugin: serves protocol version %d, which the core does not speak", rc.ProtocolVersion)
+	}
 	raw := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
-		VersionedPlugins: VersionedPlugins(),
+		Plugins:          set,
 		Reattach:         rc,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		GRPCDialOptions:  dialOptions(),

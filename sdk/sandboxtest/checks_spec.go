@@ -301,7 +301,7 @@ func checkCancel(s *Suite) error {
 	defer ccancel()
 	out, err := s.Exec(cctx, id, "print(globals().get('before', '<lost>'))")
 	if err != nil {
-		return fmt.Errorf("the session did not run code within %s of a cancelled Execute (which returned after %s): %w", 2*cancelGrace, took.Round(time.Millisecond), err)
+		return fmt.Errorf("the session did not run code within %s of a cancelled Execute (which returned after %s): cancellation did not stop the running code: %w", 2*cancelGrace, took.Round(time.Millisecond), err)
 	}
 	switch {
 	case !out.Result.OK():

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,7 @@ type options struct {
 	stateDir     string
 	logger       hclog.Logger
 	env          []string
+	only         []string
 }
 
 // WithConfig is the plugin's config block as JSON (as the core would send).
@@ -63,6 +65,31 @@ func WithLogger(l hclog.Logger) Option { return func(o *options) { o.logger = l 
 
 // WithEnv sets extra environment variables for the plugin process.
 func WithEnv(kv ...string) Option { return func(o *options) { o.env = append(o.env, kv...) } }
+
+// WithChecks runs only the named checks, and those every check relies on
+// (handshake, info, configure). For a plugin's own focused tests; a plugin
+// conforms only when the whole suite passes.
+func WithChecks(names ...string) Option {
+	return func(o *options) { o.only = append(o.only, names...) }
+}
+
+// prerequisites are the checks WithChecks always keeps.
+var prerequisites = []string{"handshake", "info", "configure"}
+
+// checks are the checks the options select, in order.
+func (o *options) checks() []Check {
+	all := Checks()
+	if len(o.only) == 0 {
+		return all
+	}
+	var out []Check
+	for _, c := range all {
+		if slices.Contains(o.only, c.Name) || slices.Contains(prerequisites, c.Name) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 // Check is one conformance check.
 type Check struct {
@@ -346,7 +373,7 @@ func RunBackend(t *testing.T, backend sdk.Backend, opts ...Option) {
 func (s *Suite) runTests(t *testing.T) {
 	t.Helper()
 	t.Cleanup(s.Close)
-	for _, c := range Checks() {
+	for _, c := range s.opts.checks() {
 		t.Run(c.Name, func(t *testing.T) {
 			err := c.Run(s)
 			if reason, ok := IsSkip(err); ok {
@@ -392,7 +419,7 @@ func ReportBackend(ctx context.Context, backend sdk.Backend, progress func(Resul
 func (s *Suite) report(progress func(Result)) []Result {
 	defer s.Close()
 	var out []Result
-	for _, c := range Checks() {
+	for _, c := range s.opts.checks() {
 		start := time.Now()
 		err := c.Run(s)
 		r := Result{Name: c.Name, Doc: c.Doc, Passed: err == nil, Duration: time.Since(start)}

@@ -17,3 +17,9 @@ func TestConformance(t *testing.T) {
 	}
 	sandboxtest.Run(t, bin)
 }
+
+// TestConformanceInProcess runs the suite against the backend served in
+// the test binary, so that the race detector sees the plugin's code.
+func TestConformanceInProcess(t *testing.T) {
+	sandboxtest.RunBackend(t, &backend{})
+}
