@@ -58,8 +58,15 @@ type Entry struct {
 	// State is the kernel state pickle after the step, relative to the
 	// workspace. It is written just after the line; its .json sidecar
 	// says whether that succeeded (see StateInfo).
-	State     string                `json:"state,omitempty"`
-	HostCalls []*sdk.HostCallNotice `json:"host_calls,omitempty"`
+	State string `json:"state,omitempty"`
+	// StateSnapshot is the backend snapshot of the session after the step
+	// (replay.snapshots = "every_step" on a backend with the snapshots
+	// capability); StateSnapshotError says why taking it failed (the step
+	// itself is unaffected). Restores never trust this field: the
+	// recorder keeps the ids it took.
+	StateSnapshot      string                `json:"state_snapshot,omitempty"`
+	StateSnapshotError string                `json:"state_snapshot_error,omitempty"`
+	HostCalls          []*sdk.HostCallNotice `json:"host_calls,omitempty"`
 	// HostUsage is what the session's host calls (ask_llm, tools) have
 	// consumed so far, including this step.
 	HostUsage   *bridge.Usage `json:"host_usage,omitempty"`

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mcpruntime/mcpruntime/core/bridge"
+	"github.com/mcpruntime/mcpruntime/core/config"
 	"github.com/mcpruntime/mcpruntime/core/session"
 	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
@@ -175,11 +176,17 @@ type Recorder struct {
 	logger hclog.Logger
 	// SaveState pickles the session's variables after every step.
 	SaveState bool
+	// Snapshots is when backend snapshots are taken (config.Snapshots*);
+	// KeepSnapshots how many a live session keeps. Set them before the
+	// first step.
+	Snapshots     string
+	KeepSnapshots int
 
 	mu       sync.Mutex
 	sessions map[string]*sessionState
 	snaps    map[string]*Snapshotter
 	wg       sync.WaitGroup
+	bsnaps   backendSnaps
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -194,6 +201,10 @@ type Stats struct {
 	// State is the state save, run after the caller has its result.
 	State      time.Duration `json:"state_ns"`
 	StateSaves int           `json:"state_saves"`
+	// Snapshot is the part of Inline spent taking backend snapshots
+	// (every_step).
+	Snapshot  time.Duration `json:"snapshot_ns"`
+	Snapshots int           `json:"snapshots"`
 }
 
 type sessionState struct {
@@ -213,8 +224,14 @@ func Record(m *session.Manager, logger hclog.Logger) *Recorder {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	r := &Recorder{m: m, logger: logger, SaveState: true, sessions: map[string]*sessionState{}, snaps: map[string]*Snapshotter{}}
+	r := &Recorder{m: m, logger: logger, SaveState: true, sessions: map[string]*sessionState{}, snaps: map[string]*Snapshotter{},
+		Snapshots: config.SnapshotsOnDemand, KeepSnapshots: config.DefaultKeepSnapshots,
+		bsnaps: backendSnaps{bySession: map[string][]*SnapshotRecord{}, warned: map[string]bool{}}}
+	if cfg := m.Config(); cfg != nil && cfg.Replay.Snapshots != "" {
+		r.Snapshots, r.KeepSnapshots = cfg.Replay.Snapshots, cfg.Replay.KeepSnapshots
+	}
 	m.Observe(r.observe)
+	m.OnClose(r.sessionClosed)
 	return r
 }
 
@@ -332,6 +349,20 @@ func (r *Recorder) observe(ctx context.Context, s *session.Session, step *sessio
 	if r.SaveState {
 		e.State = StatePath(s.ID, n)
 	}
+	inlineSnap := time.Duration(0)
+	if r.Snapshots == config.SnapshotsEveryStep && step.Err == nil && r.snapshotCapable(ctx, s.Backend) {
+		// The session is held while observers run: the snapshot is of the
+		// state right after this step. Its failure is the entry's, not the
+		// step's.
+		t1 := time.Now()
+		if rec, err := r.snapshotStep(ctx, s, n); err != nil {
+			e.StateSnapshotError = err.Error()
+			r.logger.Warn("replay: backend snapshot failed", "session", s.ID, "step", n, "error", err)
+		} else {
+			e.StateSnapshot = rec.ID
+		}
+		inlineSnap = time.Since(t1)
+	}
 	if err := st.log.Append(e); err != nil {
 		r.logger.Error("replay: cannot append to the log", "path", st.log.Path(), "error", err)
 	}
@@ -339,6 +370,10 @@ func (r *Recorder) observe(ctx context.Context, s *session.Session, step *sessio
 	r.statsMu.Lock()
 	r.stats.Steps++
 	r.stats.Inline += inline
+	if inlineSnap > 0 {
+		r.stats.Snapshot += inlineSnap
+		r.stats.Snapshots++
+	}
 	r.statsMu.Unlock()
 	r.logger.Debug("replay: step recorded", "session", s.ID, "step", n, "inline_ms", float64(inline.Microseconds())/1000)
 	if r.SaveState {

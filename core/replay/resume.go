@@ -25,6 +25,16 @@ type Executor interface {
 	Close(ctx context.Context, id string) error
 }
 
+// StateRestorer is an Executor that can also create a session from the
+// backend snapshot of a recorded step (Recorder.RestoreStep, in-process or
+// in the daemon).
+type StateRestorer interface {
+	// RestoreStep creates session id on backend from the backend snapshot
+	// of fromSession's step and returns the snapshot's id; with none to
+	// use it creates nothing and says why.
+	RestoreStep(ctx context.Context, id, backend, fromSession string, step int) (snapshotID, whyNot string, err error)
+}
+
 // Report says what a resume or fork restored and what it could not.
 type Report struct {
 	Session string `json:"session"` // the new session
@@ -37,7 +47,16 @@ type Report struct {
 	PreviousWorkspace string        `json:"previous_workspace_snapshot,omitempty"`
 	Files             *RestoreStats `json:"files,omitempty"`
 	State             string        `json:"state,omitempty"`
-	Restored          []string      `json:"restored"`
+	// StateSource is where the variables came from: StateFromSnapshot
+	// (the backend restored its snapshot of the step: the sandbox's whole
+	// state), StateFromPickle (the kernel's pickled globals) or
+	// StateFromNothing.
+	StateSource string `json:"state_source"`
+	// StateSnapshot is the backend snapshot restored; SnapshotFallback
+	// says why none was, when the pickle was used instead.
+	StateSnapshot    string   `json:"state_snapshot,omitempty"`
+	SnapshotFallback string   `json:"snapshot_fallback,omitempty"`
+	Restored         []string `json:"restored"`
 	// NotRestored are variables that could not be brought back, with why
 	// (unpicklable when saved, failing to load now).
 	NotRestored map[string]string `json:"not_restored"`
@@ -50,8 +69,15 @@ type Report struct {
 
 // Semantics is the user-facing description of resume and fork.
 const Semantics = `Both resume and fork open a NEW session whose Python variables are those
-after step N (from the kernel's pickled globals) and whose workspace files are
-those after step N.
+after step N and whose workspace files are those after step N. Variables come
+from the backend's snapshot of step N where the backend has the snapshots
+capability and one is held (replay.snapshots in runtime.hcl: every_step, or
+on_demand, which snapshots a live session's latest step just before the
+resume or fork, or when asked with "replay snapshot"): then the sandbox's whole
+state comes back, as far as the backend's snapshot carries it. Otherwise they
+come from the kernel's pickled globals, which cannot carry generators, open
+files, sockets and the like; the report names every variable not restored.
+state_source in the report says which was used.
 
 The workspace directory is SHARED by every session of the project: restoring
 step N's files rewrites, and deletes, files for every session using it, including
@@ -67,9 +93,27 @@ fork:   branches off step N: the original session stays live and its log
         untouched (only the shared workspace files change).`
 
 // ManagerExecutor runs the runtime's own code through an in-process manager.
-func ManagerExecutor(m *session.Manager) Executor { return managerExec{m} }
+func ManagerExecutor(m *session.Manager) Executor { return managerExec{m: m} }
 
-type managerExec struct{ m *session.Manager }
+// Executor runs the runtime's own code through the recorder's manager and
+// restores the backend snapshots the recorder holds (a StateRestorer).
+func (r *Recorder) Executor() Executor { return managerExec{m: r.m, r: r} }
+
+type managerExec struct {
+	m *session.Manager
+	r *Recorder
+}
+
+func (x managerExec) RestoreStep(ctx context.Context, id, backend, fromSession string, step int) (string, string, error) {
+	if x.r == nil {
+		return "", "no replay recorder holds backend snapshots here", nil
+	}
+	rec, why := x.r.RestoreStep(ctx, id, backend, fromSession, step)
+	if rec == nil {
+		return "", why, nil
+	}
+	return rec.ID, "", nil
+}
 
 func (x managerExec) Exec(ctx context.Context, id, backend, code string) (string, *sdk.ExecResult, error) {
 	s, err := x.m.Open(ctx, session.Options{ID: id, Backend: backend})
@@ -92,19 +136,14 @@ func (x managerExec) Close(ctx context.Context, id string) error {
 	return nil
 }
 
-// Resume is ResumeWith on an in-process manager: resume_from(session, step).
-func Resume(ctx context.Context, m *session.Manager, workspace, sessionID string, step int, fork bool) (string, *Report, error) {
+// Resume is ResumeWith in-process, through the recorder's manager and
+// backend snapshots: resume_from(session, step).
+func (r *Recorder) Resume(ctx context.Context, workspace, sessionID string, step int, fork bool) (string, *Report, error) {
 	var exclude []string
-	if cfg := m.Config(); cfg != nil && cfg.StateDir != "" {
+	if cfg := r.m.Config(); cfg != nil && cfg.StateDir != "" {
 		exclude = append(exclude, cfg.StateDir)
 	}
-	id, rep, err := ResumeWith(ctx, ManagerExecutor(m), workspace, sessionID, step, fork, exclude...)
-	if err == nil {
-		if s, gerr := m.Get(id); gerr == nil && s.Capabilities().Snapshots {
-			rep.Notes = append(rep.Notes, "the "+s.Backend+" backend can snapshot sessions; variables were restored from the portable kernel pickle")
-		}
-	}
-	return id, rep, err
+	return ResumeWith(ctx, r.Executor(), workspace, sessionID, step, fork, exclude...)
 }
 
 // NewSessionID names the session resumed (r) or forked (f) from step.
@@ -172,10 +211,22 @@ func ResumeWith(ctx context.Context, x Executor, workspace, sessionID string, st
 		rep.Notes = append(rep.Notes, "step has no workspace snapshot: files were left as they are")
 	}
 	// Create the new session first: fails early on a missing backend.
-	if _, res, err := x.Exec(ctx, newID, e.Backend, InternalMarker+"pass\n"); err != nil {
-		return "", nil, fmt.Errorf("open session %s on %s: %w", newID, e.Backend, err)
-	} else if res.Error != sdk.ErrorNone {
-		return "", nil, fmt.Errorf("open session %s on %s: %s", newID, e.Backend, res.Message)
+	// From the backend's snapshot of the step where there is one.
+	if sr, ok := x.(StateRestorer); ok {
+		id, why, err := sr.RestoreStep(ctx, newID, e.Backend, sessionID, step)
+		if err != nil {
+			return "", nil, fmt.Errorf("open session %s on %s: %w", newID, e.Backend, err)
+		}
+		rep.StateSnapshot, rep.SnapshotFallback = id, why
+	} else {
+		rep.SnapshotFallback = "backend snapshots are not available on this path"
+	}
+	if rep.StateSnapshot == "" {
+		if _, res, err := x.Exec(ctx, newID, e.Backend, InternalMarker+"pass\n"); err != nil {
+			return "", nil, fmt.Errorf("open session %s on %s: %w", newID, e.Backend, err)
+		} else if res.Error != sdk.ErrorNone {
+			return "", nil, fmt.Errorf("open session %s on %s: %s", newID, e.Backend, res.Message)
+		}
 	}
 	if !fork {
 		if err := x.Close(ctx, sessionID); err != nil {
@@ -206,6 +257,18 @@ func ResumeWith(ctx context.Context, x Executor, workspace, sessionID string, st
 	}
 	origin := &Entry{Step: 0, Time: time.Now().UTC(), Session: newID, Task: e.Task, Backend: e.Backend, OK: true,
 		WorkspaceSnapshot: e.WorkspaceSnapshot, ResumedFrom: &rep.From}
+	if rep.StateSnapshot != "" {
+		rep.StateSource, rep.StateError = StateFromSnapshot, ""
+		origin.StateSnapshot = rep.StateSnapshot
+		known := si
+		if known != nil && known.Error != "" {
+			known = nil // the step's variable names are unknown
+		}
+		checkSnapshotRestore(ctx, x, newID, e.Backend, known, rep)
+		finishReport(rep)
+		appendOrigin(workspace, newID, origin, rep)
+		return newID, rep, nil
+	}
 	if rep.StateError == "" {
 		origin.State = e.State
 	}
@@ -244,7 +307,92 @@ func ResumeWith(ctx context.Context, x Executor, workspace, sessionID string, st
 			rep.NotRestored[k] = v
 		}
 	}
+	rep.StateSource = StateFromPickle
+	if len(rep.Restored) == 0 && rep.StateError != "" {
+		rep.StateSource = StateFromNothing
+	}
+	finishReport(rep)
+	appendOrigin(workspace, newID, origin, rep)
+	return newID, rep, nil
+}
+
+// finishReport sorts the report and says, in a note, where the variables
+// came from and which could not be restored.
+func finishReport(rep *Report) {
 	sort.Strings(rep.Restored)
+	missing := strings.Join(sortedNames(rep.NotRestored), ", ")
+	switch rep.StateSource {
+	case StateFromSnapshot:
+		note := "state restored from the backend's snapshot " + rep.StateSnapshot + " of step " + fmt.Sprint(rep.From.Step)
+		if missing != "" {
+			note += "; it did not carry: " + missing
+		}
+		rep.Notes = append(rep.Notes, note)
+	default:
+		note := "state restored from the kernel pickle (" + rep.SnapshotFallback + ")"
+		if rep.SnapshotFallback == "" {
+			note = "state restored from the kernel pickle"
+		}
+		if missing != "" {
+			note += "; variables that could not be restored: " + missing
+		}
+		rep.Notes = append(rep.Notes, note)
+	}
+}
+
+func sortedNames(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkSnapshotRestore lists which of the step's variables (those its
+// pickle sidecar saved or skipped) the restored session has, so a backend
+// snapshot that carries less than the sandbox's whole state is reported,
+// not trusted.
+func checkSnapshotRestore(ctx context.Context, x Executor, id, backend string, si *StateInfo, rep *Report) {
+	out, res, err := x.Exec(ctx, id, backend, InternalMarker+"__import__('builtins').print(__import__('json').dumps(sorted(globals())))\n")
+	var names []string
+	switch {
+	case err != nil:
+		rep.Notes = append(rep.Notes, "could not list the restored variables: "+err.Error())
+		return
+	case res.Error != sdk.ErrorNone || res.ExitCode != 0:
+		rep.Notes = append(rep.Notes, "could not list the restored variables: "+strings.TrimSpace(res.Message))
+		return
+	default:
+		if perr := parseLastJSON(out, &names); perr != nil {
+			rep.Notes = append(rep.Notes, "could not list the restored variables: "+perr.Error())
+			return
+		}
+	}
+	present := map[string]bool{}
+	for _, n := range names {
+		present[n] = true
+	}
+	if si == nil {
+		for _, n := range names {
+			if !strings.HasPrefix(n, "_") {
+				rep.Restored = append(rep.Restored, n)
+			}
+		}
+		return
+	}
+	expected := append([]string(nil), si.Saved...)
+	expected = append(expected, sortedNames(si.Skipped)...)
+	for _, n := range expected {
+		if present[n] {
+			rep.Restored = append(rep.Restored, n)
+		} else {
+			rep.NotRestored[n] = "not in the session restored from the backend snapshot"
+		}
+	}
+}
+
+func appendOrigin(workspace, newID string, origin *Entry, rep *Report) {
 	l, err := OpenLog(workspace, newID)
 	if err == nil {
 		err = l.Append(origin)
@@ -252,7 +400,6 @@ func ResumeWith(ctx context.Context, x Executor, workspace, sessionID string, st
 	if err != nil {
 		rep.Notes = append(rep.Notes, "could not write the new session's replay origin: "+err.Error())
 	}
-	return newID, rep, nil
 }
 
 func siSkipped(si *StateInfo) map[string]string {

@@ -34,6 +34,7 @@ type Manager struct {
 	mu        sync.Mutex
 	sessions  map[string]*Session
 	observers []Observer
+	closers   []Closer
 	mounts    []sdk.Mount
 }
 
@@ -101,6 +102,8 @@ type Session struct {
 	gen   int        // plugin generation the session lives in; 0: not created
 	execs int
 	info  *sdk.Info
+	// restore is the backend snapshot the session is first created from.
+	restore string
 }
 
 // Execs is how many executions the session has run.
@@ -126,6 +129,10 @@ type Options struct {
 	ID string
 	// Backend overrides runtime.hcl's default backend.
 	Backend string
+	// Restore creates the session from this backend snapshot
+	// (Backend.Restore) instead of empty. Only the first creation uses it:
+	// a session re-created after a plugin crash starts fresh.
+	Restore string
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -175,7 +182,7 @@ func (m *Manager) Open(ctx context.Context, opts Options) (*Session, error) {
 	lim := m.cfg.Sandbox(backend).Limits
 	s := &Session{ID: id, Backend: backend, Workspace: m.cfg.Workspace, Created: time.Now().UTC(), inst: inst,
 		limit: sdk.Limits{Timeout: lim.Timeout, MemoryBytes: lim.MemoryBytes, OutputBytes: lim.OutputBytes,
-			CPUMillis: int64(lim.CPUs * 1000), Pids: lim.Pids}}
+			CPUMillis: int64(lim.CPUs * 1000), Pids: lim.Pids}, restore: opts.Restore}
 	m.sessions[id] = s
 	m.mu.Unlock()
 
@@ -201,7 +208,12 @@ func (m *Manager) create(ctx context.Context, s *Session) error {
 	if err != nil {
 		return err
 	}
-	if err := p.CreateSession(ctx, spec); err != nil {
+	if s.restore != "" {
+		if err := p.Restore(ctx, s.restore, spec); err != nil {
+			return fmt.Errorf("restore session %s on %s from snapshot %s: %w", s.ID, s.Backend, s.restore, err)
+		}
+		s.restore = ""
+	} else if err := p.CreateSession(ctx, spec); err != nil {
 		return fmt.Errorf("create session %s on %s: %w", s.ID, s.Backend, err)
 	}
 	s.gen = gen
@@ -323,6 +335,7 @@ func (m *Manager) Close(ctx context.Context, id string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	m.closing(ctx, s)
 	if !s.inst.Alive(s.gen) {
 		return nil
 	}

@@ -40,6 +40,8 @@ func benchCmd(a *app) *cobra.Command {
   new session + first exec              (pool → first exec)
   exec print(1+1) in an existing session
   compute (2M-iteration loop + 2000 JSON round-trips), sandbox vs native
+  a recorded step with replay.snapshots every_step vs off (backends with
+  the snapshots capability)
 Reports medians, 90th percentiles and ratios.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -168,7 +170,11 @@ func runBench(ctx context.Context, a *app, backend string, n int) ([]benchRow, e
 		return nil, err
 	}
 	rows = append(rows, compare(summarize("compute in session", d), nativeCompute))
-	return rows, nil
+	snaps, err := benchSnapshots(ctx, m, a.log(), backend, n)
+	if err != nil {
+		return nil, err
+	}
+	return append(rows, snaps...), nil
 }
 
 // realPython is the host's python3 binary itself: `python3` on PATH may be a

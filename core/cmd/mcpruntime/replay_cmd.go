@@ -37,7 +37,7 @@ and a pickle of the session's variables after the step.
 
 ` + replay.Semantics,
 	}
-	cmd.AddCommand(replayListCmd(a), replayShowCmd(a), replayResumeCmd(a, false), replayResumeCmd(a, true))
+	cmd.AddCommand(replayListCmd(a), replayShowCmd(a), replayResumeCmd(a, false), replayResumeCmd(a, true), replaySnapshotCmd(a))
 	return cmd
 }
 
@@ -210,6 +210,12 @@ func printStep(w io.Writer, workspace string, e *replay.Entry) {
 			fmt.Fprintln(w, ")")
 		}
 	}
+	if e.StateSnapshot != "" {
+		fmt.Fprintf(w, "backend snapshot: %s\n", e.StateSnapshot)
+	}
+	if e.StateSnapshotError != "" {
+		fmt.Fprintf(w, "backend snapshot failed: %s\n", e.StateSnapshotError)
+	}
 	if e.RecordError != "" {
 		fmt.Fprintf(w, "recording problem: %s\n", e.RecordError)
 	}
@@ -245,6 +251,15 @@ func (x daemonExec) Exec(ctx context.Context, id, backend, code string) (string,
 		}
 	})
 	return out.String(), res, err
+}
+
+func (x daemonExec) RestoreStep(ctx context.Context, id, backend, fromSession string, step int) (string, string, error) {
+	resp, err := x.c.RestoreStep(ctx, server.RestoreRequest{ID: id, Backend: backend, FromSession: fromSession, Step: step})
+	if err != nil {
+		// An older daemon without the endpoint: restore the pickle.
+		return "", "the session daemon could not restore a backend snapshot: " + err.Error(), nil
+	}
+	return resp.Snapshot, resp.Reason, nil
 }
 
 func (x daemonExec) Close(ctx context.Context, id string) error {
@@ -316,6 +331,14 @@ func printReport(w io.Writer, r *replay.Report) {
 		kind = "forked"
 	}
 	fmt.Fprintf(w, "mcpruntime: session %s %s from %s step %d on %s\n", r.Session, kind, r.From.Session, r.From.Step, r.Backend)
+	switch r.StateSource {
+	case replay.StateFromSnapshot:
+		fmt.Fprintf(w, "mcpruntime: state: restored from the backend snapshot %s\n", r.StateSnapshot)
+	case replay.StateFromPickle:
+		fmt.Fprintf(w, "mcpruntime: state: restored from the kernel pickle (no backend snapshot: %s)\n", r.SnapshotFallback)
+	default:
+		fmt.Fprintf(w, "mcpruntime: state: nothing restored (no backend snapshot: %s)\n", r.SnapshotFallback)
+	}
 	if r.Files != nil {
 		fmt.Fprintf(w, "mcpruntime: workspace restored to step %d (%d files written, %d removed, %d unchanged); it is shared, so every session sees these files. Files before: snapshot %s\n",
 			r.From.Step, r.Files.Written, r.Files.Removed, r.Files.Unchanged, short(r.PreviousWorkspace))
@@ -345,4 +368,42 @@ func short(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+func replaySnapshotCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "snapshot SESSION",
+		Short: "Take a backend snapshot of a live session's latest step now",
+		Long: `Asks the session daemon to snapshot live session SESSION on its backend (which
+must declare the snapshots capability) as the state after its latest recorded
+step; a later "replay resume|fork SESSION --step N" of that step restores it,
+with everything pickle cannot carry. A session keeps its newest
+replay.keep_snapshots snapshots; all are deleted when the session ends.
+Refused with replay.snapshots = "off".`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.load()
+			if err != nil {
+				return err
+			}
+			c, _, err := daemon.Connect(cmd.Context(), cfg)
+			if err != nil {
+				return &exitError{code: 1, err: fmt.Errorf("session %s is not live: no session daemon for %s", args[0], cfg.Workspace)}
+			}
+			rec, err := c.Snapshot(cmd.Context(), args[0])
+			if err != nil {
+				return &exitError{code: exitRuntime, err: err}
+			}
+			if asJSON {
+				printJSON(cmd.OutOrStdout(), rec)
+				return nil
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), rec.ID)
+			fmt.Fprintf(cmd.ErrOrStderr(), "mcpruntime: snapshot of %s step %d on %s: %d bytes, %.1f ms\n", rec.Session, rec.Step, rec.Backend, rec.SizeBytes, rec.DurationMs)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the snapshot as JSON")
+	return cmd
 }

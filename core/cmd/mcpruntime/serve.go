@@ -36,7 +36,7 @@ session daemon that "exec --session" starts on demand.`,
 			}
 			rec := recordReplay(a, m)
 			defer rec.Wait()
-			var opts []server.Option
+			opts := []server.Option{server.WithRecorder(rec)}
 			if runner := a.agentRunner(m, rec); runner != nil {
 				opts = append(opts, server.WithRunner(runner))
 			}
