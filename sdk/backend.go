@@ -13,6 +13,12 @@ type Backend interface {
 	// ConfigSpec is the schema of the backend's runtime.hcl config block.
 	ConfigSpec(ctx context.Context) (*ConfigSpec, error)
 	// Configure is called once, before any session, with the decoded block.
+	// A Configure that fails (a wrongly typed attribute, say) leaves the
+	// backend as it was, so the core may call again with a corrected
+	// config. Once one has succeeded, a backend may refuse another call
+	// with an error or apply it to the sessions created after it; either
+	// way the sessions that exist keep running. The conformance suite
+	// checks all of this.
 	Configure(ctx context.Context, cfg *Config) error
 	// CreateSession starts a session ready to execute code.
 	CreateSession(ctx context.Context, spec *SessionSpec) error

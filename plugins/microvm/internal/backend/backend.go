@@ -68,6 +68,7 @@ func (b *Backend) Info(context.Context) (*sdk.Info, error) {
 		Capabilities: sdk.Capabilities{
 			PersistentSessions: true, Snapshots: true, Streaming: true, HostCalls: true,
 			Isolation: sdk.IsolationMicroVM, Languages: []string{"python"},
+			EnforcedLimits: []string{sdk.LimitTimeout, sdk.LimitOutput, sdk.LimitMemory, sdk.LimitPids}, // no CPU: CPUMillis is not applied
 		},
 	}, nil
 }
@@ -214,7 +215,7 @@ func (b *Backend) Close(ctx context.Context) error {
 	b.unlock = nil
 	b.mu.Unlock()
 	for _, s := range sessions {
-		s.destroy()
+		s.destroy(ctx)
 	}
 	if p != nil {
 		p.close()

@@ -65,6 +65,7 @@ func (b *Backend) Info(context.Context) (*sdk.Info, error) {
 		Capabilities: sdk.Capabilities{
 			PersistentSessions: true, Streaming: true, HostCalls: true,
 			Isolation: sdk.IsolationWasm, Languages: []string{"python"},
+			EnforcedLimits: []string{sdk.LimitTimeout, sdk.LimitOutput, sdk.LimitMemory}, // memory: the instance's linear memory cap
 		},
 	}, nil
 }
