@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,10 +17,15 @@ import (
 
 // link is the agent's end of the host channel. Reads never return EOF: a
 // host that disconnects (a VM restored from a snapshot gets a new host
-// socket) is waited for instead.
+// socket; a crashed plugin is replaced by one that adopts the VM) is
+// waited for instead. The first read after a disconnect returns
+// errHostGone, so a partly read envelope of the old host is dropped.
 type link interface {
 	io.ReadWriter
 }
+
+// errHostGone: the host disconnected since the last read.
+var errHostGone = errors.New("host disconnected")
 
 // openLink opens the channel the kernel command line names:
 // `mcpruntime.channel=vsock` (Cloud Hypervisor) or the virtio-serial port.
@@ -31,8 +37,13 @@ func openLink() (link, error) {
 }
 
 // serialLink is a virtio-serial port. A read of 0 bytes means the host side
-// is not connected; it is retried.
-type serialLink struct{ f *os.File }
+// is not connected; it is retried. (A write while no host is connected
+// blocks until one is.)
+type serialLink struct {
+	f *os.File
+	// got: data arrived since the host last disconnected.
+	got bool
+}
 
 func openSerial(name string, wait time.Duration) (*serialLink, error) {
 	deadline := time.Now().Add(wait)
@@ -63,10 +74,15 @@ func (s *serialLink) Read(p []byte) (int, error) {
 	for {
 		n, err := s.f.Read(p)
 		if n > 0 {
+			s.got = true
 			return n, nil
 		}
 		if err != nil && err != io.EOF {
 			return 0, err
+		}
+		if s.got {
+			s.got = false
+			return 0, errHostGone
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -81,6 +97,8 @@ type vsockLink struct {
 	mu  sync.Mutex
 	cur *os.File
 	got chan struct{}
+	// read is the connection the last read used (only the reader uses it).
+	read *os.File
 }
 
 func listenVsock(port uint32) (*vsockLink, error) {
@@ -130,11 +148,19 @@ func (v *vsockLink) conn() *os.File {
 func (v *vsockLink) Read(p []byte) (int, error) {
 	for {
 		c := v.conn()
+		if v.read != nil && c != v.read {
+			v.read = c
+			return 0, errHostGone
+		}
+		v.read = c
 		n, err := c.Read(p)
 		if n > 0 {
 			return n, nil
 		}
-		_ = err
+		// A closed connection (err set) is replaced by the next accept.
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
+			logf("vsock read: %v", err)
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -1,21 +1,18 @@
 package agent
 
 import (
-	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/kernel"
 )
 
 // KernelPython is the interpreter in the image; KernelModuleDir holds the
@@ -25,40 +22,25 @@ const (
 	KernelModuleDir = "/usr/lib/mcpruntime"
 )
 
-// privateBase marks execution ids the agent uses for its own cells, so
-// their frames are never relayed to the host.
-const privateBase = int64(1) << 52
-
-// kernelFrame is the part of a kernel frame the agent looks at.
-type kernelFrame struct {
-	Type    string `json:"type"`
-	ID      int64  `json:"id"`
-	Kind    string `json:"kind"`
-	Message string `json:"message"`
-	Stream  string `json:"stream"`
-	Data    string `json:"data"`
-	Python  string `json:"python"`
-	Pid     int    `json:"pid"`
-}
-
-// kernelProc is one incarnation of the Python kernel.
+// kernelProc is one generation of the Python kernel. Its frames are read
+// with the sdk's codec and relayed to the host whole; the agent itself
+// sends it nothing: every per-session setting reaches it from the host's
+// kernel.Session (the configure frame).
 type kernelProc struct {
 	gen    uint32
 	cmd    *exec.Cmd
 	stdin  chan []byte
-	ready  chan kernelFrame
 	done   chan struct{}
 	tail   *sdk.TailWriter
 	python string
-
-	privMu  sync.Mutex
-	private map[int64]chan kernelFrame
-	nextID  atomic.Int64
+	// corrupt is set (before done closes) when the kernel wrote something
+	// that is not a frame; the kernel was killed for it.
+	corrupt error
 }
 
 // startKernel starts the kernel and waits for its ready frame. forward gets
-// every frame that belongs to the host; exited is called once the process
-// is gone and its output drained.
+// every other frame, encoded; exited is called once the process is gone
+// and its output relayed.
 func startKernel(gen uint32, forward func(gen uint32, frame []byte), exited func(*kernelProc)) (*kernelProc, error) {
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -66,10 +48,11 @@ func startKernel(gen uint32, forward func(gen uint32, frame []byte), exited func
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
+		inR.Close()
+		inW.Close()
 		return nil, err
 	}
-	code := fmt.Sprintf("import sys; sys.path.insert(0, %q); import mcpruntime_kernel; mcpruntime_kernel.main()", KernelModuleDir)
-	cmd := exec.Command(KernelPython, "-I", "-B", "-c", code)
+	cmd := exec.Command(KernelPython, "-I", "-B", "-c", kernel.Bootstrap(KernelModuleDir))
 	cmd.Dir = workspaceDir
 	cmd.Env = []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + workspaceDir, "LANG=C.UTF-8", "TMPDIR=/tmp",
@@ -93,20 +76,18 @@ func startKernel(gen uint32, forward func(gen uint32, frame []byte), exited func
 	}
 	inR.Close()
 	outW.Close()
-	k := &kernelProc{
-		gen: gen, cmd: cmd, stdin: make(chan []byte, 64), ready: make(chan kernelFrame, 1),
-		done: make(chan struct{}), tail: t, private: map[int64]chan kernelFrame{},
-	}
-	k.nextID.Store(privateBase)
+	k := &kernelProc{gen: gen, cmd: cmd, stdin: make(chan []byte, 64), done: make(chan struct{}), tail: t}
+	ready := make(chan *kernel.Frame, 1)
 	go k.writeLoop(inW)
 	go func() {
-		k.readLoop(outR, forward)
+		k.readLoop(outR, forward, ready)
+		// The error only repeats the exit status read below.
 		_ = cmd.Wait()
 		close(k.done)
 		exited(k)
 	}()
 	select {
-	case f := <-k.ready:
+	case f := <-ready:
 		k.python = f.Python
 		return k, nil
 	case <-k.done:
@@ -133,59 +114,43 @@ func (k *kernelProc) writeLoop(w *os.File) {
 	}
 }
 
-func (k *kernelProc) readLoop(r *os.File, forward func(uint32, []byte)) {
+// readLoop relays the kernel's frames until its channel closes. The ready
+// frame is the agent's (start_kernel answers with it). A kernel that
+// writes something other than a frame (sandbox code can write to the
+// channel's descriptor) is killed: its channel is unusable, and what it
+// wrote never reaches the host.
+func (k *kernelProc) readLoop(r *os.File, forward func(uint32, []byte), ready chan<- *kernel.Frame) {
 	defer r.Close()
-	ready := k.ready
-	var head [4]byte
+	br := bufio.NewReaderSize(r, 64<<10)
+	var buf bytes.Buffer
 	for {
-		if _, err := io.ReadFull(r, head[:]); err != nil {
-			return
-		}
-		n := binary.BigEndian.Uint32(head[:])
-		frame := make([]byte, 4+n)
-		copy(frame, head[:])
-		if _, err := io.ReadFull(r, frame[4:]); err != nil {
-			return
-		}
-		// Only the ready frame and the agent's own cells are decoded;
-		// everything else is relayed untouched.
-		if ready != nil || k.hasPrivate() {
-			var f kernelFrame
-			if json.Unmarshal(frame[4:], &f) == nil {
-				if f.Type == "ready" && ready != nil {
-					ready <- f
-					ready = nil
-					continue
-				}
-				if f.ID >= privateBase {
-					k.deliverPrivate(f)
-					continue
-				}
+		f, err := kernel.ReadFrame(br)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				k.corrupt = err
+				logf("kernel %d: %v; killing it", k.gen, err)
+				k.kill()
+				// Drain, so the kernel's last writes cannot block its exit.
+				_, _ = io.Copy(io.Discard, br)
 			}
+			return
 		}
-		forward(k.gen, frame)
+		if f.Type == "ready" && ready != nil {
+			ready <- f
+			ready = nil
+			continue
+		}
+		buf.Reset()
+		if err := kernel.WriteFrame(&buf, f); err != nil {
+			logf("kernel %d: %v", k.gen, err)
+			continue
+		}
+		forward(k.gen, append([]byte(nil), buf.Bytes()...))
 	}
 }
 
-func (k *kernelProc) hasPrivate() bool {
-	k.privMu.Lock()
-	defer k.privMu.Unlock()
-	return len(k.private) > 0
-}
-
-func (k *kernelProc) deliverPrivate(f kernelFrame) {
-	k.privMu.Lock()
-	ch := k.private[f.ID]
-	k.privMu.Unlock()
-	if ch != nil {
-		select {
-		case ch <- f:
-		default:
-		}
-	}
-}
-
-// send queues raw bytes (whole frames from the host) for the kernel.
+// send queues a frame from the host (one whole frame per envelope) for
+// the kernel.
 func (k *kernelProc) send(b []byte) {
 	select {
 	case k.stdin <- b:
@@ -193,61 +158,16 @@ func (k *kernelProc) send(b []byte) {
 	}
 }
 
-// runPrivate executes Python in the kernel on the agent's behalf, in a
-// throw-away namespace so the session's globals are untouched.
-func (k *kernelProc) runPrivate(src string, timeout time.Duration) error {
-	id := k.nextID.Add(1)
-	ch := make(chan kernelFrame, 64)
-	k.privMu.Lock()
-	k.private[id] = ch
-	k.privMu.Unlock()
-	defer func() {
-		k.privMu.Lock()
-		delete(k.private, id)
-		k.privMu.Unlock()
-	}()
-	code := fmt.Sprintf("exec(compile(__import__('base64').b64decode(%q).decode(), '<mcpruntime-agent>', 'exec'), {})",
-		base64.StdEncoding.EncodeToString([]byte(src)))
-	body, _ := json.Marshal(map[string]any{"type": "exec", "id": id, "code": code, "output_limit": 1 << 16})
-	frame := make([]byte, 4+len(body))
-	binary.BigEndian.PutUint32(frame, uint32(len(body)))
-	copy(frame[4:], body)
-	k.send(frame)
-	var out strings.Builder
-	deadline := time.After(timeout)
-	for {
-		select {
-		case f := <-ch:
-			switch f.Type {
-			case "out":
-				out.WriteString(f.Data)
-			case "result":
-				if f.Kind != "" && f.Kind != "none" {
-					return fmt.Errorf("%s: %s", f.Message, out.String())
-				}
-				return nil
-			}
-		case <-k.done:
-			return fmt.Errorf("kernel exited (%s)", k.status())
-		case <-deadline:
-			return fmt.Errorf("agent cell did not finish within %s", timeout)
-		}
-	}
-}
-
 func (k *kernelProc) interrupt() error {
-	if k.cmd.Process == nil {
-		return errors.New("kernel not running")
-	}
 	return k.cmd.Process.Signal(syscall.SIGINT)
 }
 
+// kill stops the kernel and the processes it started (it leads its own
+// session). It does not wait.
 func (k *kernelProc) kill() {
-	if k.cmd.Process != nil {
-		// The kernel leads its own session: take its children too.
-		_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
-		_ = k.cmd.Process.Kill()
-	}
+	// Errors mean the process (group) is gone already.
+	_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
+	_ = k.cmd.Process.Kill()
 }
 
 func (k *kernelProc) alive() bool {
@@ -276,8 +196,12 @@ func (k *kernelProc) status() string {
 	if ps == nil {
 		return "running"
 	}
+	s := fmt.Sprintf("exit status %d", ps.ExitCode())
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "killed by signal " + ws.Signal().String()
+		s = "killed by signal " + ws.Signal().String()
 	}
-	return fmt.Sprintf("exit status %d", ps.ExitCode())
+	if k.corrupt != nil {
+		s += " (killed after it wrote a malformed frame: " + k.corrupt.Error() + ")"
+	}
+	return s
 }

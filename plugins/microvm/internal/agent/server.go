@@ -33,9 +33,8 @@ type server struct {
 	wmu   sync.Mutex
 	files *files
 
-	kmu     sync.Mutex // serialises kernel lifecycle and agent cells
-	kernel  *kernelProc
-	session *proto.SessionConfig
+	kmu    sync.Mutex // serialises the kernel's lifecycle
+	kernel *kernelProc
 }
 
 func run() error {
@@ -70,6 +69,13 @@ func (s *server) sendMsg(m *proto.Msg) {
 func (s *server) serve() error {
 	for {
 		kind, gen, payload, err := proto.ReadEnvelope(s.link)
+		if errors.Is(err, errHostGone) {
+			// The host went away, perhaps in the middle of an envelope:
+			// what was read of it is dropped, and the next host's first
+			// envelope is read from its start.
+			logf("host disconnected; waiting for it to connect again")
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("read from host: %w", err)
 		}
@@ -90,7 +96,7 @@ func (s *server) serve() error {
 			if m.Op == proto.OpInterrupt {
 				// Not queued behind anything: an interrupt must land while
 				// other requests wait.
-				s.reply(m, nil, s.interrupt())
+				s.reply(m, nil, s.interrupt(m.Gen))
 				continue
 			}
 			go s.handle(m)
@@ -117,6 +123,12 @@ func (s *server) handle(m *proto.Msg) {
 		r = &proto.Msg{Release: release()}
 	case proto.OpStartKernel:
 		r, err = s.startKernel(m.Gen)
+	case proto.OpStopKernel:
+		err = s.stopKernel(m.Gen)
+	case proto.OpStatus:
+		r = s.status()
+	case proto.OpSync:
+		r = &proto.Msg{Data: m.Data}
 	case proto.OpAttach:
 		err = s.attach(m.Session)
 	case proto.OpReseed:
@@ -146,14 +158,15 @@ func (s *server) handle(m *proto.Msg) {
 	s.reply(m, r, err)
 }
 
-// startKernel replaces the kernel with a fresh one of generation gen and
-// applies the session's settings to it.
+// startKernel replaces the kernel with a fresh one of generation gen. What
+// the previous generations started is killed first (the sandbox cgroup
+// holds only kernels and their processes). The host's kernel.Session then
+// configures the kernel for its session.
 func (s *server) startKernel(gen uint32) (*proto.Msg, error) {
 	s.kmu.Lock()
 	defer s.kmu.Unlock()
-	if old := s.kernel; old != nil && old.alive() {
-		old.kill()
-		<-old.done
+	if old := s.kernel; old != nil {
+		s.stopLocked(old)
 	}
 	s.kernel = nil
 	forward := func(g uint32, frame []byte) { s.send(proto.KindKernel, g, frame) }
@@ -162,20 +175,60 @@ func (s *server) startKernel(gen uint32) (*proto.Msg, error) {
 		return nil, err
 	}
 	s.kernel = k
-	if s.session != nil {
-		if err := s.applySession(k, s.session); err != nil {
-			return nil, err
-		}
-	} else {
-		// A pooled kernel: run the code paths a session's first cells take
-		// (under emulation, first-time code is translated, which is slow)
-		// so the session does not pay for it.
-		if err := k.runPrivate(warmup, 30*time.Second); err != nil {
-			return nil, err
-		}
-		_, _, _ = s.files.scan()
-	}
 	return &proto.Msg{Pid: k.cmd.Process.Pid, Python: k.python, Gen: gen}, nil
+}
+
+// stopKernel kills kernel generation gen, if it is the current one, with
+// every process of the sandbox, and waits until it has exited (its exit
+// report then follows).
+func (s *server) stopKernel(gen uint32) error {
+	s.kmu.Lock()
+	defer s.kmu.Unlock()
+	if k := s.kernel; k != nil && k.gen == gen {
+		s.stopLocked(k)
+	}
+	return nil
+}
+
+func (s *server) stopLocked(k *kernelProc) {
+	k.kill()
+	if err := killCgroup(); err != nil {
+		logf("kill the sandbox's leftover processes: %v", err)
+	}
+	select {
+	case <-k.done:
+	case <-time.After(10 * time.Second):
+		logf("kernel %d did not exit within 10s of SIGKILL", k.gen)
+	}
+}
+
+// killCgroup kills every process left in the sandbox cgroup (code's
+// processes that left the kernel's session).
+func killCgroup() error {
+	err := os.WriteFile(cgroupDir+"/cgroup.kill", []byte("1"), 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // no cgroup (logged at boot): the session kill has to do
+	}
+	return err
+}
+
+// status reports the current kernel generation: its pid while it runs,
+// its exit report once it has exited.
+func (s *server) status() *proto.Msg {
+	s.kmu.Lock()
+	k := s.kernel
+	s.kmu.Unlock()
+	if k == nil {
+		return &proto.Msg{}
+	}
+	r := &proto.Msg{Gen: k.gen, Python: k.python}
+	if k.alive() {
+		r.Pid = k.cmd.Process.Pid
+		return r
+	}
+	r.ExitCode, r.Signal = k.exitInfo()
+	r.Status, r.Tail = k.status(), k.tail.String()
+	return r
 }
 
 // kernelExited reports a dead kernel after its last frame was relayed.
@@ -184,43 +237,36 @@ func (s *server) kernelExited(k *kernelProc) {
 	s.sendMsg(&proto.Msg{Op: proto.EventKernelExit, Gen: k.gen, ExitCode: code, Signal: sig, Status: k.status(), Tail: k.tail.String()})
 }
 
+// attach applies a session's sandbox settings: the process limit, and the
+// libraries the host just wrote sealed read-only. A limit that cannot be
+// applied or libraries that cannot be sealed fail the attach: the session
+// must not run without them.
 func (s *server) attach(cfg *proto.SessionConfig) error {
 	if cfg == nil {
 		return errors.New("attach without a session")
 	}
 	s.kmu.Lock()
 	defer s.kmu.Unlock()
-	s.session = cfg
 	if cfg.Pids > 0 {
-		_ = setPids(cfg.Pids)
-	} else {
-		_ = setPids(defaultPids)
+		if err := setPids(cfg.Pids); err != nil {
+			return fmt.Errorf("the session's process limit (%d) cannot be applied: %w", cfg.Pids, err)
+		}
+	} else if err := setPids(defaultPids); err != nil {
+		// The default is a guard, not a limit the session asked for.
+		logf("default process limit: %v", err)
 	}
-	sealLib()
-	if s.kernel == nil || !s.kernel.alive() {
-		return nil // applied when the next kernel starts
-	}
-	return s.applySession(s.kernel, cfg)
-}
-
-// applySession sets the session's environment and memory limit inside a
-// running kernel (a pooled kernel starts before its session is known).
-func (s *server) applySession(k *kernelProc, cfg *proto.SessionConfig) error {
-	env, _ := json.Marshal(cfg.Env)
-	src := fmt.Sprintf("import os, sys, json, resource\nos.environ.update(json.loads(%q) or {})\nm = %d\nif m > 0:\n    resource.setrlimit(resource.RLIMIT_AS, (m, m))\n%s",
-		string(env), cfg.MemoryBytes, reseedPython)
-	if err := k.runPrivate(src, 30*time.Second); err != nil {
-		return fmt.Errorf("apply session settings: %w", err)
+	if err := sealLib(); err != nil {
+		return fmt.Errorf("the session's libraries cannot be made read-only: %w", err)
 	}
 	return nil
 }
 
-func (s *server) interrupt() error {
+func (s *server) interrupt(gen uint32) error {
 	s.kmu.Lock()
 	k := s.kernel
 	s.kmu.Unlock()
-	if k == nil || !k.alive() {
-		return errors.New("no kernel running")
+	if k == nil || !k.alive() || (gen != 0 && k.gen != gen) {
+		return fmt.Errorf("kernel generation %d is not running", gen)
 	}
 	return k.interrupt()
 }
@@ -253,16 +299,10 @@ func (s *server) reseed(seed []byte) error {
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), rndReseedCRNG, 0); e != 0 {
 		return fmt.Errorf("RNDRESEEDCRNG: %w", e)
 	}
-	// Python's random module is reseeded by the attach that follows a
-	// restore (applySession), saving one cell on a cold guest.
+	// Python's random module is reseeded by the host's configure frame
+	// that follows a restore (kernel.Setup.Reseed).
 	return nil
 }
-
-// reseedPython reseeds Python's random module if the session imported it.
-const reseedPython = "r = sys.modules.get('random')\nif r is not None:\n    r.seed()\n"
-
-// warmup exercises what a first cell and a session attach run.
-const warmup = "import os, sys, json, resource\nos.environ.update(json.loads('{}'))\nx = [i * 2 for i in range(100)]\nprint(len(x))\n"
 
 func release() string {
 	var u unix.Utsname
@@ -276,16 +316,24 @@ func release() string {
 var libSealed atomic.Bool
 
 // sealLib makes the session's skills and tool stubs read-only for sandbox
-// code (the host filled the tmpfs below just before).
-func sealLib() {
+// code (the host filled the tmpfs below just before). Sealed is claimed
+// only once the read-only remount took.
+func sealLib() error {
 	if libSealed.Load() {
-		return
+		return nil
 	}
-	if unix.Mount(libDir, libDir, "", unix.MS_BIND, "") != nil {
-		return
+	if err := unix.Mount(libDir, libDir, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", libDir, err)
 	}
-	_ = unix.Mount("", libDir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, "")
+	if err := unix.Mount("", libDir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+		// Undo the bind, so the next attempt starts from the tmpfs again.
+		if uerr := unix.Unmount(libDir, unix.MNT_DETACH); uerr != nil {
+			logf("undo the bind of %s: %v", libDir, uerr)
+		}
+		return fmt.Errorf("remount %s read-only: %w", libDir, err)
+	}
 	libSealed.Store(true)
+	return nil
 }
 
 // unsealLib removes the read-only bind so a new session's libraries can be

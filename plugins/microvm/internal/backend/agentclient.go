@@ -1,7 +1,10 @@
 package backend
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +22,7 @@ var errVMGone = errors.New("microVM stopped")
 // the kernel.Conn reading them.
 type agentClient struct {
 	rw  io.ReadWriteCloser
+	r   io.Reader // rw's read side, or a reader holding bytes read past a resync
 	wmu sync.Mutex
 
 	mu      sync.Mutex
@@ -27,14 +31,94 @@ type agentClient struct {
 	gen     uint32
 	stream  *stream
 	exits   map[uint32]*proto.Msg
-	done    chan struct{}
-	err     error
+	// exited holds a channel per kernel generation someone waits on,
+	// closed when its exit report arrives.
+	exited map[uint32]chan struct{}
+	done   chan struct{}
+	err    error
 }
 
-func newAgentClient(rw io.ReadWriteCloser) *agentClient {
-	a := &agentClient{rw: rw, waiters: map[uint64]chan *proto.Msg{}, exits: map[uint32]*proto.Msg{}, done: make(chan struct{})}
+func newAgentClient(rw io.ReadWriteCloser) *agentClient { return startAgentClient(rw, rw) }
+
+func startAgentClient(rw io.ReadWriteCloser, r io.Reader) *agentClient {
+	a := &agentClient{rw: rw, r: r, waiters: map[uint64]chan *proto.Msg{}, exits: map[uint32]*proto.Msg{},
+		exited: map[uint32]chan struct{}{}, done: make(chan struct{})}
 	go a.readLoop()
 	return a
+}
+
+// resyncAgent connects to an agent that served another host before (a VM
+// that outlived the plugin which started it). Envelopes the agent wrote
+// while no host was connected, or the rest of one cut off when the old
+// host died, come first on the stream: it sends a sync request with a
+// random nonce and drops everything before the agent's echo of it. The
+// returned client reads on from there.
+func resyncAgent(ctx context.Context, rw io.ReadWriteCloser) (*agentClient, error) {
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("sync with the agent: %w", err)
+	}
+	const syncID = 1
+	req, err := json.Marshal(&proto.Msg{ID: syncID, Op: proto.OpSync, Data: nonce})
+	if err != nil {
+		return nil, fmt.Errorf("sync with the agent: %w", err)
+	}
+	echo, err := json.Marshal(&proto.Msg{ID: syncID, Op: proto.OpSync, Reply: true, Data: nonce})
+	if err != nil {
+		return nil, fmt.Errorf("sync with the agent: %w", err)
+	}
+	var want bytes.Buffer
+	if err := proto.WriteEnvelope(&want, proto.KindControl, 0, echo); err != nil {
+		return nil, fmt.Errorf("sync with the agent: %w", err)
+	}
+	if err := proto.WriteEnvelope(rw, proto.KindControl, 0, req); err != nil {
+		return nil, fmt.Errorf("%w: sync with the agent: %v", errVMGone, err)
+	}
+	br := bufio.NewReaderSize(rw, 64<<10)
+	found := make(chan error, 1)
+	go func() { found <- scanFor(br, want.Bytes(), 256<<20) }()
+	select {
+	case err := <-found:
+		if err != nil {
+			return nil, fmt.Errorf("%w: sync with the agent: %v", errVMGone, err)
+		}
+	case <-ctx.Done():
+		rw.Close() // ends the scan
+		<-found
+		return nil, fmt.Errorf("sync with the agent: %w", ctx.Err())
+	}
+	a := startAgentClient(rw, br)
+	a.nextID = syncID
+	return a, nil
+}
+
+// scanFor reads r until it has read want (Knuth-Morris-Pratt, so a
+// partial match never hides the real one), giving up after limit bytes.
+func scanFor(r *bufio.Reader, want []byte, limit int) error {
+	fail := make([]int, len(want)+1)
+	fail[0] = -1
+	for i, k := 1, -1; i <= len(want); i++ {
+		for k >= 0 && want[k] != want[i-1] {
+			k = fail[k]
+		}
+		k++
+		fail[i] = k
+	}
+	i := 0
+	for n := 0; n < limit; n++ {
+		c, err := r.ReadByte()
+		if err != nil {
+			return err
+		}
+		for i >= 0 && want[i] != c {
+			i = fail[i]
+		}
+		i++
+		if i == len(want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("no answer to the sync request within %d bytes", limit)
 }
 
 func (a *agentClient) readLoop() {
@@ -43,7 +127,7 @@ func (a *agentClient) readLoop() {
 		var kind byte
 		var gen uint32
 		var payload []byte
-		kind, gen, payload, err = proto.ReadEnvelope(a.rw)
+		kind, gen, payload, err = proto.ReadEnvelope(a.r)
 		if err != nil {
 			break
 		}
@@ -69,6 +153,10 @@ func (a *agentClient) readLoop() {
 				a.exits[m.Gen] = m
 				if m.Gen == a.gen && a.stream != nil {
 					a.stream.close()
+				}
+				if ch := a.exited[m.Gen]; ch != nil {
+					close(ch)
+					delete(a.exited, m.Gen)
 				}
 			}
 			a.mu.Unlock()
@@ -165,6 +253,35 @@ func (a *agentClient) openKernel(gen uint32) (io.Reader, io.Writer) {
 		a.stream.close()
 	}
 	return a.stream, &kernelWriter{a: a, gen: gen}
+}
+
+// exitNotify returns a channel closed once the exit report of kernel
+// generation gen has come.
+func (a *agentClient) exitNotify(gen uint32) <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ch := a.exited[gen]
+	if ch == nil {
+		ch = make(chan struct{})
+		if a.exits[gen] != nil {
+			close(ch)
+			return ch
+		}
+		a.exited[gen] = ch
+	}
+	return ch
+}
+
+// noteExit records an exit report learnt otherwise (the agent's status,
+// for a kernel that exited while no plugin was connected).
+func (a *agentClient) noteExit(m *proto.Msg) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.exits[m.Gen] = m
+	if ch := a.exited[m.Gen]; ch != nil {
+		close(ch)
+		delete(a.exited, m.Gen)
+	}
 }
 
 // exitOf returns the exit report of a kernel generation, if it came.

@@ -17,7 +17,8 @@ import (
 // Restore implements sdk.Backend: a VM resumed from the snapshot (its
 // standby, restored and warmed ahead of demand, or a cold restore) gets a
 // reseeded RNG and the new session's settings and workspace, and keeps the
-// kernel's variables.
+// kernel's variables: the kernel the snapshot holds is configured for the
+// new session and adopted by its kernel.Session.
 func (b *Backend) Restore(ctx context.Context, snapshotID string, spec *sdk.SessionSpec) error {
 	if _, err := b.configured(); err != nil {
 		return err
@@ -44,8 +45,13 @@ func (b *Backend) Restore(ctx context.Context, snapshotID string, spec *sdk.Sess
 		// (a moment later, so its restore does not slow this session).
 		st.refill(snapshotID)
 	}
-	s := b.newSession(spec)
-	if err := s.attach(ctx, v, true); err != nil {
+	s, err := b.newSession(spec)
+	if err != nil {
+		v.destroy()
+		b.settle(spec.ID, nil)
+		return fmt.Errorf("restore %s: %w", snapshotID, err)
+	}
+	if err := s.adoptRestored(ctx, v); err != nil {
 		v.destroy()
 		b.settle(spec.ID, nil)
 		return fmt.Errorf("restore %s: %w", snapshotID, err)
@@ -96,13 +102,30 @@ func (b *Backend) loadSnapshot(ctx context.Context, dir string, meta *snapMeta) 
 		os.RemoveAll(spec.Dir)
 		return nil, err
 	}
-	v := &vm{id: id, dir: spec.Dir, m: m, agent: newAgentClient(m.Agent())}
+	v := &vm{id: id, dir: spec.Dir, m: m, agent: newAgentClient(m.Agent()), log: b.log}
 	if err := v.waitAgent(ctx); err != nil {
 		v.destroy()
 		return nil, err
 	}
 	v.adoptKernel(meta.Gen)
 	return v, nil
+}
+
+// adoptRestored makes v, restored from a snapshot, the session's VM: the
+// guest is wiped and attached, its kernel (the snapshot's, with its
+// variables) configured for this session and adopted, not replaced.
+func (s *session) adoptRestored(ctx context.Context, v *vm) error {
+	if err := s.attach(ctx, v, true); err != nil {
+		return err
+	}
+	if err := v.proc.Conn().Configure(ctx, sessionSetup(s.spec)); err != nil {
+		return fmt.Errorf("configure the restored kernel: %w", err)
+	}
+	s.mu.Lock()
+	s.v = v
+	s.mu.Unlock()
+	s.Adopt(v.proc)
+	return nil
 }
 
 // reseed mixes fresh host randomness into the guest's RNG: every VM

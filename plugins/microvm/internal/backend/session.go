@@ -2,11 +2,11 @@ package backend
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"strings"
+	"os"
+	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/kernel"
@@ -14,43 +14,102 @@ import (
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
 )
 
-// session is one sandbox session: a VM (replaced if it dies) plus the
-// workspace and library mirrors.
+// session is one sandbox session: the sdk's kernel.Session over kernel
+// generations in a VM of its own (replaced if it dies), plus the workspace
+// and library mirrors. The session is its own kernel.Transport.
 type session struct {
+	*kernel.Session
 	b    *Backend
 	spec *sdk.SessionSpec
+	ws   *syncer
+	libs []*syncer
 
-	mu     sync.Mutex
-	v      *vm
-	ws     *syncer
-	libs   []*syncer
-	closed bool
-	// lossReported: the last result already told the caller the state was
-	// lost, so the restart that follows need not say it again.
-	lossReported bool
+	mu sync.Mutex // guards v
+	v  *vm
 }
 
-func (b *Backend) newSession(spec *sdk.SessionSpec) *session {
+// newSession validates spec's mounts and prepares the session; it has no
+// VM until Start (or adopt) gives it one.
+func (b *Backend) newSession(spec *sdk.SessionSpec) (*session, error) {
+	mounts, err := sdk.LibMounts(spec)
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w (the microvm backend mounts only below %s)", spec.ID, err, sdk.GuestLib)
+	}
 	s := &session{b: b, spec: spec, ws: newSyncer(spec.Workspace, proto.TreeWorkspace, b.cfg.maxWorkspace)}
-	for _, m := range spec.Mounts {
-		if rel, ok := strings.CutPrefix(m.Target, sdk.GuestLib+"/"); ok && validRel(rel) {
-			l := newSyncer(m.Source, proto.TreeLib, b.cfg.maxWorkspace)
-			l.prefix = rel
-			s.libs = append(s.libs, l)
+	for _, m := range mounts {
+		l := newSyncer(m.Source, proto.TreeLib, b.cfg.maxWorkspace)
+		l.prefix = m.Rel
+		s.libs = append(s.libs, l)
+	}
+	s.Session = kernel.NewSession(kernel.SessionOptions{
+		ID: spec.ID, Transport: s, Setup: sessionSetup(spec), Limits: spec.Limits, Host: spec.Host,
+		Grace: b.cfg.grace, Sandbox: "the kernel in the microVM", Logger: b.log,
+		BeforeExec: s.beforeExec, AfterExec: s.afterExec,
+	})
+	return s, nil
+}
+
+// sessionSetup is what every kernel of the session is configured with.
+// The pids limit is the agent's (a cgroup), applied at attach.
+func sessionSetup(spec *sdk.SessionSpec) kernel.Setup {
+	return kernel.Setup{Env: spec.Env, Cwd: sdk.GuestWorkspace, MemoryBytes: spec.Limits.MemoryBytes, Reseed: true}
+}
+
+// Start implements kernel.Transport: the session's VM (a pooled one,
+// attached, when it has none or its VM died) starts a kernel generation.
+// A pooled VM's own kernel, which has run nothing, is the first.
+func (s *session) Start(ctx context.Context) (kernel.Process, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.v != nil && !s.v.alive() {
+		s.b.log.Warn("session VM died; replacing it", "session", s.spec.ID, "vm", s.v.id, "why", s.v.m.Describe())
+		s.v.destroy()
+		s.v = nil
+	}
+	if s.v == nil {
+		p, err := s.b.configured()
+		if err != nil {
+			return nil, err
+		}
+		v, err := p.get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.attach(ctx, v, false); err != nil {
+			v.destroy()
+			return nil, fmt.Errorf("prepare VM for session %s: %w", s.spec.ID, err)
+		}
+		s.v = v
+		if v.fresh && alive(v.proc) {
+			v.fresh = false
+			return v.proc, nil
 		}
 	}
-	return s
+	if err := s.v.startKernel(ctx); err != nil {
+		return nil, err
+	}
+	return s.v.proc, nil
+}
+
+func alive(p kernel.Process) bool {
+	select {
+	case <-p.Done():
+		return false
+	default:
+		return true
+	}
 }
 
 func (s *session) sessionConfig() *proto.SessionConfig {
-	c := &proto.SessionConfig{Env: s.spec.Env, MemoryBytes: s.spec.Limits.MemoryBytes, Pids: s.spec.Limits.Pids}
+	c := &proto.SessionConfig{Pids: s.spec.Limits.Pids}
 	for _, l := range s.libs {
 		c.LibDirs = append(c.LibDirs, l.prefix)
 	}
 	return c
 }
 
-// attach gives v to the session: libraries, settings, workspace.
+// attach gives v to the session: libraries, sandbox settings, workspace,
+// and the record that says which session the VM serves.
 func (s *session) attach(ctx context.Context, v *vm, wipe bool) error {
 	if wipe {
 		if _, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpWipe}); err != nil {
@@ -70,163 +129,100 @@ func (s *session) attach(ctx context.Context, v *vm, wipe bool) error {
 	if err := s.ws.push(ctx, v.agent); err != nil {
 		return err
 	}
-	s.v = v
+	return writeVMRecord(v.dir, s.spec.ID)
+}
+
+// vmRecord is written into a session VM's run directory: a plugin started
+// after this one crashed finds there which session the VM serves.
+type vmRecord struct {
+	Session string `json:"session"`
+}
+
+const vmRecordFile = "session.json"
+
+func writeVMRecord(dir, session string) error {
+	raw, err := json.Marshal(vmRecord{Session: session})
+	if err != nil {
+		return fmt.Errorf("VM record: %w", err)
+	}
+	tmp := filepath.Join(dir, vmRecordFile+".tmp")
+	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+		return fmt.Errorf("VM record: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, vmRecordFile)); err != nil {
+		return fmt.Errorf("VM record: %w", err)
+	}
 	return nil
 }
 
-// ensure makes sure the session has a live VM and kernel. It reports
-// whether either was replaced.
-func (s *session) ensure(ctx context.Context) (replaced bool, err error) {
-	if s.v != nil && !s.v.alive() {
-		s.b.log.Warn("session VM died; replacing it", "session", s.spec.ID, "vm", s.v.id, "why", s.v.m.Describe())
-		s.v.destroy()
-		s.v = nil
-	}
-	if s.v == nil {
-		p, err := s.b.configured()
-		if err != nil {
-			return false, err
-		}
-		v, err := p.get(ctx)
-		if err != nil {
-			return false, err
-		}
-		if err := s.attach(ctx, v, false); err != nil {
-			v.destroy()
-			return false, fmt.Errorf("prepare VM for session %s: %w", s.spec.ID, err)
-		}
-		return true, nil
-	}
-	if !s.v.kernelAlive() {
-		if err := s.v.startKernel(ctx); err != nil {
-			return false, err
-		}
-		return true, nil
-	}
-	return false, nil
-}
-
-func (s *session) execute(ctx context.Context, req *sdk.ExecRequest, emit func(sdk.Event)) (*sdk.ExecResult, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, fmt.Errorf("%w: %s", sdk.ErrSessionNotFound, s.spec.ID)
-	}
-	start := time.Now()
-	replaced, err := s.ensure(ctx)
+// readVMRecord returns the session a VM directory records ("" for a VM
+// that served none: pooled, standby).
+func readVMRecord(dir string) string {
+	raw, err := os.ReadFile(filepath.Join(dir, vmRecordFile))
 	if err != nil {
-		return nil, fmt.Errorf("session %s: %w", s.spec.ID, err)
+		return ""
 	}
-	v := s.v
-	if err := s.ws.push(ctx, v.agent); err != nil {
-		return nil, fmt.Errorf("session %s: workspace: %w", s.spec.ID, err)
+	var r vmRecord
+	if json.Unmarshal(raw, &r) != nil {
+		return ""
 	}
-	timeout := req.Timeout
-	if timeout <= 0 {
-		timeout = s.spec.Limits.Timeout
-	}
-	interrupt := func() error {
-		ictx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := v.agent.call(ictx, &proto.Msg{Op: proto.OpInterrupt})
-		return err
-	}
-	gen := v.gen
-	res, err := v.conn.Exec(ctx, kernel.Request{
-		Code: req.Code, Timeout: timeout, OutputLimit: s.spec.Limits.OutputBytes, Interrupt: interrupt, Grace: s.b.cfg.grace,
-	}, s.spec.Host, emit)
-	switch {
-	case err == nil:
-		res.StateLost = res.StateLost || (replaced && !s.lossReported)
-		s.lossReported = false
-		s.pullInto(ctx, res)
-		return res, nil
-	case errors.Is(err, kernel.ErrUnresponsive):
-		s.b.log.Warn("guest did not stop after an interrupt; killing the VM", "session", s.spec.ID, "vm", v.id)
-		v.destroy()
-		s.v = nil
-		s.lossReported = true
-		return &sdk.ExecResult{
-			ExitCode: kernel.TimeoutExitCode, Error: sdk.ErrorTimeout, Duration: time.Since(start), StateLost: true,
-			Message: fmt.Sprintf("execution timed out after %s and the microVM did not stop it when interrupted; the VM was killed and the session's variables are lost (workspace files synced before this execution are kept; the next execution gets a fresh VM)", timeout),
-		}, nil
-	case errors.Is(err, kernel.ErrClosed):
-		if ex := s.waitExit(v, gen); ex != nil {
-			s.lossReported = true
-			res := kernel.KernelDied(kernel.Exit{Code: ex.ExitCode, Reason: ex.Status, Tail: ex.Tail}, time.Since(start))
-			s.pullInto(ctx, res)
-			return res, nil
-		}
-		// The channel closed without a kernel exit: the VM itself died
-		// (guest kernel panic, agent crash, VMM killed).
-		select {
-		case <-v.m.Done():
-		case <-time.After(3 * time.Second):
-		}
-		why := v.m.Describe()
-		v.destroy()
-		s.v = nil
-		s.lossReported = true
-		return &sdk.ExecResult{
-			ExitCode: 1, Error: sdk.ErrorSessionLost, Duration: time.Since(start), StateLost: true,
-			Message: fmt.Sprintf("the microVM stopped during execution (%s); the session's variables are lost and files written by this execution were not copied back; the next execution gets a fresh VM", why),
-		}, nil
-	default:
-		return res, err
-	}
+	return r.Session
 }
 
-// waitExit waits briefly for the agent's report of a kernel exit (it
-// follows the kernel's last output).
-func (s *session) waitExit(v *vm, gen uint32) *proto.Msg {
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		if ex := v.agent.exitOf(gen); ex != nil {
-			return ex
-		}
-		if !v.agent.alive() || time.Now().After(deadline) {
-			return nil
-		}
-		time.Sleep(2 * time.Millisecond)
+// beforeExec copies host changes of the workspace into the VM.
+func (s *session) beforeExec(ctx context.Context, p kernel.Process) error {
+	if err := s.ws.push(ctx, p.(*kproc).v.agent); err != nil {
+		return fmt.Errorf("workspace: %w", err)
 	}
+	return nil
 }
 
-// pullInto copies guest changes to the host; a failure is reported in the
-// result, since the code itself ran.
-func (s *session) pullInto(ctx context.Context, res *sdk.ExecResult) {
-	if s.v == nil {
-		return
-	}
-	if err := s.ws.pull(ctx, s.v.agent); err != nil {
+// afterExec copies the guest's workspace changes to the host. A failure is
+// reported in the result, since the code itself ran.
+func (s *session) afterExec(ctx context.Context, p kernel.Process, res *sdk.ExecResult) {
+	v := p.(*kproc).v
+	var msg string
+	if !v.alive() {
+		msg = "files written by this execution were not copied back (the microVM stopped)"
+	} else if err := s.ws.pull(ctx, v.agent); err != nil {
 		s.b.log.Error("workspace sync failed", "session", s.spec.ID, "error", err)
-		msg := "workspace files could not all be copied back: " + err.Error()
-		if res.Message != "" {
-			msg = res.Message + "; " + msg
-		}
-		res.Message = msg
+		msg = "workspace files could not all be copied back: " + err.Error()
 		if res.Error == sdk.ErrorNone {
 			res.Error, res.ExitCode = sdk.ErrorInternal, 1
 		}
 	}
+	if msg == "" {
+		return
+	}
+	if res.Message != "" {
+		msg = res.Message + "; " + msg
+	}
+	res.Message = msg
 }
 
-func (s *session) destroy() {
+// vmHeld returns the session's VM with a live kernel while no execution
+// runs, starting one if needed, and runs fn with it.
+func (s *session) withVM(ctx context.Context, fn func(v *vm) error) error {
+	if err := s.Session.Start(ctx); err != nil {
+		return err
+	}
+	return s.Hold(func(p kernel.Process) error {
+		if p == nil {
+			return fmt.Errorf("session %s: its kernel exited", s.spec.ID)
+		}
+		return fn(p.(*kproc).v)
+	})
+}
+
+// destroy stops the session's kernel and its VM.
+func (s *session) destroy(ctx context.Context) {
+	if err := s.Close(ctx); err != nil {
+		s.b.log.Warn("close session", "session", s.spec.ID, "error", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.closed = true
 	if s.v != nil {
 		s.v.destroy()
 		s.v = nil
 	}
-}
-
-type exitCode int
-
-func (c exitCode) ExitCode() int { return int(c) }
-
-func tailSuffix(t string) string {
-	if t == "" {
-		return ""
-	}
-	return "; kernel output: " + t
 }

@@ -3,7 +3,6 @@ package backend
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
@@ -15,6 +14,7 @@ func (b *Backend) reserve(id string) error { return b.sessions.Reserve(id) }
 
 // settle ends a reservation: with the started session, or nil to free the id.
 func (b *Backend) settle(id string, s *session) {
+	// Settle returns the error it is given: nothing to handle.
 	if s == nil {
 		_ = b.sessions.Settle(id, nil, errNotStarted)
 		return
@@ -25,25 +25,24 @@ func (b *Backend) settle(id string, s *session) {
 func (b *Backend) get(id string) (*session, error) { return b.sessions.Get(id) }
 
 // CreateSession implements sdk.Backend: a pooled VM is given the
-// session's settings, libraries and workspace.
+// session's settings, libraries and workspace, and its kernel the
+// session's set-up.
 func (b *Backend) CreateSession(ctx context.Context, spec *sdk.SessionSpec) error {
-	p, err := b.configured()
-	if err != nil {
+	if _, err := b.configured(); err != nil {
 		return err
 	}
 	if err := b.reserve(spec.ID); err != nil {
 		return err
 	}
-	s := b.newSession(spec)
-	v, err := p.get(ctx)
+	s, err := b.newSession(spec)
 	if err != nil {
 		b.settle(spec.ID, nil)
-		return fmt.Errorf("session %s: %w", spec.ID, err)
+		return err
 	}
-	if err := s.attach(ctx, v, false); err != nil {
-		v.destroy()
+	if err := s.Session.Start(ctx); err != nil {
+		s.destroy(ctx)
 		b.settle(spec.ID, nil)
-		return fmt.Errorf("session %s: %w", spec.ID, err)
+		return err
 	}
 	b.settle(spec.ID, s)
 	return nil
@@ -55,15 +54,15 @@ func (b *Backend) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(s
 	if err != nil {
 		return nil, err
 	}
-	return s.execute(ctx, req, emit)
+	return s.Exec(ctx, req, emit)
 }
 
 // DestroySession implements sdk.Backend.
-func (b *Backend) DestroySession(_ context.Context, id string) error {
+func (b *Backend) DestroySession(ctx context.Context, id string) error {
 	s, err := b.sessions.Remove(id)
 	if err != nil {
 		return err
 	}
-	s.destroy()
+	s.destroy(ctx)
 	return nil
 }

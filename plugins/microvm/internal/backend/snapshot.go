@@ -51,32 +51,36 @@ func (b *Backend) Snapshot(ctx context.Context, sessionID string) (*sdk.Snapshot
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, fmt.Errorf("%w: %s", sdk.ErrSessionNotFound, sessionID)
-	}
-	if _, err := s.ensure(ctx); err != nil {
-		return nil, fmt.Errorf("snapshot %s: %w", sessionID, err)
-	}
-	if err := s.ws.pull(ctx, s.v.agent); err != nil {
-		return nil, fmt.Errorf("snapshot %s: workspace: %w", sessionID, err)
-	}
 	id := newID() + newID()
-	dir, _ := b.snapDir(id)
-	start := time.Now()
-	size, err := s.v.m.Snapshot(ctx, dir)
+	dir, err := b.snapDir(id)
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("snapshot %s: %w", sessionID, err)
+		return nil, err
 	}
-	meta := snapMeta{
-		ID: id, Driver: b.driver.Name(), Accel: b.accel, MemoryMiB: b.cfg.memoryMiB, VCPUs: b.cfg.VCPUs,
-		Image: *b.image, Gen: s.v.gen, Session: sessionID, Created: time.Now().UTC(),
-	}
-	raw, _ := json.MarshalIndent(meta, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, "meta.json"), raw, 0o600); err != nil {
-		os.RemoveAll(dir)
+	start := time.Now()
+	var size int64
+	err = s.withVM(ctx, func(v *vm) error {
+		if err := s.ws.pull(ctx, v.agent); err != nil {
+			return fmt.Errorf("workspace: %w", err)
+		}
+		n, err := v.m.Snapshot(ctx, dir)
+		if err != nil {
+			return err
+		}
+		size = n
+		meta := snapMeta{
+			ID: id, Driver: b.driver.Name(), Accel: b.accel, MemoryMiB: b.cfg.memoryMiB, VCPUs: b.cfg.VCPUs,
+			Image: *b.image, Gen: v.gen, Session: sessionID, Created: time.Now().UTC(),
+		}
+		raw, err := json.MarshalIndent(meta, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, "meta.json"), raw, 0o600)
+	})
+	if err != nil {
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			b.log.Warn("remove a failed snapshot", "dir", dir, "error", rerr)
+		}
 		return nil, fmt.Errorf("snapshot %s: %w", sessionID, err)
 	}
 	b.log.Debug("snapshot taken", "session", sessionID, "snapshot", id, "bytes", size, "took", time.Since(start))

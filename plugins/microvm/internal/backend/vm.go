@@ -9,28 +9,34 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/mcpruntime/mcpruntime/sdk/kernel"
 
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/vmm"
 )
 
-// vm is one running microVM with its agent and current kernel.
+// vm is one running microVM with its agent and current kernel generation.
 type vm struct {
 	id      string
 	dir     string
 	m       vmm.Machine
 	agent   *agentClient
 	release string
+	log     hclog.Logger
 
-	gen    uint32
-	conn   *kernel.Conn
-	python string
+	gen  uint32
+	conn *kernel.Conn // the current generation's channel
+	proc *kproc       // the current generation
+	// fresh: proc has run nothing yet (a pooled VM's kernel), so a
+	// session may take it as its first kernel.
+	fresh bool
 }
 
 func newID() string {
 	b := make([]byte, 6)
-	_, _ = rand.Read(b)
+	_, _ = rand.Read(b) // never fails: crypto/rand crashes the program instead
 	return hex.EncodeToString(b)
 }
 
@@ -53,7 +59,7 @@ func (b *Backend) boot(ctx context.Context) (*vm, error) {
 		os.RemoveAll(spec.Dir)
 		return nil, fmt.Errorf("boot microVM (%s, %s): %w", b.driver.Name(), b.accel, err)
 	}
-	v := &vm{id: id, dir: spec.Dir, m: m, agent: newAgentClient(m.Agent())}
+	v := &vm{id: id, dir: spec.Dir, m: m, agent: newAgentClient(m.Agent()), log: b.log}
 	if err := v.waitAgent(ctx); err != nil {
 		v.destroy()
 		return nil, fmt.Errorf("boot microVM (%s, %s): %w", b.driver.Name(), b.accel, err)
@@ -63,6 +69,7 @@ func (b *Backend) boot(ctx context.Context) (*vm, error) {
 		v.destroy()
 		return nil, fmt.Errorf("boot microVM: %w", err)
 	}
+	v.fresh = true
 	b.log.Debug("vm booted", "vm", id, "agent_ready", agentReady, "kernel_ready", time.Since(start), "accel", b.accel)
 	return v, nil
 }
@@ -92,24 +99,29 @@ func (v *vm) waitAgent(ctx context.Context) error {
 	}
 }
 
-// startKernel starts a fresh kernel generation in the guest.
+// startKernel starts a fresh kernel generation in the guest (the agent
+// stops the previous one and what it left running).
 func (v *vm) startKernel(ctx context.Context) error {
 	gen := v.gen + 1
 	r, w := v.agent.openKernel(gen)
-	reply, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpStartKernel, Gen: gen})
-	if err != nil {
+	if _, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpStartKernel, Gen: gen}); err != nil {
 		return fmt.Errorf("start kernel in the guest: %w", err)
 	}
-	v.gen, v.python = gen, reply.Python
-	v.conn = kernel.NewConn(r, w)
+	v.setKernel(gen, kernel.NewConn(r, w))
+	v.fresh = false
 	return nil
 }
 
-// adoptKernel connects to the kernel generation a restored VM already runs.
+// adoptKernel connects to the kernel generation the VM already runs (a
+// restored VM, or one that outlived the plugin process that started it).
 func (v *vm) adoptKernel(gen uint32) {
 	r, w := v.agent.openKernel(gen)
-	v.gen = gen
-	v.conn = kernel.NewConn(r, w)
+	v.setKernel(gen, kernel.NewConn(r, w))
+}
+
+func (v *vm) setKernel(gen uint32, c *kernel.Conn) {
+	v.gen, v.conn = gen, c
+	v.proc = newKproc(v, gen, c)
 }
 
 func (v *vm) alive() bool {
@@ -121,7 +133,11 @@ func (v *vm) alive() bool {
 	}
 }
 
-func (v *vm) kernelAlive() bool { return v.conn != nil && v.agent.exitOf(v.gen) == nil }
+// destroyWhy destroys the VM, logging why.
+func (v *vm) destroyWhy(why string) {
+	v.log.Warn("destroying a microVM", "vm", v.id, "why", why)
+	v.destroy()
+}
 
 // destroy kills the VM and removes its files.
 func (v *vm) destroy() {

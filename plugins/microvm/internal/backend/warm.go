@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/kernel"
+
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
 )
 
@@ -17,8 +20,8 @@ const warmDir = ".mcpruntime-standby"
 // workspace file operations, workspace scan, a session attach and a kernel
 // round trip. Under emulation each runs much faster the second time, once
 // QEMU has translated it (pool → first exec went from 40–52 ms to 29–33 ms).
-// None of them touches the kernel's variables: the attach runs the agent's
-// settings cell in a throw-away namespace, with no environment or limits.
+// None of them touches the kernel's variables (the configure frame sent
+// changes only the working directory, to the one every session uses).
 // It ends wiped (library unsealed), holding neither a snapshot's copy of an
 // old session's workspace nor files of its own; the session's attach then
 // writes its libraries, seals them and applies its settings, which also
@@ -42,8 +45,11 @@ func (b *Backend) warm(ctx context.Context, v *vm, hurry <-chan struct{}) error 
 		call(&proto.Msg{Op: proto.OpRemove, Tree: proto.TreeWorkspace, Path: warmDir}),
 		call(&proto.Msg{Op: proto.OpAttach, Session: &proto.SessionConfig{}}),
 		call(&proto.Msg{Op: proto.OpWipe}),
-		// Kernel frames through the agent's relay, as an execution sends them.
+		// Kernel frames through the agent's relay, as a session's set-up
+		// and executions send them. Nothing a session keeps: the session's
+		// own configure frame follows when it takes the VM.
 		func() error { return v.conn.Ping(ctx) },
+		func() error { return v.conn.Configure(ctx, kernel.Setup{Cwd: sdk.GuestWorkspace}) },
 	}
 	for _, step := range steps {
 		if hurried(hurry) {

@@ -14,6 +14,16 @@ const (
 	OpMkdir       = "mkdir"
 	OpWipe        = "wipe"
 	OpPoweroff    = "poweroff"
+	// OpStopKernel kills kernel generation Gen and what it started, if it
+	// is the one running.
+	OpStopKernel = "stop_kernel"
+	// OpStatus reports the kernel generation the agent runs (Gen, Pid 0
+	// when it has exited, with its exit report).
+	OpStatus = "status"
+	// OpSync is echoed with its Data: a host that connects to a running
+	// agent (a restarted plugin) reads until the echo, which marks where
+	// the envelopes meant for it begin.
+	OpSync = "sync"
 )
 
 // Events the agent sends unprompted (Msg.Op with ID 0).
@@ -65,11 +75,13 @@ type Msg struct {
 	Deleted []string `json:"deleted,omitempty"`
 }
 
-// SessionConfig is what a pooled VM learns when a session takes it.
+// SessionConfig is what a pooled VM learns when a session takes it. The
+// kernel's own settings (environment, working directory, memory limit,
+// reseed) travel in the host's configure frame, not here.
 type SessionConfig struct {
-	Env         map[string]string `json:"env,omitempty"`
-	MemoryBytes int64             `json:"memory_bytes,omitempty"`
-	Pids        int64             `json:"pids,omitempty"`
+	// Pids limits the processes of the session's code (the sandbox
+	// cgroup's pids.max; 0: the agent's default).
+	Pids int64 `json:"pids,omitempty"`
 	// LibDirs are the directories below /mcpruntime/lib the host filled.
 	LibDirs []string `json:"lib_dirs,omitempty"`
 }

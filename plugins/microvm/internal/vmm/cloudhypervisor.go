@@ -124,7 +124,9 @@ func (c *CloudHypervisor) start(ctx context.Context, spec Spec) (*chMachine, str
 	}
 	apiSock := filepath.Join(spec.Dir, "api.sock")
 	cmd := exec.Command(c.Binary, "--api-socket", "path="+apiSock)
-	p, err := startProc(cmd, spec.Dir, spec.Logger)
+	// The marker Sweep and Attach look for on the command line.
+	cmd.Args[0] = Marker(spec.ID)
+	p, err := startProc(cmd, spec.Dir)
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %v", ErrNoVMM, err)
 	}
@@ -199,6 +201,26 @@ func (c *CloudHypervisor) Restore(ctx context.Context, spec Spec, snapshotDir st
 	if err := m.connectAgent(ctx, vsock); err != nil {
 		m.Kill()
 		return nil, err
+	}
+	return m, nil
+}
+
+// Attach implements Driver: it adopts the Cloud Hypervisor of spec's VM
+// that an earlier plugin process started (API and vsock sockets are
+// reached by path again; the agent takes the new vsock connection).
+func (c *CloudHypervisor) Attach(ctx context.Context, spec Spec) (Machine, error) {
+	p, err := adoptProc(spec.Dir, Marker(spec.ID))
+	if err != nil {
+		return nil, err
+	}
+	m := &chMachine{p: p, api: newCHAPI(filepath.Join(spec.Dir, "api.sock"))}
+	if _, err := m.api.call(ctx, http.MethodGet, "vmm.ping", nil); err != nil {
+		p.kill()
+		return nil, fmt.Errorf("reconnect to VM %s: %w", spec.ID, err)
+	}
+	if err := m.connectAgent(ctx, filepath.Join(spec.Dir, "vsock.sock")); err != nil {
+		p.kill()
+		return nil, fmt.Errorf("reconnect to VM %s: %w", spec.ID, err)
 	}
 	return m, nil
 }
@@ -291,7 +313,7 @@ func dialHybridVsock(sock string, port int) (net.Conn, error) {
 func (m *chMachine) Agent() io.ReadWriteCloser { return m.agent }
 func (m *chMachine) Done() <-chan struct{}     { return m.p.done }
 func (m *chMachine) Describe() string          { return m.p.describe() }
-func (m *chMachine) Pid() int                  { return m.p.cmd.Process.Pid }
+func (m *chMachine) Pid() int                  { return m.p.pid }
 
 func (m *chMachine) Kill() {
 	m.once.Do(func() {

@@ -66,6 +66,9 @@ type Driver interface {
 	Accels() []string
 	Launch(ctx context.Context, spec Spec) (Machine, error)
 	Restore(ctx context.Context, spec Spec, snapshotDir string) (Machine, error)
+	// Attach adopts the running VM spec names (its Dir holds the VMM's
+	// pid file and sockets), started by an earlier plugin process.
+	Attach(ctx context.Context, spec Spec) (Machine, error)
 }
 
 // ErrNoVMM means the VMM binary is missing or unusable.

@@ -61,7 +61,7 @@ func (q *QEMU) Check(ctx context.Context) error {
 type qemuMachine struct {
 	p     *proc
 	qmp   *qmp
-	agent net.Conn
+	agent *net.UnixConn
 	once  sync.Once
 }
 
@@ -71,7 +71,7 @@ func (q *QEMU) args(spec Spec, agentSock, qmpSock string) []string {
 		accel = []string{"-accel", "kvm", "-cpu", "host"}
 	}
 	a := []string{
-		"-name", "mcpruntime-microvm-" + spec.ID,
+		"-name", Marker(spec.ID),
 		"-M", "microvm,x-option-roms=off,isa-serial=on",
 		"-m", fmt.Sprintf("%dM", spec.MemoryMiB), "-smp", strconv.Itoa(max(spec.VCPUs, 1)),
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
@@ -79,83 +79,96 @@ func (q *QEMU) args(spec Spec, agentSock, qmpSock string) []string {
 		"-kernel", spec.Image.Kernel, "-initrd", spec.Image.Initramfs,
 		"-append", kernelCmdline(spec, "ttyS0", "serial"),
 		"-device", "virtio-serial-device",
-		"-chardev", "socket,id=agent,path=" + agentSock,
+		"-chardev", "socket,id=agent,server=on,wait=off,path=" + agentSock,
 		"-device", "virtserialport,chardev=agent,name=" + proto.PortName,
 		"-drive", "id=root,file=" + spec.Image.Rootfs + ",format=raw,if=none,readonly=on",
 		"-device", "virtio-blk-device,drive=root",
-		"-chardev", "socket,id=qmp,path=" + qmpSock,
+		"-chardev", "socket,id=qmp,server=on,wait=off,path=" + qmpSock,
 		"-mon", "chardev=qmp,mode=control",
 	}
 	return append(accel, a...)
 }
 
-// start listens on the two sockets, starts QEMU (which connects to both)
-// and sets up QMP.
+// start starts QEMU, which listens on the VM's two sockets (the agent's
+// virtio-serial port and QMP), connects to both and sets up QMP. QEMU is
+// the listening side so that a plugin started after this one crashed can
+// connect again (Attach): a chardev server takes a new client once the
+// old one is gone.
 func (q *QEMU) start(ctx context.Context, spec Spec, extra ...string) (*qemuMachine, error) {
 	if err := os.MkdirAll(spec.Dir, 0o700); err != nil {
 		return nil, err
 	}
 	agentSock, qmpSock := filepath.Join(spec.Dir, "a.sock"), filepath.Join(spec.Dir, "q.sock")
-	al, err := net.ListenUnix("unix", &net.UnixAddr{Name: agentSock, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("agent socket: %w", err)
-	}
-	defer al.Close()
-	ql, err := net.ListenUnix("unix", &net.UnixAddr{Name: qmpSock, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("qmp socket: %w", err)
-	}
-	defer ql.Close()
 	cmd := exec.Command(q.Binary, append(q.args(spec, agentSock, qmpSock), extra...)...)
-	p, err := startProc(cmd, spec.Dir, spec.Logger)
+	p, err := startProc(cmd, spec.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoVMM, err)
 	}
-	m := &qemuMachine{p: p}
-	fail := func(err error) (*qemuMachine, error) {
+	m, err := connectQEMU(ctx, p, spec.Dir)
+	if err != nil {
 		p.kill()
-		if m.agent != nil {
-			m.agent.Close()
-		}
 		return nil, fmt.Errorf("%w (qemu: %s)", err, p.describe())
-	}
-	accept := func(l *net.UnixListener) (*net.UnixConn, error) {
-		type res struct {
-			c   *net.UnixConn
-			err error
-		}
-		ch := make(chan res, 1)
-		go func() { c, err := l.AcceptUnix(); ch <- res{c, err} }()
-		select {
-		case r := <-ch:
-			return r.c, r.err
-		case <-p.done:
-			l.Close()
-			return nil, fmt.Errorf("qemu exited at start-up")
-		case <-ctx.Done():
-			l.Close()
-			return nil, ctx.Err()
-		case <-time.After(30 * time.Second):
-			l.Close()
-			return nil, fmt.Errorf("qemu did not connect its sockets within 30s")
-		}
-	}
-	ac, err := accept(al)
-	if err != nil {
-		return fail(err)
-	}
-	m.agent = ac
-	qc, err := accept(ql)
-	if err != nil {
-		return fail(err)
-	}
-	m.qmp, err = newQMP(ctx, qc)
-	if err != nil {
-		return fail(err)
 	}
 	// Snapshots are local files: no bandwidth cap.
 	if _, err := m.qmp.exec(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(1) << 40}, nil); err != nil {
-		return fail(err)
+		m.Kill()
+		return nil, fmt.Errorf("%w (qemu: %s)", err, p.describe())
+	}
+	return m, nil
+}
+
+// connectQEMU connects to the agent and QMP sockets of the QEMU p runs in
+// dir, waiting for them to appear.
+func connectQEMU(ctx context.Context, p *proc, dir string) (*qemuMachine, error) {
+	dial := func(path string) (*net.UnixConn, error) {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+			if err == nil {
+				return c, nil
+			}
+			if p.exited() {
+				return nil, fmt.Errorf("qemu exited at start-up")
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("qemu's socket %s did not accept within 30s: %w", filepath.Base(path), err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	m := &qemuMachine{p: p}
+	ac, err := dial(filepath.Join(dir, "a.sock"))
+	if err != nil {
+		return nil, err
+	}
+	m.agent = ac
+	qc, err := dial(filepath.Join(dir, "q.sock"))
+	if err != nil {
+		ac.Close()
+		return nil, err
+	}
+	if m.qmp, err = newQMP(ctx, qc); err != nil {
+		ac.Close()
+		qc.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// Attach implements Driver: it adopts the QEMU of spec's VM that an
+// earlier plugin process started, connecting to its sockets again.
+func (q *QEMU) Attach(ctx context.Context, spec Spec) (Machine, error) {
+	p, err := adoptProc(spec.Dir, Marker(spec.ID))
+	if err != nil {
+		return nil, err
+	}
+	m, err := connectQEMU(ctx, p, spec.Dir)
+	if err != nil {
+		p.kill()
+		return nil, fmt.Errorf("reconnect to VM %s: %w", spec.ID, err)
 	}
 	return m, nil
 }
@@ -225,7 +238,7 @@ const stateFile = "vm.state"
 func (m *qemuMachine) Agent() io.ReadWriteCloser { return m.agent }
 func (m *qemuMachine) Done() <-chan struct{}     { return m.p.done }
 func (m *qemuMachine) Describe() string          { return m.p.describe() }
-func (m *qemuMachine) Pid() int                  { return m.p.cmd.Process.Pid }
+func (m *qemuMachine) Pid() int                  { return m.p.pid }
 
 func (m *qemuMachine) Kill() {
 	m.once.Do(func() {
