@@ -65,13 +65,18 @@ test-fuzz:
 		(cd $$mod && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg); \
 	done
 
+# The sdk, the core and the in-process conformance suites (hostpython's,
+# whose plugin code runs inside the test binary) run under the race
+# detector; RACE= turns it off.
+RACE ?= -race
+
 test-sdk:
 	@echo "==> sdk"
-	cd sdk && $(GO) test ./...
+	cd sdk && $(GO) test $(RACE) ./...
 
 test-core: core hostpython
 	@echo "==> core"
-	cd core && $(GO) test ./...
+	cd core && $(GO) test $(RACE) ./...
 
 # The example scripts run offline (scripted model) on each listed backend;
 # they check their own output.
@@ -79,7 +84,7 @@ EXAMPLE_BACKENDS ?= hostpython $(PLUGINS)
 
 test-examples: build deps
 	@echo "==> examples: the hostpython plugin's conformance"
-	cd examples/plugins/hostpython && $(GO) test ./...
+	cd examples/plugins/hostpython && $(GO) test $(RACE) ./...
 	@set -e; for b in $(EXAMPLE_BACKENDS); do for e in examples/0*/run.sh; do \
 		echo "==> example $$e on $$b"; BACKEND=$$b bash $$e >/tmp/mcpruntime-example.log 2>&1 || { cat /tmp/mcpruntime-example.log; exit 1; }; \
 	done; done
