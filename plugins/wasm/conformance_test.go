@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +10,9 @@ import (
 	"github.com/mcpruntime/mcpruntime/sdk/sandboxtest"
 
 	"github.com/mcpruntime/mcpruntime/plugins/wasm/internal/artefacts"
+	"github.com/mcpruntime/mcpruntime/plugins/wasm/internal/backend"
 	"github.com/mcpruntime/mcpruntime/plugins/wasm/internal/testenv"
+	"github.com/mcpruntime/mcpruntime/plugins/wasm/internal/worker"
 )
 
 // buildPlugin builds the plugin binary and installs the Python artefacts
@@ -38,6 +41,10 @@ func buildPlugin(t testing.TB) string {
 var buildDirs []string
 
 func TestMain(m *testing.M) {
+	// The in-process backend starts its workers from this test binary.
+	if _, ok := os.LookupEnv(worker.EnvVar); ok {
+		os.Exit(worker.Main())
+	}
 	code := m.Run()
 	for _, d := range buildDirs {
 		os.RemoveAll(d)
@@ -54,4 +61,15 @@ func TestConformance(t *testing.T) {
 // configuration users get from the default runtime.hcl.
 func TestConformancePooled(t *testing.T) {
 	sandboxtest.Run(t, pluginPath(t), sandboxtest.WithStateDir(testenv.StateDir(t)), sandboxtest.WithPoolSize(2))
+}
+
+// TestConformanceInProcess runs the suite against the backend served in
+// the test binary (its workers are this binary too, see TestMain), so that
+// the race detector sees the plugin's code when the test runs with -race.
+func TestConformanceInProcess(t *testing.T) {
+	cfg, err := json.Marshal(map[string]string{"python_dir": testenv.PythonDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sandboxtest.RunBackend(t, backend.New(nil), sandboxtest.WithStateDir(testenv.StateDir(t)), sandboxtest.WithConfig(string(cfg)))
 }
