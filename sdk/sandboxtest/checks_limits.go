@@ -191,19 +191,25 @@ func checkCPU(s *Suite) error {
 		}
 		return strconv.ParseInt(strings.TrimSpace(out.Stdout), 10, 64)
 	}
-	base, err := loops(free)
-	if err != nil {
-		return err
-	}
-	got, err := loops(limited)
-	if err != nil {
-		return err
+	// Interleaved, best of two each: a moment of load on the host starves
+	// neither side's measure alone.
+	var base, got int64
+	for range 2 {
+		b, err := loops(free)
+		if err != nil {
+			return err
+		}
+		g, err := loops(limited)
+		if err != nil {
+			return err
+		}
+		base, got = max(base, b), max(got, g)
 	}
 	if base <= 0 {
 		return fmt.Errorf("an unlimited busy loop did no work (%d iterations)", base)
 	}
 	if share := float64(got) / float64(base); share > cpuShare {
-		return fmt.Errorf("declared %q but a busy loop under CPUMillis=%d did %d iterations in 1.5 s, %.0f%% of the %d an unlimited session did (want at most %.0f%%)",
+		return fmt.Errorf("declared %q but a busy loop under CPUMillis=%d did %d iterations in 1.5 s, %.0f%% of the %d an unlimited session did (best of two each) (want at most %.0f%%)",
 			sdk.LimitCPU, cpuMillis, got, 100*share, base, 100*cpuShare)
 	}
 	return nil
