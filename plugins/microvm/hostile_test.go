@@ -260,13 +260,13 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// TestCleanup: a plugin killed with SIGKILL leaves no VMM running, and the
-// next plugin on the same state dir removes its run files.
-// TestCleanup: a SIGKILLed plugin's VMMs die with it and the next plugin
-// to start removes its run dir, while a plugin of another state dir (as
-// another workspace's daemon would be) keeps its VM and session. It counts
-// and sweeps only what its own plugins own: VMMs of other instances on the
-// host (a user's own sessions) neither make it fail nor are touched.
+// TestCleanup: the VMMs of a SIGKILLed plugin outlive it (for their core
+// to recover); the next plugin on the same state dir, told that nothing
+// is to be recovered, removes them and the run files at once, while a
+// plugin of another state dir (as another workspace's daemon would be)
+// keeps its VM and session. It counts and sweeps only what its own
+// plugins own: VMMs of other instances on the host (a user's own
+// sessions) neither make it fail nor are touched.
 func TestCleanup(t *testing.T) {
 	needQEMU(t)
 	bystander := launch(t, nil, t.TempDir())
@@ -286,8 +286,17 @@ func TestCleanup(t *testing.T) {
 	if len(before) == 0 {
 		t.Fatal("no VMM process found while a session runs")
 	}
-	_ = syscall.Kill(h.p.Pid(), syscall.SIGKILL)
-	waitFor(t, "the VMMs to die with the plugin", 15*time.Second, func() bool {
+	killPlugin(t, h)
+	for _, pid := range before {
+		if syscall.Kill(pid, 0) != nil {
+			t.Fatalf("VMM %d died with the plugin; it must outlive it for recovery", pid)
+		}
+	}
+	h2 := launch(t, nil, state)
+	if _, err := h2.p.RecoverSessions(context.Background(), nil); err != nil {
+		t.Fatalf("recover nothing: %v", err)
+	}
+	waitFor(t, "the dead plugin's VMMs to be removed", 15*time.Second, func() bool {
 		for _, pid := range before {
 			if syscall.Kill(pid, 0) == nil {
 				return false
@@ -295,10 +304,6 @@ func TestCleanup(t *testing.T) {
 		}
 		return true
 	})
-	if ents, _ := os.ReadDir(root); len(ents) == 0 {
-		t.Fatal("a SIGKILLed plugin cannot remove its run dir; expected leftovers before the restart")
-	}
-	h2 := launch(t, nil, state)
 	waitRootHolds(t, root, h2.p.Pid())
 	h2.expect(h2.session(sdk.Limits{}), "print(2)", "2\n")
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -38,8 +39,10 @@ type Backend struct {
 	runDir   string
 	unlock   func()
 	// swept starts the sweep of dead plugins' run dirs once, at the first
-	// Configure.
-	swept sync.Once
+	// Configure; stop ends it.
+	swept    sync.Once
+	stop     chan struct{}
+	stopOnce sync.Once
 	pool     *pool
 	standby  *standbys
 	sessions sdk.Sessions[*session]
@@ -53,7 +56,7 @@ func WithLogger(l hclog.Logger) Option { return func(b *Backend) { b.log = l } }
 
 // New returns an unconfigured backend.
 func New(opts ...Option) *Backend {
-	b := &Backend{log: hclog.NewNullLogger()}
+	b := &Backend{log: hclog.NewNullLogger(), stop: make(chan struct{})}
 	for _, o := range opts {
 		o(b)
 	}
@@ -81,15 +84,6 @@ func (b *Backend) ConfigSpec(context.Context) (*sdk.ConfigSpec, error) { return 
 // accelerator, starts the removal of what dead plugin processes left
 // behind (in the background) and starts the pool.
 func (b *Backend) Configure(ctx context.Context, sc *sdk.Config) error {
-	// In the background, before anything slow (image, accelerator probe):
-	// a killed plugin's orphans go within moments of the next start.
-	b.swept.Do(func() {
-		go func() {
-			if n := SweepRunDirs(b.log); n > 0 {
-				b.log.Info("swept the run dirs of dead plugin processes", "count", n)
-			}
-		}()
-	})
 	c := defaultConfig()
 	if err := sc.Decode(&c); err != nil {
 		return err
@@ -97,6 +91,10 @@ func (b *Backend) Configure(ctx context.Context, sc *sdk.Config) error {
 	if err := c.resolve(); err != nil {
 		return fmt.Errorf("microvm config: %w", err)
 	}
+	// In the background, before anything slow (image, accelerator probe):
+	// a killed plugin's orphans go within moments of the next start, its
+	// session VMs once their core had the recovery grace to adopt them.
+	b.swept.Do(func() { go b.sweepLoop(c.recoverGrace) })
 	drv, err := vmm.New(c.VMM, c.VMMBinary)
 	if err != nil {
 		return fmt.Errorf("microvm config: %w", err)
@@ -207,6 +205,7 @@ func (b *Backend) Health(context.Context) (*sdk.Health, error) {
 // Close implements sdk.Closer: every VM (sessions', pooled and standby
 // ones) is stopped and the run directory removed.
 func (b *Backend) Close(ctx context.Context) error {
+	b.stopOnce.Do(func() { close(b.stop) })
 	sessions := b.sessions.TakeAll()
 	b.mu.Lock()
 	p, st := b.pool, b.standby
@@ -233,6 +232,25 @@ func (b *Backend) Close(ctx context.Context) error {
 		_ = os.Remove(filepath.Dir(runDir)) // only if no other plugin uses it
 	}
 	return nil
+}
+
+// sweepLoop sweeps the run dirs of dead plugin processes, again when the
+// recovery grace of session VMs it kept ends, until Close.
+func (b *Backend) sweepLoop(grace time.Duration) {
+	for {
+		n, next := SweepRunDirs(b.log, grace)
+		if n > 0 {
+			b.log.Info("swept the run dirs of dead plugin processes", "count", n)
+		}
+		if next <= 0 {
+			return
+		}
+		select {
+		case <-time.After(next + 100*time.Millisecond):
+		case <-b.stop:
+			return
+		}
+	}
 }
 
 // shortHash keeps socket paths short (108-byte limit).

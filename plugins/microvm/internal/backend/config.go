@@ -25,16 +25,20 @@ type config struct {
 	// RestoreStandby is how many of the most recent snapshots keep a VM
 	// restored and warmed ahead of their next Restore (0: none).
 	RestoreStandby float64 `json:"restore_standby"`
+	// RecoverGrace is how long the VMs of a crashed plugin's sessions
+	// wait for their core to recover them before a sweep removes them.
+	RecoverGrace string `json:"recover_grace"`
 
 	memoryMiB    int
 	bootTimeout  time.Duration
 	grace        time.Duration
 	maxWorkspace int64
 	standby      int
+	recoverGrace time.Duration
 }
 
 func defaultConfig() config {
-	return config{VMM: "qemu", Accel: "auto", Memory: "512MiB", VCPUs: 1, BootTimeout: "120s", Grace: "3s", MaxWorkspace: "512MiB", PoolSize: -1, RestoreStandby: 1}
+	return config{VMM: "qemu", Accel: "auto", Memory: "512MiB", VCPUs: 1, BootTimeout: "120s", Grace: "3s", MaxWorkspace: "512MiB", PoolSize: -1, RestoreStandby: 1, RecoverGrace: "2m"}
 }
 
 func configSpec() *sdk.ConfigSpec {
@@ -51,6 +55,7 @@ func configSpec() *sdk.ConfigSpec {
 		{Name: "interrupt_grace", Type: sdk.TypeDuration, Default: d.Grace, Description: "how long interrupted code may take to stop before the VM is killed"},
 		{Name: "max_workspace", Type: sdk.TypeSize, Default: d.MaxWorkspace, Description: "largest workspace synchronised into a VM"},
 		{Name: "pool_size", Type: sdk.TypeNumber, Description: "booted VMs kept ready (default: the core's pool size)"},
+		{Name: "recover_grace", Type: sdk.TypeDuration, Default: d.RecoverGrace, Description: "how long the VMs of a crashed plugin's sessions are kept for the core to recover them (RecoverSessions) before they are removed"},
 		{Name: "restore_standby", Type: sdk.TypeNumber, Default: d.RestoreStandby, Description: "snapshots (the most recent ones) that each keep one VM restored and warmed ahead of their next restore; each holds a VM's memory while it waits (0: restores start cold)"},
 	}}
 }
@@ -73,6 +78,9 @@ func (c *config) resolve() error {
 	}
 	if c.grace, err = time.ParseDuration(c.Grace); err != nil {
 		return fmt.Errorf("interrupt_grace: %w", err)
+	}
+	if c.recoverGrace, err = time.ParseDuration(c.RecoverGrace); err != nil || c.recoverGrace < 0 {
+		return fmt.Errorf("recover_grace %q: want a duration of 0 or more", c.RecoverGrace)
 	}
 	if c.maxWorkspace, err = parseSize(c.MaxWorkspace); err != nil {
 		return fmt.Errorf("max_workspace: %w", err)
