@@ -135,7 +135,9 @@ func TestCrashLeavesNothing(t *testing.T) {
 	bin := buildPlugin(t)
 	ctx, c := containerdClient(t)
 
-	h := launch(t, bin, 2, "")
+	// No recovery grace: the session's container goes with the next start
+	// (recover_test.go covers the grace).
+	h := launch(t, bin, 2, testenv.ConfigJSONGrace("0s"))
 	id := h.session(t, sdk.Limits{})
 	h.expect(t, id, "_ = open('crash.txt', 'w').write('x')", "")
 	inst, err := testenv.Instance(h.p.Pid())

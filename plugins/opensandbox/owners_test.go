@@ -160,7 +160,9 @@ func TestInstancesShareHost(t *testing.T) {
 	}
 	r := 0
 	for ; r < rounds || (busy() && r < 40); r++ {
-		k := launch(t, bin, 1, "")
+		// No recovery grace: its session container must go with the
+		// next start like everything else it left.
+		k := launch(t, bin, 1, testenv.ConfigJSONGrace("0s"))
 		if prev != "" {
 			sweepTimes = append(sweepTimes, waitGone(t, ctx, c, prev, 15*time.Second))
 		}

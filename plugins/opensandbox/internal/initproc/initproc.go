@@ -24,15 +24,29 @@ func Run(argv []string) int {
 	}
 	sigs := make(chan os.Signal, 64)
 	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
-	env := os.Environ()
+	files := []uintptr{0, 1, 2}
+	if dir := os.Getenv(ChannelEnv); dir != "" {
+		os.Unsetenv(ChannelEnv)
+		fds, err := openChannel(dir)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "init: %v\n", err)
+			return ChannelFailed
+		}
+		files = fds
+	}
 	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{
-		Env:   env,
-		Files: []uintptr{0, 1, 2},
+		Env:   os.Environ(),
+		Files: files,
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "init: start %s: %v\n", argv[0], err)
 		return 127
+	}
+	for _, fd := range files {
+		if fd > 2 {
+			_ = syscall.Close(int(fd)) // the kernel holds its copies
+		}
 	}
 	// The kernel's streams are its own now; init keeps none open, so the
 	// host sees EOF exactly when the kernel's side closes.
@@ -62,6 +76,40 @@ func Run(argv []string) int {
 		}
 	}
 	return 1
+}
+
+// ChannelEnv names the directory of the kernel's channel FIFOs (in, out,
+// err). Init opens each read-write and hands them to the kernel as its
+// stdin, stdout and stderr. Read-write, because a FIFO reports end of
+// file to its reader once no writer holds it, and fails its writer once
+// no reader does: with the kernel holding both ends of each, the channel
+// survives the plugin process that was on the other side (a crashed or
+// SIGKILLed plugin), keeping what was written, and the next plugin
+// process opens the same FIFOs and carries on. The plugin learns that the
+// kernel died from the task's exit, not from the channel.
+const ChannelEnv = "MCPRUNTIME_INIT_CHANNEL"
+
+// ChannelFailed is init's exit status when it could not open the channel.
+const ChannelFailed = 126
+
+// openChannel opens the channel FIFOs as the kernel's fds 0, 1 and 2. Its
+// own stderr goes to the err FIFO too, so that its messages reach the
+// plugin.
+func openChannel(dir string) ([]uintptr, error) {
+	var fds []uintptr
+	for _, name := range []string{"in", "out", "err"} {
+		fd, err := syscall.Open(dir+"/"+name, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			for _, f := range fds {
+				_ = syscall.Close(int(f))
+			}
+			return nil, fmt.Errorf("open channel %s/%s: %w", dir, name, err)
+		}
+		fds = append(fds, uintptr(fd))
+	}
+	// Failing to redirect only loses init's own messages.
+	_ = syscall.Dup2(int(fds[2]), 2)
+	return fds, nil
 }
 
 // Pause waits for SIGTERM, SIGINT or SIGHUP and returns 0: the process of

@@ -163,8 +163,8 @@ func (b *Backend) create(ctx context.Context, spec *sdk.SessionSpec) (*session, 
 	return s, b.sessions.Settle(spec.ID, s, err)
 }
 
-// open gives a session a container: a warm one when the pool has one,
-// else a new one.
+// open gives a session a container (a warm one when the pool has one, else
+// a new one) and its kernel, set up for the session.
 func (e *engine) open(ctx context.Context, spec *sdk.SessionSpec) (*session, error) {
 	bx := e.pool.take()
 	if bx == nil {
@@ -173,9 +173,13 @@ func (e *engine) open(ctx context.Context, spec *sdk.SessionSpec) (*session, err
 			return nil, err
 		}
 	}
-	s, err := e.claim(ctx, bx, spec)
+	s, err := e.claim(bx, spec)
 	if err != nil {
 		bx.destroy(ctx)
+		return nil, err
+	}
+	if err := s.Start(ctx); err != nil {
+		s.close(ctx)
 		return nil, err
 	}
 	return s, nil
@@ -189,7 +193,7 @@ func (b *Backend) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(s
 	if err != nil {
 		return nil, err
 	}
-	return s.exec(ctx, req, emit)
+	return s.Exec(ctx, req, emit)
 }
 
 // DestroySession implements sdk.Backend.
@@ -198,9 +202,7 @@ func (b *Backend) DestroySession(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.box.destroy(ctx)
+	s.close(ctx)
 	return nil
 }
 
@@ -232,18 +234,12 @@ func (b *Backend) Close(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.box.destroy(ctx)
+			s.close(ctx)
 		}()
 	}
 	wg.Wait()
 	if e != nil {
 		e.close(ctx)
-		// Every task is gone: the process's FIFO directory is empty litter.
-		if err := os.RemoveAll(e.fifos); err != nil {
-			b.log.Warn("remove FIFO directory", "dir", e.fifos, "error", err)
-		}
 	}
 	// Last: what is left now (a container that would not go) counts as a
 	// dead owner's, for the next plugin's sweep.

@@ -3,19 +3,15 @@ package sandbox
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/image"
-	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/kernel"
 )
 
@@ -34,7 +30,8 @@ const (
 	shimGroupAnnotation = "io.containerd.runc.v2.group"
 )
 
-// box is one sandbox container and the kernel task running in it.
+// box is one sandbox container. It is the kernel.Transport of the session
+// it serves: each kernel it starts is a task in the container.
 type box struct {
 	e    *engine
 	id   string
@@ -43,62 +40,12 @@ type box struct {
 	ctr  client.Container
 	lim  limits // what the cgroup is set to
 
-	k *kernelTask // current kernel; replaced when it dies
-}
-
-// kernelTask is one run of the kernel as the container's init process.
-type kernelTask struct {
-	task client.Task
-	pid  int // host pid of the container's init
-	// kernelPid is the kernel's pid inside the container.
-	kernelPid int
-	conn      *kernel.Conn
-	stdin     io.WriteCloser
-	done      chan struct{}
-	// valid once done is closed
-	code   uint32
-	oom    bool
-	stderr *sdk.TailWriter
-}
-
-func (k *kernelTask) alive() bool {
-	select {
-	case <-k.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// ExitCode makes the task usable with kernel.KernelDied.
-func (k *kernelTask) ExitCode() int { return int(k.code) }
-
-func (k *kernelTask) status() string {
-	switch {
-	case k.oom:
-		return "killed by the out-of-memory killer: the session's memory limit was reached"
-	case k.code > 128:
-		return fmt.Sprintf("killed by signal %s", syscall.Signal(k.code-128))
-	default:
-		return fmt.Sprintf("exit status %d", k.code)
-	}
-}
-
-// interrupt delivers SIGINT to the kernel (KeyboardInterrupt in the cell)
-// through init, which forwards it. The plugin runs in the host's pid
-// namespace, so signalling the task's host pid directly avoids a round
-// trip through the shim and runc.
-func (k *kernelTask) interrupt() error {
-	if err := syscall.Kill(k.pid, syscall.SIGINT); err != nil {
-		return fmt.Errorf("interrupt kernel: %w", err)
-	}
-	return nil
-}
-
-func (k *kernelTask) kill() {
-	if k.alive() {
-		_ = syscall.Kill(k.pid, syscall.SIGKILL)
-	}
+	// k is the newest kernel started in the container (the pool's warm
+	// one until a session starts its own). The session owns and kills
+	// the kernels it was handed; destroy kills k once more.
+	k *kernelTask
+	// handed: the warm kernel went to the session already.
+	handed bool
 }
 
 // scoped puts the plugin's namespace on a request's context. The client's
@@ -141,6 +88,9 @@ func (e *engine) newBox(ctx context.Context) (_ *box, err error) {
 	if err := os.Chown(b.slot.state(), image.SandboxUID, image.SandboxUID); err != nil {
 		return nil, fmt.Errorf("container slot: %w", err)
 	}
+	if err := makeChannel(b.slot.channel()); err != nil {
+		return nil, fmt.Errorf("container slot: %w", err)
+	}
 	t0 := time.Now()
 	b.ctr, err = e.client.NewContainer(ctx, id,
 		client.WithSnapshotter(e.s.Snapshotter),
@@ -176,100 +126,31 @@ func (e *engine) learnSeccomp(ctx context.Context, b *box) {
 	}
 }
 
-// startKernel starts a new task in the container; its stdin and stdout
-// FIFOs carry the kernel's framed channel.
-func (b *box) startKernel(ctx context.Context) (*kernelTask, error) {
-	ctx = b.e.scoped(ctx)
-	stdinR, stdinW := io.Pipe()
-	stdoutR, stdoutW := io.Pipe()
-	k := &kernelTask{stdin: stdinW, done: make(chan struct{}), stderr: &sdk.TailWriter{Max: 4096}}
-	t0 := time.Now()
-	task, err := b.ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(stdinR, stdoutW, k.stderr), cio.WithFIFODir(b.e.fifos)))
-	if err != nil {
-		stdinW.Close()
-		return nil, fmt.Errorf("create kernel task: %w", err)
-	}
-	k.task = task
-	exited, err := task.Wait(b.e.ctx)
-	if err != nil {
-		b.deleteTask(ctx, k)
-		return nil, fmt.Errorf("wait for kernel task: %w", err)
-	}
-	go func() {
-		st := <-exited
-		k.code = st.ExitCode()
-		k.oom = k.code == 128+uint32(syscall.SIGKILL) && b.cg.oomKills() > 0
-		// Let the output copy drain before the channel reports EOF, so a
-		// last frame is not lost; a shim that never closes is not waited for.
-		drained := make(chan struct{})
-		go func() { task.IO().Wait(); close(drained) }()
-		select {
-		case <-drained:
-		case <-time.After(2 * time.Second):
+// Start implements kernel.Transport: the container's warm kernel the
+// first time, a new kernel task afterwards. The Session calls it under its
+// lock, so starts of one box never overlap.
+func (b *box) Start(ctx context.Context) (kernel.Process, error) {
+	if k := b.k; k != nil && !b.handed {
+		b.handed = true
+		if k.alive() {
+			return k, nil
 		}
-		stdoutW.Close()
-		close(k.done)
-	}()
-	t1 := time.Now()
-	if err := task.Start(ctx); err != nil {
-		b.deleteTask(ctx, k)
-		return nil, fmt.Errorf("start kernel in container %s: %w%s", b.id, err, k.stderr.Suffix("kernel stderr"))
+		k.Kill(ctx)
 	}
-	k.pid = int(task.Pid())
-	k.conn = kernel.NewConn(stdoutR, stdinW)
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	ready, err := k.conn.WaitReady(wctx)
-	if err != nil {
-		k.kill()
-		b.deleteTask(ctx, k)
-		return nil, fmt.Errorf("kernel in container %s failed to start (%s): %w%s", b.id, k.status(), err, k.stderr.Suffix("kernel stderr"))
-	}
-	k.kernelPid = ready.Pid
-	// Where a cold start goes (the pool hides it from sessions).
-	b.e.log.Debug("kernel task started", "container", b.id, "task_create", t1.Sub(t0).String(), "start_to_ready", time.Since(t1).String())
-	return k, nil
-}
-
-// deleteTask kills the task if needed and removes it from containerd.
-func (b *box) deleteTask(ctx context.Context, k *kernelTask) {
-	if k == nil || k.task == nil {
-		return
-	}
-	ctx = b.e.scoped(context.WithoutCancel(ctx))
-	if k.pid > 0 {
-		k.kill()
-		select {
-		case <-k.done:
-		case <-time.After(5 * time.Second):
-			_ = k.task.Kill(ctx, syscall.SIGKILL)
-			<-k.done
-		}
-	} else {
-		_ = k.task.Kill(ctx, syscall.SIGKILL)
-	}
-	if _, err := k.task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-		b.e.log.Warn("delete kernel task", "container", b.id, "error", err)
-	}
-	k.stdin.Close()
-}
-
-// restartKernel replaces a dead or stuck kernel with a fresh one.
-func (b *box) restartKernel(ctx context.Context) error {
-	b.deleteTask(ctx, b.k)
 	k, err := b.startKernel(ctx)
 	if err != nil {
-		b.k = nil
-		return err
+		return nil, err
 	}
-	b.k = k
-	return nil
+	b.k, b.handed = k, true
+	return k, nil
 }
 
 // destroy removes the container, its task and its slot.
 func (b *box) destroy(ctx context.Context) {
 	ctx = b.e.scoped(context.WithoutCancel(ctx))
-	b.deleteTask(ctx, b.k)
+	if b.k != nil {
+		b.k.Kill(ctx)
+	}
 	if b.ctr != nil {
 		if err := b.ctr.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
 			b.e.log.Warn("delete container", "container", b.id, "error", err)

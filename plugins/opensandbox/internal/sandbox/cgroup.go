@@ -179,3 +179,24 @@ func nsPid(pid int) (inner int, zombie bool) {
 	}
 	return inner, zombie
 }
+
+// procParent reads a host process's parent pid and start time (fields 4
+// and 22 of /proc/PID/stat).
+func procParent(pid int) (ppid int, start uint64, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	// The command name (field 2) may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b)[i+1:]) // f[0] is field 3
+	if len(f) < 20 {
+		return 0, 0, false
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	start, err2 := strconv.ParseUint(f[19], 10, 64)
+	return ppid, start, err1 == nil && err2 == nil
+}

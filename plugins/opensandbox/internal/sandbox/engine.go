@@ -102,12 +102,14 @@ func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, o
 	}
 	base := filepath.Join(runDir, s.Namespace)
 	e.slots, e.runcRoot = filepath.Join(base, "slots"), filepath.Join(base, "runc")
+	// FIFO directories of older plugins (one per owner) are still swept;
+	// the channel FIFOs are in each container's slot now.
 	e.fifos = filepath.Join(base, "fifo", e.owner)
 	e.snapDir = filepath.Join(stateDir, "snapshots")
 	if e.rt.name == "crun" {
 		e.seccomp = newSeccompCache(filepath.Join(stateDir, "seccomp"), e.rt.binary)
 	}
-	for _, d := range []string{e.fifos, e.runcRoot, e.snapDir} {
+	for _, d := range []string{e.runcRoot, e.snapDir} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
@@ -121,7 +123,7 @@ func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, o
 	e.sweepDone = make(chan struct{})
 	go func() {
 		defer close(e.sweepDone)
-		e.sweep(e.ctx)
+		e.sweeper()
 	}()
 	if e.kernelDir, err = installKernel(filepath.Join(stateDir, "kernel")); err != nil {
 		return nil, err

@@ -161,3 +161,9 @@ type slotPaths struct{ root string }
 func (s slotPaths) workspace() string { return filepath.Join(s.root, "workspace") }
 func (s slotPaths) lib() string       { return filepath.Join(s.root, "lib") }
 func (s slotPaths) state() string     { return filepath.Join(s.root, "state") }
+
+// channel holds the kernel's channel FIFOs (see initproc.ChannelEnv).
+func (s slotPaths) channel() string { return filepath.Join(s.root, "channel") }
+
+// record is the session the container serves (see recover.go).
+func (s slotPaths) record() string { return filepath.Join(s.root, "session.json") }

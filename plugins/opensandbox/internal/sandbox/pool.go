@@ -122,7 +122,7 @@ func (e *engine) warmBox(ctx context.Context) (*box, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := hidden(ctx, b.k, warmupCode); err != nil {
+	if err := e.warm(ctx, b); err != nil {
 		b.destroy(ctx)
 		return nil, fmt.Errorf("warm-up cell in container %s: %w", b.id, err)
 	}

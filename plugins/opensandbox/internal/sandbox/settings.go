@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -31,9 +32,13 @@ type Settings struct {
 	Pids        float64  `json:"pids"`
 	CPUs        float64  `json:"cpus"`
 	TmpSize     string   `json:"tmp_size"`
+	// RecoveryGrace is how long the containers of a session whose plugin
+	// process died are kept for a RecoverSessions call (see sweep.go).
+	RecoveryGrace string `json:"recovery_grace"`
 
-	memoryBytes int64
-	tmpBytes    int64
+	memoryBytes   int64
+	tmpBytes      int64
+	recoveryGrace time.Duration
 }
 
 // DefaultSettings are what an empty config block means.
@@ -52,6 +57,9 @@ func DefaultSettings() Settings {
 		Pids:        256,
 		CPUs:        1,
 		TmpSize:     "256MiB",
+		// The core recovers sessions right after it restarted a plugin:
+		// seconds. A minute leaves room for a slow start.
+		RecoveryGrace: "60s",
 	}
 }
 
@@ -72,6 +80,7 @@ func configSpec() *sdk.ConfigSpec {
 		{Name: "pids", Type: sdk.TypeNumber, Default: d.Pids, Description: "process/thread limit of a session when its limits set none"},
 		{Name: "cpus", Type: sdk.TypeNumber, Default: d.CPUs, Description: "CPU cores a session may use when its limits set none"},
 		{Name: "tmp_size", Type: sdk.TypeSize, Default: d.TmpSize, Description: "size of the tmpfs at /tmp"},
+		{Name: "recovery_grace", Type: sdk.TypeDuration, Default: d.RecoveryGrace, Description: "how long a session's container outlives its crashed plugin process, waiting for the restarted plugin to recover it (0s: removed by the next sweep)"},
 	}}
 }
 
@@ -87,6 +96,9 @@ func decodeSettings(cfg *sdk.Config) (Settings, error) {
 	}
 	if s.tmpBytes, err = ParseSize(s.TmpSize); err != nil {
 		return s, fmt.Errorf("config tmp_size: %w", err)
+	}
+	if s.recoveryGrace, err = time.ParseDuration(s.RecoveryGrace); err != nil || s.recoveryGrace < 0 {
+		return s, fmt.Errorf("config recovery_grace %q: want a duration such as 60s", s.RecoveryGrace)
 	}
 	switch {
 	case s.Address == "":

@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/kernel"
 )
 
 // Snapshots hold the session's variables as pickled by the kernel's
@@ -30,14 +32,15 @@ func (b *Backend) Snapshot(ctx context.Context, id string) (*sdk.Snapshot, error
 		return nil, err
 	}
 	e := s.box.e
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.box.k == nil || !s.box.k.alive() {
-		return nil, fmt.Errorf("snapshot %s: the session's kernel is not running (its variables are lost)", id)
-	}
 	guest := guestStateDir + "/" + snapFile
 	code := "exec(" + strconv.Quote("import mcpruntime\nmcpruntime.save_state("+strconv.Quote(guest)+")") + ", {})"
-	if err := hidden(ctx, s.box.k, code); err != nil {
+	err = s.Hold(func(p kernel.Process) error {
+		if p == nil {
+			return errors.New("the session's kernel is not running (its variables are lost)")
+		}
+		return stateCell(ctx, p, code)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: save state: %w", id, err)
 	}
 	var rnd [8]byte
@@ -81,16 +84,39 @@ func (b *Backend) Restore(ctx context.Context, snapID string, spec *sdk.SessionS
 
 // load restores the variables pickled in the host file src.
 func (s *session) load(ctx context.Context, src string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	dst := filepath.Join(s.box.slot.state(), "restore.pkl")
-	if _, err := copyFile(src, dst); err != nil {
+	return s.Hold(func(p kernel.Process) error {
+		if p == nil {
+			return errors.New("the session's kernel is not running")
+		}
+		dst := filepath.Join(s.box.slot.state(), "restore.pkl")
+		if _, err := copyFile(src, dst); err != nil {
+			return err
+		}
+		defer os.Remove(dst)
+		guest := guestStateDir + "/restore.pkl"
+		code := "exec(" + strconv.Quote("import mcpruntime\nr = mcpruntime.load_state("+strconv.Quote(guest)+")") + ", {})"
+		return stateCell(ctx, p, code)
+	})
+}
+
+// stateCell runs the kernel helper's save_state or load_state in a
+// throw-away namespace (the kernel has no frame for them), discarding
+// its output but for the errors it reports.
+func stateCell(ctx context.Context, p kernel.Process, code string) error {
+	var out strings.Builder
+	res, err := p.Conn().Exec(ctx, kernel.Request{Code: code, Timeout: 30 * time.Second, Interrupt: p.Interrupt},
+		nil, func(e sdk.Event) {
+			if e.Kind == sdk.EventStderr && out.Len() < 4096 {
+				out.Write(e.Data)
+			}
+		})
+	if err != nil {
 		return err
 	}
-	defer os.Remove(dst)
-	guest := guestStateDir + "/restore.pkl"
-	code := "exec(" + strconv.Quote("import mcpruntime\nr = mcpruntime.load_state("+strconv.Quote(guest)+")") + ", {})"
-	return hidden(ctx, s.box.k, code)
+	if !res.OK() {
+		return fmt.Errorf("%s %s", res.Message, strings.TrimSpace(out.String()))
+	}
+	return nil
 }
 
 func moveFile(src, dst string) (int64, error) {

@@ -11,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/image"
+	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/initproc"
 	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/kernel"
 )
@@ -19,6 +20,9 @@ import (
 const (
 	guestKernelDir = "/mcpruntime/kernel"
 	guestStateDir  = "/mcpruntime/state"
+	// guestChannelDir lies in the spec's /run tmpfs: the read-only image
+	// has no mount point for it, and one in a tmpfs is made at start.
+	guestChannelDir = "/run/mcpruntime/channel"
 )
 
 // kernelArgs start the sdk kernel under the container init (see initproc
@@ -48,12 +52,19 @@ func (e *engine) specOpts(id string, slot slotPaths, lim limits) []oci.SpecOpts 
 		// counts against a session's RLIMIT_AS.
 		"MALLOC_ARENA_MAX=2",
 		"OPENBLAS_NUM_THREADS=1",
+		// Init hands the kernel its channel FIFOs (removed from the
+		// kernel's environment).
+		initproc.ChannelEnv + "=" + guestChannelDir,
 	}
 	mounts := []specs.Mount{
 		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + strconv.FormatInt(e.s.tmpBytes, 10)}},
 		{Destination: sdk.GuestWorkspace, Type: "bind", Source: slot.workspace(), Options: []string{"rbind", "rw", "nosuid", "nodev", "rslave"}},
 		{Destination: sdk.GuestLib, Type: "bind", Source: slot.lib(), Options: append(readOnlyBind(), "rslave")},
 		{Destination: guestStateDir, Type: "bind", Source: slot.state(), Options: []string{"rbind", "rw", "nosuid", "nodev", "noexec"}},
+		// Read-only: the sandbox cannot replace the FIFOs the plugin opens
+		// by path (a FIFO's data is not the file system's, so opening one
+		// for writing works on a read-only mount).
+		{Destination: guestChannelDir, Type: "bind", Source: slot.channel(), Options: append(readOnlyBind(), "noexec")},
 		e.kernelMount(),
 	}
 	own := []oci.SpecOpts{

@@ -57,16 +57,34 @@ func ownerOfName(name string) (string, bool) {
 	return m[1], true
 }
 
+// sweeper runs the sweep in the background from newEngine, again when a
+// session container it kept for recovery is due, until the engine closes.
+func (e *engine) sweeper() {
+	for {
+		next := e.sweep(e.ctx)
+		if next <= 0 {
+			return
+		}
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-time.After(next):
+		}
+	}
+}
+
 // sweep removes what dead plugin processes left in the namespace:
 // containers, their tasks, slots (with their mounts), FIFO directories,
 // then dead owners' lock files. What live owners have, this process
-// included, is not touched. It runs in the background from newEngine.
-func (e *engine) sweep(ctx context.Context) {
+// included, is not touched. A dead owner's session containers are kept for
+// their recovery grace (see recover.go); sweep returns when the next of
+// those is due (0: none).
+func (e *engine) sweep(ctx context.Context) (next time.Duration) {
 	start := time.Now()
 	ctrs, err := e.client.Containers(ctx)
 	if err != nil {
 		e.log.Warn("sweep: list containers", "error", err)
-		return
+		return 0
 	}
 	byOwner := map[string][]client.Container{} // owner id -> its containers
 	exists := map[string]bool{}                // container ids
@@ -117,7 +135,9 @@ func (e *engine) sweep(ctx context.Context) {
 	for _, d := range slotEnts {
 		name := d.Name()
 		if id, ok := ownerOfName(name); ok {
-			if id != e.owner {
+			// A slot whose container exists goes with it: the container
+			// may have been taken over by another owner (recover.go).
+			if id != e.owner && !exists[name] {
 				slotsByOwner[id] = append(slotsByOwner[id], name)
 			}
 			continue
@@ -172,10 +192,14 @@ func (e *engine) sweep(ctx context.Context) {
 			continue
 		}
 		if ctx.Err() != nil {
-			return
+			return 0
 		}
 		dead, err := owner.Reap(ownersDir, id, func() error {
-			return e.removeOwned(ctx, id, byOwner[id], slotsByOwner[id], fifoOwners[id])
+			due, err := e.removeOwned(ctx, id, byOwner[id], slotsByOwner[id], fifoOwners[id])
+			if due > 0 && (next == 0 || due < next) {
+				next = due
+			}
+			return err
 		})
 		if err != nil {
 			e.log.Warn("sweep: leftovers of a dead plugin process", "owner", id, "error", err)
@@ -191,14 +215,51 @@ func (e *engine) sweep(ctx context.Context) {
 	if reaped > 0 || legacyRemoved > 0 {
 		e.log.Info("sweep done", "dead_owners", reaped, "legacy_containers", legacyRemoved, "namespace", e.s.Namespace, "took", time.Since(start).String())
 	}
+	if next > 0 {
+		// A moment late: the grace must be over when the next sweep looks.
+		next += 100 * time.Millisecond
+		e.log.Info("sweep: session containers of dead plugin processes kept for recovery", "next_sweep_in", next.String())
+	}
+	return next
 }
 
-// removeOwned removes a dead owner's containers, slots and FIFO directory.
-func (e *engine) removeOwned(ctx context.Context, id string, ctrs []client.Container, slots []string, fifo bool) error {
+// removeOwned removes a dead owner's containers (with their slots), slots
+// and FIFO directory. It runs under the owner's lock and reads each
+// container's labels again: a container taken over meanwhile (recover.go)
+// is no longer the dead owner's. Session containers within their recovery
+// grace stay; due says when the first of them is due (0: none).
+func (e *engine) removeOwned(ctx context.Context, id string, ctrs []client.Container, slots []string, fifo bool) (due time.Duration, _ error) {
 	var errs []error
+	now := time.Now()
 	for _, c := range ctrs {
+		slot := slotPaths{root: filepath.Join(e.slots, c.ID())}
+		info, err := c.Info(ctx)
+		if err == nil && info.Labels[labelInstance] != id {
+			continue
+		}
+		if err == nil {
+			if rec, ok := readRecord(slot); ok && rec.Grace > 0 {
+				since, serr := orphanedSince(slot, now)
+				if serr != nil {
+					e.log.Warn("sweep: orphaned session container", "container", c.ID(), "error", serr)
+				}
+				if left := since.Add(rec.Grace).Sub(now); left > 0 {
+					if due == 0 || left < due {
+						due = left
+					}
+					continue
+				}
+			}
+		} else if !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("container %s: %w", c.ID(), err))
+			continue
+		}
 		if err := removeContainer(ctx, c); err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		if err := removeSlot(slot.root); err != nil {
+			errs = append(errs, fmt.Errorf("remove slot %s: %w", c.ID(), err))
 		}
 	}
 	for _, s := range slots {
@@ -211,7 +272,7 @@ func (e *engine) removeOwned(ctx context.Context, id string, ctrs []client.Conta
 			errs = append(errs, fmt.Errorf("remove FIFO directory: %w", err))
 		}
 	}
-	return errors.Join(errs...)
+	return due, errors.Join(errs...)
 }
 
 // removeContainer kills and deletes a container's task, then the container.

@@ -34,6 +34,13 @@ func ConfigJSON() string {
 	return `{"namespace": "` + Namespace + `"}`
 }
 
+// ConfigJSONGrace is ConfigJSON with the recovery grace set: how long the
+// session containers of a killed plugin are kept for RecoverSessions.
+// Tests that expect the next start to sweep at once use "0s".
+func ConfigJSONGrace(grace string) string {
+	return `{"namespace": "` + Namespace + `", "recovery_grace": "` + grace + `"}`
+}
+
 // ConfigJSONRuntime is ConfigJSON with the OCI runtime set.
 func ConfigJSONRuntime(runtime string) string {
 	return `{"namespace": "` + Namespace + `", "runtime": "` + runtime + `"}`

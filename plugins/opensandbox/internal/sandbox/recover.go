@@ -1,0 +1,256 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/owner"
+)
+
+// Recovery (sdk.Recoverer). A session's container, its task and its kernel
+// outlive the plugin process: containerd's shim holds the task, and the
+// kernel holds both ends of its channel FIFOs (see kerneltask.go). After a
+// plugin restart, RecoverSessions finds each session's container by the
+// record its slot keeps (session id and workspace: two cores on one host
+// may both have a session "s1", never with one workspace), takes it over
+// from the dead owner, re-opens the kernel's channel and adopts the kernel
+// with its variables.
+//
+// A session is recovered only with its variables: a container whose kernel
+// did not survive (or would not come to rest) is removed and reported not
+// recovered, so the core answers the session's next execution with
+// state_lost, as for a session whose container is gone.
+//
+// Between the crash and RecoverSessions the sweep (sweep.go) must not take
+// the containers: a dead owner's session containers are kept for the
+// recovery grace of the plugin that created them (recovery_grace, in the
+// record), counted from the first sweep that found them orphaned, and
+// removed by a later sweep when nobody recovered them.
+
+// sessionRecord is what a slot says about the session its container
+// serves. It lives in the slot's root, which no container sees.
+type sessionRecord struct {
+	ID        string        `json:"id"`
+	Workspace string        `json:"workspace"`
+	Grace     time.Duration `json:"grace"`
+}
+
+func writeRecord(slot slotPaths, r sessionRecord) error {
+	js, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("session record: %w", err)
+	}
+	tmp := slot.record() + ".tmp"
+	if err := os.WriteFile(tmp, js, 0o600); err != nil {
+		return fmt.Errorf("session record: %w", err)
+	}
+	if err := os.Rename(tmp, slot.record()); err != nil {
+		return fmt.Errorf("session record: %w", err)
+	}
+	return nil
+}
+
+// readRecord reads a slot's record; ok is false for a container that
+// serves no session (pooled, anchor) or whose slot is gone.
+func readRecord(slot slotPaths) (sessionRecord, bool) {
+	var r sessionRecord
+	js, err := os.ReadFile(slot.record())
+	if err != nil || json.Unmarshal(js, &r) != nil || r.ID == "" {
+		return r, false
+	}
+	return r, true
+}
+
+// orphanedSince is when a sweep first found a session container's owner
+// dead: the first sweep stamps it in the slot.
+func orphanedSince(slot slotPaths, now time.Time) (time.Time, error) {
+	p := filepath.Join(slot.root, "orphaned")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err == nil {
+		_, werr := f.WriteString(strconv.FormatInt(now.UnixNano(), 10))
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return now, fmt.Errorf("stamp orphaned container: %w", werr)
+		}
+		return now, nil
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return now, fmt.Errorf("stamp orphaned container: %w", err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return now, fmt.Errorf("orphaned container stamp: %w", err)
+	}
+	ns, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		// Torn by a crash between create and write: the file's time will do.
+		if st, serr := os.Stat(p); serr == nil {
+			return st.ModTime(), nil
+		}
+		return now, nil
+	}
+	return time.Unix(0, ns), nil
+}
+
+// candidate is a session container of a dead owner.
+type candidate struct {
+	ctr   client.Container
+	owner string
+	rec   sessionRecord
+}
+
+// RecoverSessions implements sdk.Recoverer.
+func (b *Backend) RecoverSessions(ctx context.Context, specs []*sdk.SessionSpec) ([]sdk.RecoveredSession, error) {
+	e, err := b.currentEngine()
+	if err != nil {
+		return nil, err
+	}
+	cands, err := e.orphans(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sdk.RecoveredSession, 0, len(specs))
+	for _, spec := range specs {
+		r := sdk.RecoveredSession{ID: spec.ID, Recovered: true}
+		if err := b.recoverOne(ctx, e, spec, cands); err != nil {
+			r.Recovered, r.Reason = false, err.Error()
+			b.log.Info("session not recovered", "session", spec.ID, "reason", r.Reason)
+		} else {
+			b.log.Info("session recovered", "session", spec.ID)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func recordKey(id, workspace string) string { return id + "\x00" + workspace }
+
+// orphans lists the session containers of dead owners in the namespace,
+// by session id and workspace.
+func (e *engine) orphans(ctx context.Context) (map[string]candidate, error) {
+	ctx = e.scoped(ctx)
+	ctrs, err := e.client.Containers(ctx, fmt.Sprintf(`labels.%q==sandbox`, labelRole))
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := map[string]candidate{}
+	for _, c := range ctrs {
+		info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
+		if err != nil {
+			continue
+		}
+		id := info.Labels[labelInstance]
+		if id == "" || id == e.owner || !owner.ValidID(id) || owner.Alive(ownersDir, id) {
+			continue
+		}
+		rec, ok := readRecord(slotPaths{root: filepath.Join(e.slots, c.ID())})
+		if !ok {
+			continue
+		}
+		out[recordKey(rec.ID, rec.Workspace)] = candidate{ctr: c, owner: id, rec: rec}
+	}
+	return out, nil
+}
+
+func (b *Backend) recoverOne(ctx context.Context, e *engine, spec *sdk.SessionSpec, cands map[string]candidate) error {
+	ws, err := workspaceOf(spec)
+	if err != nil {
+		return err
+	}
+	cand, ok := cands[recordKey(spec.ID, ws)]
+	if !ok {
+		return errors.New("no container of this session outlived the plugin process (it was removed, or its owner still runs)")
+	}
+	if err := b.reserve(spec.ID); err != nil {
+		return err
+	}
+	s, err := e.adopt(ctx, cand, spec)
+	return b.sessions.Settle(spec.ID, s, err)
+}
+
+// adopt takes a dead owner's session container over and re-attaches its
+// kernel.
+func (e *engine) adopt(ctx context.Context, cand candidate, spec *sdk.SessionSpec) (*session, error) {
+	ctx = e.scoped(ctx)
+	if err := e.takeOver(ctx, cand); err != nil {
+		return nil, err
+	}
+	id := cand.ctr.ID()
+	bx := &box{e: e, id: id, slot: slotPaths{root: filepath.Join(e.slots, id)}, ctr: cand.ctr,
+		cg: cgroup{path: cgroupParent + "/" + id, v2: unifiedCgroups()}, lim: e.sessionLimits(spec.Limits)}
+	k, err := bx.attachKernel(ctx)
+	if err != nil {
+		// Ours now: without its variables it is of no use.
+		bx.destroy(ctx)
+		return nil, fmt.Errorf("the container outlived the plugin process but its kernel did not (%v); the container was removed", err)
+	}
+	bx.k, bx.handed = k, true
+	// The orphan stamp goes: should this process die too, the grace is
+	// counted afresh.
+	if err := os.Remove(filepath.Join(bx.slot.root, "orphaned")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		e.log.Warn("remove orphan stamp", "container", id, "error", err)
+	}
+	if err := writeRecord(bx.slot, sessionRecord{ID: spec.ID, Workspace: cand.rec.Workspace, Grace: e.s.recoveryGrace}); err != nil {
+		e.log.Warn("session record", "container", id, "error", err)
+	}
+	s := e.newSession(spec, bx)
+	s.Adopt(k)
+	return s, nil
+}
+
+// takeOver relabels a dead owner's container as this process's, holding
+// the dead owner's lock meanwhile: a sweep removes an owner's containers
+// under the same lock, after reading their labels again (removeOwned), so
+// the container is either taken over or removed, never both.
+func (e *engine) takeOver(ctx context.Context, cand candidate) error {
+	unlock, err := lockDeadOwner(cand.owner)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	info, err := cand.ctr.Info(ctx)
+	if errdefs.IsNotFound(err) {
+		return errors.New("the session's container was removed meanwhile")
+	}
+	if err != nil {
+		return fmt.Errorf("container %s: %w", cand.ctr.ID(), err)
+	}
+	if info.Labels[labelInstance] != cand.owner {
+		return errors.New("the session's container was taken over by another plugin process")
+	}
+	if _, err := cand.ctr.SetLabels(ctx, map[string]string{labelInstance: e.owner}); err != nil {
+		return fmt.Errorf("take over container %s: %w", cand.ctr.ID(), err)
+	}
+	return nil
+}
+
+// lockDeadOwner takes the lock of a dead owner id without removing its
+// lock file (unlike owner.Reap): the lock serialises a take-over with the
+// sweeps reaping the same owner.
+func lockDeadOwner(id string) (func(), error) {
+	f, err := os.OpenFile(owner.LockPath(ownersDir, id), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock of dead owner %s: %w", id, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("the container's previous owner %s is alive or being swept", id)
+		}
+		return nil, fmt.Errorf("lock of dead owner %s: %w", id, err)
+	}
+	return func() { f.Close() }, nil
+}
