@@ -18,18 +18,35 @@ import (
 // callers never see protocol types, and it serves the Host service each
 // session's SessionSpec.Host provides through go-plugin's broker.
 type Client struct {
-	rpc    pb.SandboxClient
-	broker *plugin.GRPCBroker
-	hosts  *hostRegistry
+	rpc      pb.SandboxClient
+	broker   *plugin.GRPCBroker
+	hosts    *hostRegistry
+	protocol int
 
 	serveOnce sync.Once
 	brokerID  uint32
 }
 
-var _ Backend = (*Client)(nil)
+var (
+	_ Backend         = (*Client)(nil)
+	_ Recoverer       = (*Client)(nil)
+	_ SnapshotDeleter = (*Client)(nil)
+)
 
-func newClient(conn *grpc.ClientConn, broker *plugin.GRPCBroker) *Client {
-	return &Client{rpc: pb.NewSandboxClient(conn), broker: broker, hosts: newHostRegistry()}
+func newClient(conn *grpc.ClientConn, broker *plugin.GRPCBroker, protocol int) *Client {
+	return &Client{rpc: pb.NewSandboxClient(conn), broker: broker, hosts: newHostRegistry(), protocol: protocol}
+}
+
+// Protocol is the plugin protocol version negotiated with the plugin.
+func (c *Client) Protocol() int { return c.protocol }
+
+// needs reports, wrapping ErrNotSupported, a call the negotiated protocol
+// version does not have; the plugin is not asked.
+func (c *Client) needs(call string, version int) error {
+	if c.protocol >= version {
+		return nil
+	}
+	return fmt.Errorf("%s needs plugin protocol %d; the plugin speaks %d: %w", call, version, c.protocol, ErrNotSupported)
 }
 
 // Info implements Backend.
@@ -157,6 +174,63 @@ func (c *Client) Health(ctx context.Context) (*Health, error) {
 		return nil, fromStatus(err)
 	}
 	return &Health{Healthy: resp.GetHealthy(), Message: resp.GetMessage(), Sessions: int(resp.GetSessions())}, nil
+}
+
+// RecoverSessions implements Recoverer (protocol 2). Each session gets a
+// fresh Host token on the broker's Host service, as CreateSession gives it;
+// the tokens of sessions the plugin did not recover are revoked again. The
+// answer has one entry per spec, in the order given: a session the plugin
+// did not mention counts as not recovered. On a version-1 plugin it returns
+// an error wrapping ErrNotSupported without calling it.
+func (c *Client) RecoverSessions(ctx context.Context, specs []*SessionSpec) ([]RecoveredSession, error) {
+	if err := c.needs("RecoverSessions", 2); err != nil {
+		return nil, err
+	}
+	req := &pb.RecoverSessionsRequest{Sessions: make([]*pb.CreateSessionRequest, len(specs))}
+	for i, spec := range specs {
+		req.Sessions[i] = c.sessionRequest(spec)
+	}
+	resp, err := c.rpc.RecoverSessions(ctx, req)
+	if err != nil {
+		for _, spec := range specs {
+			c.hosts.revoke(spec.ID)
+		}
+		return nil, fromStatus(err)
+	}
+	answers := make(map[string]*pb.RecoveredSession, len(resp.GetSessions()))
+	for _, a := range resp.GetSessions() {
+		answers[a.GetSessionId()] = a
+	}
+	out := make([]RecoveredSession, len(specs))
+	for i, spec := range specs {
+		a, ok := answers[spec.ID]
+		switch {
+		case !ok:
+			out[i] = RecoveredSession{ID: spec.ID, Reason: "the plugin did not answer for this session"}
+		case a.GetRecovered():
+			out[i] = RecoveredSession{ID: spec.ID, Recovered: true}
+		default:
+			reason := a.GetReason()
+			if reason == "" {
+				reason = "the plugin gave no reason"
+			}
+			out[i] = RecoveredSession{ID: spec.ID, Reason: reason}
+		}
+		if !out[i].Recovered {
+			c.hosts.revoke(spec.ID)
+		}
+	}
+	return out, nil
+}
+
+// DeleteSnapshot implements SnapshotDeleter (protocol 2). On a version-1
+// plugin it returns an error wrapping ErrNotSupported without calling it.
+func (c *Client) DeleteSnapshot(ctx context.Context, snapshotID string) error {
+	if err := c.needs("DeleteSnapshot", 2); err != nil {
+		return err
+	}
+	_, err := c.rpc.DeleteSnapshot(ctx, &pb.DeleteSnapshotRequest{SnapshotId: snapshotID})
+	return fromStatus(err)
 }
 
 // RevokeHost stops answering host calls for a session: calls made with its

@@ -174,6 +174,48 @@ func (s *grpcServer) DestroySession(ctx context.Context, req *pb.DestroySessionR
 	return &pb.DestroySessionResponse{}, nil
 }
 
+func (s *grpcServer) RecoverSessions(ctx context.Context, req *pb.RecoverSessionsRequest) (resp *pb.RecoverSessionsResponse, err error) {
+	defer s.recoverTo("RecoverSessions", &err)
+	specs := make([]*SessionSpec, 0, len(req.GetSessions()))
+	for _, r := range req.GetSessions() {
+		spec, err := s.sessionSpec(r)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, spec)
+	}
+	resp = &pb.RecoverSessionsResponse{}
+	rec, ok := s.impl.(Recoverer)
+	if !ok {
+		for _, spec := range specs {
+			resp.Sessions = append(resp.Sessions, &pb.RecoveredSession{
+				SessionId: spec.ID, Reason: "this backend does not recover sessions: they ended with the plugin process",
+			})
+		}
+		return resp, nil
+	}
+	answers, err := rec.RecoverSessions(ctx, specs)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	for _, a := range answers {
+		resp.Sessions = append(resp.Sessions, &pb.RecoveredSession{SessionId: a.ID, Recovered: a.Recovered, Reason: a.Reason})
+	}
+	return resp, nil
+}
+
+func (s *grpcServer) DeleteSnapshot(ctx context.Context, req *pb.DeleteSnapshotRequest) (resp *pb.DeleteSnapshotResponse, err error) {
+	defer s.recoverTo("DeleteSnapshot", &err)
+	d, ok := s.impl.(SnapshotDeleter)
+	if !ok {
+		return nil, toStatus(fmt.Errorf("delete snapshot %q: %w", req.GetSnapshotId(), ErrNotSupported))
+	}
+	if err := d.DeleteSnapshot(ctx, req.GetSnapshotId()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.DeleteSnapshotResponse{}, nil
+}
+
 func (s *grpcServer) Health(ctx context.Context, _ *pb.HealthRequest) (resp *pb.HealthResponse, err error) {
 	defer s.recoverTo("Health", &err)
 	h, err := s.impl.Health(ctx)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -132,7 +134,7 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 		}
 		raw.Kill()
 		if strings.Contains(strings.ToLower(err.Error()), "incompatible api version") {
-			return nil, fmt.Errorf("plugin %s speaks another protocol version (%w); rebuild it against an sdk with protocol %d", path, err, ProtocolVersion)
+			return nil, incompatible(path, err)
 		}
 		if died {
 			if tail := stderr.String(); tail != "" {
@@ -156,6 +158,29 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 		p.pid = cmd.Process.Pid
 	}
 	return p, nil
+}
+
+// ErrIncompatibleProtocol is wrapped by Launch's error when a plugin speaks
+// no plugin protocol version this core does.
+var ErrIncompatibleProtocol = errors.New("incompatible plugin protocol version")
+
+var pluginVersionRE = regexp.MustCompile(`Plugin version: (-?[0-9]+)`)
+
+// incompatible explains go-plugin's version mismatch: which version the
+// plugin speaks (when its message says), which ones the core speaks, what
+// to do.
+func incompatible(path string, err error) error {
+	speaks := "another protocol version (" + err.Error() + ")"
+	if m := pluginVersionRE.FindStringSubmatch(err.Error()); m != nil {
+		speaks = "protocol version " + m[1]
+	}
+	versions := ProtocolVersions()
+	names := make([]string, len(versions))
+	for i, v := range versions {
+		names[i] = strconv.Itoa(v)
+	}
+	return fmt.Errorf("plugin %s speaks %s, this core speaks %s (%w); rebuild the plugin against an sdk with protocol %d",
+		path, speaks, strings.Join(names, " and "), ErrIncompatibleProtocol, ProtocolVersion)
 }
 
 // Pid is the plugin's process id.

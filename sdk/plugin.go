@@ -17,9 +17,26 @@ import (
 // agents that paste data into code.
 const MaxMessageBytes = 64 << 20
 
-// ProtocolVersion is the version of the plugin protocol this sdk speaks.
-// It changes only when the Sandbox or Host service changes incompatibly.
-const ProtocolVersion = 1
+// ProtocolVersion is the version of the plugin protocol this sdk speaks:
+// a plugin built with it serves this version. It changes only when the
+// Sandbox or Host service changes. Version 2 added RecoverSessions and
+// DeleteSnapshot.
+const ProtocolVersion = 2
+
+// MinProtocolVersion is the oldest plugin protocol the core still speaks.
+// A version-1 plugin works as before; the calls version 2 added report
+// ErrNotSupported without reaching it.
+const MinProtocolVersion = 1
+
+// ProtocolVersions lists the plugin protocol versions the core accepts,
+// oldest first.
+func ProtocolVersions() []int {
+	out := make([]int, 0, ProtocolVersion-MinProtocolVersion+1)
+	for v := MinProtocolVersion; v <= ProtocolVersion; v++ {
+		out = append(out, v)
+	}
+	return out
+}
 
 // PluginName is the key of the sandbox service in go-plugin's plugin map.
 const PluginName = "sandbox"
@@ -42,6 +59,10 @@ type GRPCPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	Backend Backend
 	Logger  hclog.Logger
+
+	// protocol is the version this plugin set was negotiated at (client
+	// side); 0 means ProtocolVersion.
+	protocol int
 }
 
 // GRPCServer registers the Backend's adapter (plugin side).
@@ -56,13 +77,23 @@ func (p *GRPCPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error
 
 // GRPCClient returns a *Client (core side).
 func (p *GRPCPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (interface{}, error) {
-	return newClient(conn, broker), nil
+	v := p.protocol
+	if v == 0 {
+		v = ProtocolVersion
+	}
+	return newClient(conn, broker, v), nil
 }
 
-// VersionedPlugins is the plugin set per protocol version, for
-// plugin.ClientConfig.VersionedPlugins.
+// VersionedPlugins is the plugin set per protocol version the core speaks
+// (every one of ProtocolVersions), for plugin.ClientConfig.VersionedPlugins.
+// go-plugin sends the plugin the list; the plugin picks the newest version
+// it serves, and the *Client dispensed for it knows that version.
 func VersionedPlugins() map[int]plugin.PluginSet {
-	return map[int]plugin.PluginSet{ProtocolVersion: {PluginName: &GRPCPlugin{}}}
+	out := map[int]plugin.PluginSet{}
+	for _, v := range ProtocolVersions() {
+		out[v] = plugin.PluginSet{PluginName: &GRPCPlugin{protocol: v}}
+	}
+	return out
 }
 
 // ServeOption configures Serve.

@@ -20,10 +20,45 @@ type Host struct {
 	cfg    *config.Config
 	logger hclog.Logger
 
-	mu      sync.Mutex
-	plugins map[string]*Instance
-	closed  bool
-	noPools bool
+	mu        sync.Mutex
+	plugins   map[string]*Instance
+	closed    bool
+	noPools   bool
+	onRestart []RestartFunc
+}
+
+// RestartFunc is told that backend's plugin was started again after the
+// previous process of it exited: p is the new process, gen its generation.
+// It runs before the new plugin is handed to anyone (Get waits for it), so
+// it can settle what the old process's sessions become; ctx bounds it.
+type RestartFunc func(ctx context.Context, backend string, p *sdk.Plugin, gen int)
+
+// RecoverTimeout bounds the RestartFuncs run after one restart.
+const RecoverTimeout = 2 * time.Minute
+
+// OnRestart registers f for every plugin restart from now on (the session
+// manager asks the new plugin to recover its sessions there).
+func (h *Host) OnRestart(f RestartFunc) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onRestart = append(h.onRestart, f)
+}
+
+// restarted runs the RestartFuncs for a plugin started again. The caller's
+// cancellation does not cut recovery short: the sessions of every caller
+// depend on it.
+func (h *Host) restarted(ctx context.Context, name string, p *sdk.Plugin, gen int) {
+	h.mu.Lock()
+	fs := append([]RestartFunc(nil), h.onRestart...)
+	h.mu.Unlock()
+	if len(fs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RecoverTimeout)
+	defer cancel()
+	for _, f := range fs {
+		f(ctx, name, p, gen)
+	}
 }
 
 // DisablePools configures every backend this host starts with a pool size
@@ -88,7 +123,20 @@ func (in *Instance) Get(ctx context.Context) (*sdk.Plugin, int, error) {
 	}
 	in.plugin, in.info = p, info
 	in.generation++
+	if in.generation > 1 {
+		in.host.restarted(ctx, in.Name, p, in.generation)
+	}
 	return p, in.generation, nil
+}
+
+// Protocol is the plugin protocol version the running plugin negotiated
+// (starting it if needed).
+func (in *Instance) Protocol(ctx context.Context) (int, error) {
+	p, _, err := in.Get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return p.ProtocolVersion(), nil
 }
 
 // Info is the plugin's self-description (starting it if needed).
@@ -165,8 +213,8 @@ func configure(ctx context.Context, cfg *config.Config, sb *config.Sandbox, p *s
 	if err != nil {
 		return nil, fmt.Errorf("info: %w", err)
 	}
-	if !slices.Contains(info.ProtocolVersions, sdk.ProtocolVersion) {
-		return nil, fmt.Errorf("plugin speaks protocol versions %v, this core needs %d", info.ProtocolVersions, sdk.ProtocolVersion)
+	if v := p.ProtocolVersion(); !slices.Contains(info.ProtocolVersions, v) {
+		return nil, fmt.Errorf("plugin negotiated protocol %d but its info lists versions %v", v, info.ProtocolVersions)
 	}
 	spec, err := p.ConfigSpec(ctx)
 	if err != nil {
@@ -203,14 +251,19 @@ func (h *Host) Shutdown() {
 }
 
 // Probe launches the plugin at path with default settings, reads its info
-// and stops it. Used by `plugins list` and `doctor`.
-func Probe(ctx context.Context, path string) (*sdk.Info, error) {
+// and stops it; protocol is the plugin protocol version it negotiated. Used
+// by `plugins list`.
+func Probe(ctx context.Context, path string) (info *sdk.Info, protocol int, err error) {
 	p, err := sdk.Launch(ctx, path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer p.Kill()
-	return p.Info(ctx)
+	info, err = p.Info(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return info, p.ProtocolVersion(), nil
 }
 
 // envList turns NAME → value into KEY=VALUE entries.

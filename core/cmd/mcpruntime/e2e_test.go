@@ -186,7 +186,7 @@ func TestBrokenPlugins(t *testing.T) {
 		"not executable": {notExec, "not executable"},
 		"garbage":        {filepath.Join(tp, "mcpruntime-plugin-garbage"), "hello, I am not a handshake"},
 		"crash":          {filepath.Join(tp, "mcpruntime-plugin-crash"), "exited before the handshake; its stderr ends with: fatal: cannot open /nonexistent/libsandbox.so"},
-		"old protocol":   {filepath.Join(tp, "mcpruntime-plugin-oldproto"), "Plugin version: 99, Client versions: [1]"},
+		"old protocol":   {filepath.Join(tp, "mcpruntime-plugin-oldproto"), "speaks protocol version 99, this core speaks 1 and 2"},
 	}
 	for name, tc := range cases {
 		dir := t.TempDir()

@@ -196,7 +196,8 @@ func versionCmd() *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "mcpruntime %s (plugin protocol %d)\nplugins: %s\n", version, sdk.ProtocolVersion, filepath.Clean(config.DefaultPluginDir()))
+			fmt.Fprintf(cmd.OutOrStdout(), "mcpruntime %s (plugin protocol %d; plugins speaking %d to %d work)\nplugins: %s\n",
+				version, sdk.ProtocolVersion, sdk.MinProtocolVersion, sdk.ProtocolVersion, filepath.Clean(config.DefaultPluginDir()))
 		},
 	}
 }

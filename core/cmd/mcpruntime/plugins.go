@@ -39,14 +39,16 @@ func pluginsCmd(a *app) *cobra.Command {
 				pluginhost.Found
 				Default bool      `json:"default"`
 				Info    *sdk.Info `json:"info,omitempty"`
-				Error   string    `json:"error,omitempty"`
+				// Protocol is the plugin protocol version negotiated with it.
+				Protocol int    `json:"protocol,omitempty"`
+				Error    string `json:"error,omitempty"`
 			}
 			rows := []row{}
 			for _, f := range found {
 				ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-				info, err := pluginhost.Probe(ctx, f.Path)
+				info, protocol, err := pluginhost.Probe(ctx, f.Path)
 				cancel()
-				r := row{Found: f, Default: f.Name == cfg.Backend, Info: info}
+				r := row{Found: f, Default: f.Name == cfg.Backend, Info: info, Protocol: protocol}
 				if err != nil {
 					r.Error = err.Error()
 				}
@@ -61,17 +63,17 @@ func pluginsCmd(a *app) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tVERSION\tISOLATION\tSNAPSHOTS\tPATH")
+			fmt.Fprintln(tw, "NAME\tVERSION\tPROTOCOL\tISOLATION\tSNAPSHOTS\tPATH")
 			for _, r := range rows {
 				name := r.Name
 				if r.Default {
 					name += " (default)"
 				}
 				if r.Info == nil {
-					fmt.Fprintf(tw, "%s\t-\t-\t-\t%s  [error: %s]\n", name, r.Path, r.Error)
+					fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t%s  [error: %s]\n", name, r.Path, r.Error)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", name, r.Info.Version, r.Info.Capabilities.Isolation, r.Info.Capabilities.Snapshots, r.Path)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\t%s\n", name, r.Info.Version, r.Protocol, r.Info.Capabilities.Isolation, r.Info.Capabilities.Snapshots, r.Path)
 			}
 			return tw.Flush()
 		},
