@@ -11,8 +11,9 @@ import (
 )
 
 // Extract unpacks the files of debs into dir (no maintainer scripts). A
-// few run at once: dpkg-deb is bound by decompression, and Debian
-// packages never ship the same file, so the order does not matter.
+// few run at once: dpkg-deb is bound by decompression, and packages of one
+// closure do not share files (dpkg refuses that without Replaces), so the
+// order does not matter.
 func Extract(ctx context.Context, dir string, debs ...string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("extract: %w", err)

@@ -1,7 +1,6 @@
 package rootfs
 
 import (
-	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -30,8 +29,11 @@ func (idx *Index) Resolve(roots []string, opts ...Option) ([]Package, error) {
 	r := &resolver{idx: idx, cfg: c, selected: map[string]*Package{}, parent: map[string]string{}}
 	for _, name := range roots {
 		rel, ok, err := parseRelation(strings.TrimSpace(name), idx.arch)
-		if err != nil || !ok {
-			return nil, fmt.Errorf("resolve: requested package %q: %v", name, errors.Join(err, errors.New("not for this architecture")))
+		if err != nil {
+			return nil, fmt.Errorf("resolve: requested package %q: %w", name, err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("resolve: requested package %q is not for %s", name, idx.arch)
 		}
 		if c.excluded(rel.name) {
 			return nil, fmt.Errorf("resolve: requested package %s is excluded", rel.name)

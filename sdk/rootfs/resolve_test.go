@@ -251,6 +251,11 @@ func TestResolve(t *testing.T) {
 			wantErr: "nothing satisfies no-such-package (unknown)",
 		},
 		{
+			name:    "a malformed root",
+			roots:   []string{"python3 (>= 3"},
+			wantErr: `requested package "python3 (>= 3": unterminated version constraint`,
+		},
+		{
 			name:    "an excluded root is a contradiction",
 			roots:   []string{"dpkg"},
 			exclude: []string{"dpkg"},
