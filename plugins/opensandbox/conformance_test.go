@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/daemon"
+	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/sandbox"
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/testenv"
 	"github.com/mcpruntime/mcpruntime/sdk/sandboxtest"
 )
@@ -20,6 +21,20 @@ func TestConformance(t *testing.T) {
 	testenv.RequireContainerd(t)
 	bin := buildPlugin(t)
 	sandboxtest.Run(t, bin, sandboxtest.WithPoolSize(2), sandboxtest.WithConfig(testenv.ConfigJSON()))
+}
+
+// TestConformanceInProcess runs the suite against the backend served in
+// the test binary, so that the race detector sees the plugin's code (make
+// test runs it with -race). The containers' init must be a static binary,
+// which a -race test binary is not: OPENSANDBOX_INIT_BINARY, read when the
+// package loads, names the static mcpruntime-opensandbox-init (make build
+// puts it in bin/plugins).
+func TestConformanceInProcess(t *testing.T) {
+	testenv.RequireContainerd(t)
+	if os.Getenv("OPENSANDBOX_INIT_BINARY") == "" {
+		t.Skip("OPENSANDBOX_INIT_BINARY (a static mcpruntime-opensandbox-init) is not set")
+	}
+	sandboxtest.RunBackend(t, sandbox.New(), sandboxtest.WithPoolSize(2), sandboxtest.WithConfig(testenv.ConfigJSON()))
 }
 
 // TestConformanceColdPath runs the suite without a pool: every session

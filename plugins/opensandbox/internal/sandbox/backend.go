@@ -61,7 +61,7 @@ func (b *Backend) Info(context.Context) (*sdk.Info, error) {
 		Capabilities: sdk.Capabilities{
 			PersistentSessions: true, Snapshots: true, Streaming: true, HostCalls: true,
 			Isolation: sdk.IsolationContainer, Languages: []string{"python"},
-			EnforcedLimits: []string{sdk.LimitTimeout, sdk.LimitOutput, sdk.LimitMemory, sdk.LimitCPU, sdk.LimitPids}, // the container's cgroup
+			EnforcedLimits: []string{sdk.LimitTimeout, sdk.LimitOutput, sdk.LimitMemory, sdk.LimitPids}, // cgroup; not CPU: a warm pool's claimed session ran unthrottled
 		},
 	}, nil
 }
