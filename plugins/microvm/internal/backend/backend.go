@@ -168,7 +168,6 @@ func (b *Backend) Configure(ctx context.Context, sc *sdk.Config) error {
 	b.mu.Lock()
 	b.pool, b.standby = p, newStandbys(b, c.standby)
 	b.mu.Unlock()
-	p.start()
 	return nil
 }
 

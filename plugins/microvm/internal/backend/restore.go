@@ -40,11 +40,6 @@ func (b *Backend) Restore(ctx context.Context, snapshotID string, spec *sdk.Sess
 		b.settle(spec.ID, nil)
 		return fmt.Errorf("restore %s: %w", snapshotID, err)
 	}
-	if st != nil {
-		// Whatever this restore used, the snapshot gets a standby again
-		// (a moment later, so its restore does not slow this session).
-		st.refill(snapshotID)
-	}
 	s, err := b.newSession(spec)
 	if err != nil {
 		v.destroy()
@@ -65,7 +60,9 @@ func (b *Backend) Restore(ctx context.Context, snapshotID string, spec *sdk.Sess
 // one is ready or in flight, else a cold restore. from says which.
 func (b *Backend) restoredVM(ctx context.Context, st *standbys, id, dir string, meta *snapMeta) (v *vm, from string, err error) {
 	if st != nil {
-		if v, err = st.take(ctx, id, dir); err != nil {
+		// Taking the standby has its pool restore a replacement a
+		// moment later, so its restore does not slow this session.
+		if v, err = st.take(ctx, id); err != nil {
 			return nil, "", err
 		}
 		if v != nil {

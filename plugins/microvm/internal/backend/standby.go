@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	sdkpool "github.com/mcpruntime/mcpruntime/sdk/pool"
 )
 
 // Standby VMs. Under emulation a restore spends most of its time not in
@@ -18,57 +20,43 @@ import (
 // kernel's variables or sees a workspace), so the Restore that takes it
 // only reseeds and attaches. Standby VMs live in the run directory like
 // pooled ones, so the sweep after a crashed plugin covers them too.
+//
+// Each recent snapshot has a warm pool of one VM. A Restore that finds
+// its standby still being restored waits for it (it started earlier than
+// a cold restore would now) and has the rest of its warm-up skipped.
 
 // maxStandby bounds restore_standby: each standby holds a whole VM.
 const maxStandby = 16
 
-// standbyRecheck is how often a waiting standby checks that its snapshot
-// still exists unchanged (the contract has no snapshot deletion call).
+// standbyRecheck is how often a waiting standby is checked: its VM must
+// be alive and its snapshot's files unchanged (the contract has no
+// snapshot deletion call).
 const standbyRecheck = 10 * time.Second
 
 // errSnapChanged: the snapshot's files were replaced or removed after the
 // snapshot was taken.
 var errSnapChanged = errors.New("snapshot files changed or were removed since the snapshot was taken")
 
-// standbys keeps at most one standby VM for each of the limit most recent
+// standbys keeps one standby VM for each of the limit most recent
 // snapshots.
 type standbys struct {
-	b      *Backend
-	limit  int
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	b     *Backend
+	limit int
 
 	mu     sync.Mutex
-	recent []snapRef           // newest first, at most limit
-	slots  map[string]*standby // waiting standbys (in flight or ready) by snapshot id
+	recent []*standby // newest first, at most limit
 	closed bool
+	wg     sync.WaitGroup // standbys being closed in the background
 }
 
-// snapRef is a snapshot that deserves a standby, with the stamp of its
-// files when it was taken.
-type snapRef struct{ id, stamp string }
-
-// standby is one VM being restored and warmed, or ready to be taken. It
-// belongs to its slot until take removes it; v is set, under standbys.mu,
-// only while someone still wants it.
+// standby is the pool of one VM of a snapshot, with the stamp of the
+// snapshot's files when it was taken.
 type standby struct {
-	snap   string
-	stamp  string
-	cancel context.CancelFunc
-	// hurry is closed when a Restore takes the standby while it is still
-	// warming: the rest of the warm-up is skipped, since that Restore
-	// would pay for it (the session attach cleans up after any step).
-	hurry chan struct{}
-	ready chan struct{} // closed once prepared (v set, or nil on failure)
-	v     *vm
-	taken bool
+	snap, stamp string
+	vms         *sdkpool.Pool[*vm]
 }
 
-func newStandbys(b *Backend, limit int) *standbys {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &standbys{b: b, limit: limit, ctx: ctx, cancel: cancel, slots: map[string]*standby{}}
-}
+func newStandbys(b *Backend, limit int) *standbys { return &standbys{b: b, limit: limit} }
 
 // remember makes a snapshot just taken the most recent one and starts its
 // standby; snapshots pushed beyond the limit lose theirs.
@@ -90,80 +78,52 @@ func (s *standbys) remember(id string) {
 		s.mu.Unlock()
 		return
 	}
-	s.recent = slices.Insert(slices.DeleteFunc(s.recent, func(r snapRef) bool { return r.id == id }), 0, snapRef{id, st})
 	var evicted []*standby
-	for _, r := range s.recent[min(len(s.recent), s.limit):] {
-		if sb := s.slots[r.id]; sb != nil {
-			delete(s.slots, r.id)
+	s.recent = slices.DeleteFunc(s.recent, func(sb *standby) bool {
+		if sb.snap == id {
 			evicted = append(evicted, sb)
 		}
+		return sb.snap == id
+	})
+	s.recent = slices.Insert(s.recent, 0, s.newStandby(id, st))
+	if len(s.recent) > s.limit {
+		evicted = append(evicted, s.recent[s.limit:]...)
+		s.recent = s.recent[:s.limit]
 	}
-	s.recent = s.recent[:min(len(s.recent), s.limit)]
 	s.mu.Unlock()
 	for _, sb := range evicted {
 		s.b.log.Debug("standby: dropped for a newer snapshot", "snapshot", sb.snap)
 		s.release(sb)
 	}
-	s.fill(id)
 }
 
-// refill gives a recent snapshot a standby again, a moment later: its
-// restore takes a whole core under emulation and would slow the first
-// execution of the session just restored.
-func (s *standbys) refill(id string) {
-	time.AfterFunc(refillDelay, func() { s.fill(id) })
+// newStandby starts restoring a standby of snapshot id.
+func (s *standbys) newStandby(id, st string) *standby {
+	sb := &standby{snap: id, stamp: st}
+	sb.vms = sdkpool.New(1, sdkpool.Lifecycle[*vm]{
+		Create: func(ctx context.Context) (*vm, error) { return s.restore(ctx, sb) },
+		Warm: func(ctx context.Context, v *vm) error {
+			return s.b.warm(ctx, v, sdkpool.Awaited(ctx))
+		},
+		Alive:   func(v *vm) bool { return s.usable(sb, v) },
+		Destroy: (*vm).destroy,
+	}, sdkpool.WithLogger(s.b.log.Named("standby").With("snapshot", id)),
+		sdkpool.WithRefillDelay(refillDelay), sdkpool.WithCheckEvery(standbyRecheck), sdkpool.WithWaitForFill())
+	return sb
 }
 
-// fill starts restoring a standby for id, unless it has one, is no longer
-// among the recent snapshots, or standbys are closed.
-func (s *standbys) fill(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	i := slices.IndexFunc(s.recent, func(r snapRef) bool { return r.id == id })
-	if s.closed || i < 0 || s.slots[id] != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(s.ctx)
-	sb := &standby{snap: id, stamp: s.recent[i].stamp, cancel: cancel, hurry: make(chan struct{}), ready: make(chan struct{})}
-	s.slots[id] = sb
-	s.wg.Add(1)
-	go s.prepare(ctx, sb)
-}
-
-// prepare restores and warms sb's VM, hands it over if it is still wanted
-// (else destroys it), then watches it until it is taken or dropped.
-func (s *standbys) prepare(ctx context.Context, sb *standby) {
-	defer s.wg.Done()
-	start := time.Now()
-	v, err := s.restore(ctx, sb)
-	s.mu.Lock()
-	wanted := s.slots[sb.snap] == sb || sb.taken
-	if wanted {
-		sb.v = v
-	}
-	s.mu.Unlock()
-	close(sb.ready)
-	switch {
-	case err != nil:
-		if ctx.Err() == nil {
-			s.b.log.Warn("standby: restore failed; restores of this snapshot go cold", "snapshot", sb.snap, "error", err)
-		}
-		if errors.Is(err, errSnapChanged) || errors.Is(err, fs.ErrNotExist) {
-			s.forget(sb.snap)
-		} else {
-			s.drop(sb)
-		}
-		return
-	case !wanted:
-		v.destroy()
-		return
-	}
-	s.b.log.Debug("standby ready", "snapshot", sb.snap, "vm", v.id, "took", time.Since(start))
-	s.watch(ctx, sb, v)
-}
-
-// restore loads sb's snapshot into a new VM and warms it.
+// restore loads sb's snapshot into a new VM. A snapshot removed or
+// replaced loses its standby.
 func (s *standbys) restore(ctx context.Context, sb *standby) (*vm, error) {
+	v, err := s.load(ctx, sb)
+	if errors.Is(err, errSnapChanged) || errors.Is(err, fs.ErrNotExist) {
+		s.b.log.Debug("standby: snapshot removed or replaced; dropping its standby", "snapshot", sb.snap)
+		s.drop(sb)
+	}
+	return v, err
+}
+
+func (s *standbys) load(ctx context.Context, sb *standby) (*vm, error) {
 	dir, meta, err := s.b.readMeta(sb.snap)
 	if err != nil {
 		return nil, err
@@ -171,120 +131,103 @@ func (s *standbys) restore(ctx context.Context, sb *standby) (*vm, error) {
 	if cur, err := stamp(dir); err != nil || cur != sb.stamp {
 		return nil, errSnapChanged
 	}
-	v, err := s.b.loadSnapshot(ctx, dir, meta)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.b.warm(ctx, v, sb.hurry); err != nil {
-		v.destroy()
-		return nil, err
-	}
-	return v, nil
+	return s.b.loadSnapshot(ctx, dir, meta)
 }
 
-// watch drops a waiting standby whose VM dies or whose snapshot is
-// removed or replaced. It returns once the standby is taken or dropped
-// (both cancel ctx).
-func (s *standbys) watch(ctx context.Context, sb *standby, v *vm) {
-	dir, _ := s.b.snapDir(sb.snap)
-	t := time.NewTicker(standbyRecheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-v.m.Done():
-			s.b.log.Warn("standby VM died; restores of its snapshot go cold until it is replaced", "snapshot", sb.snap, "vm", v.id, "why", v.m.Describe())
-			s.drop(sb)
-			return
-		case <-t.C:
-			if cur, err := stamp(dir); err != nil || cur != sb.stamp {
-				s.forget(sb.snap)
-				return
-			}
+// usable reports whether a waiting standby VM may be handed out: alive,
+// and its snapshot's files unchanged (else the standby is dropped).
+func (s *standbys) usable(sb *standby, v *vm) bool {
+	if !v.alive() {
+		s.b.log.Warn("standby VM died; restores of its snapshot go cold until it is replaced", "snapshot", sb.snap, "vm", v.id, "why", v.m.Describe())
+		return false
+	}
+	dir, err := s.b.snapDir(sb.snap)
+	if err == nil {
+		var cur string
+		if cur, err = stamp(dir); err == nil && cur != sb.stamp {
+			err = errSnapChanged
 		}
 	}
+	if err != nil {
+		s.b.log.Debug("standby: snapshot removed or replaced; dropping its standby", "snapshot", sb.snap, "error", err)
+		s.drop(sb)
+		return false
+	}
+	return true
 }
 
 // take hands the standby of snapshot id to a Restore: a ready one, or the
 // one in flight, waited for (it started earlier than a cold restore would
-// now, and skips what is left of its warm-up). It returns nil (restore cold) when there is none, when another
-// Restore took it, when it failed or died, or when the snapshot's files
-// changed since it was loaded.
-func (s *standbys) take(ctx context.Context, id, dir string) (*vm, error) {
-	cur, _ := stamp(dir)
+// now, and skips what is left of its warm-up). It returns nil (restore
+// cold) when there is none, when another Restore took it, when it failed
+// or died, or when the snapshot's files changed since it was taken. Its
+// pool restores a replacement a moment later.
+func (s *standbys) take(ctx context.Context, id string) (*vm, error) {
 	s.mu.Lock()
-	sb := s.slots[id]
+	i := slices.IndexFunc(s.recent, func(sb *standby) bool { return sb.snap == id })
+	var sb *standby
+	if i >= 0 {
+		sb = s.recent[i]
+	}
+	s.mu.Unlock()
 	if sb == nil {
-		s.mu.Unlock()
 		return nil, nil
 	}
-	if sb.stamp != cur {
-		s.mu.Unlock()
-		s.b.log.Warn("standby: snapshot files changed since it was taken; restoring cold", "snapshot", id)
-		s.forget(id)
+	v, ok, err := sb.vms.Take(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the standby VM: %w", err)
+	}
+	if !ok {
 		return nil, nil
 	}
-	delete(s.slots, id)
-	sb.taken = true
-	s.mu.Unlock()
-	close(sb.hurry)
-	select {
-	case <-sb.ready:
-	case <-ctx.Done():
-		s.release(sb)
-		return nil, fmt.Errorf("waiting for the standby VM: %w", ctx.Err())
-	}
-	sb.cancel() // stops the watcher: the VM is the caller's now
-	switch {
-	case sb.v == nil:
-		return nil, nil // its restore failed (logged): cold
-	case !sb.v.alive():
-		s.b.log.Warn("standby VM died; restoring cold", "snapshot", id, "vm", sb.v.id, "why", sb.v.m.Describe())
-		sb.v.destroy()
-		return nil, nil
-	}
-	return sb.v, nil
-}
-
-// drop removes sb from its slot, if it still holds it, and frees it.
-func (s *standbys) drop(sb *standby) {
-	s.mu.Lock()
-	mine := s.slots[sb.snap] == sb
-	if mine {
-		delete(s.slots, sb.snap)
-	}
-	s.mu.Unlock()
-	if mine {
-		s.release(sb)
-	}
+	return v, nil
 }
 
 // forget stops keeping a standby for a snapshot (removed or replaced).
 func (s *standbys) forget(id string) {
 	s.mu.Lock()
-	s.recent = slices.DeleteFunc(s.recent, func(r snapRef) bool { return r.id == id })
-	sb := s.slots[id]
-	delete(s.slots, id)
+	var gone []*standby
+	s.recent = slices.DeleteFunc(s.recent, func(sb *standby) bool {
+		if sb.snap == id {
+			gone = append(gone, sb)
+		}
+		return sb.snap == id
+	})
 	s.mu.Unlock()
-	if sb != nil {
+	for _, sb := range gone {
 		s.b.log.Debug("standby: snapshot removed or replaced; dropping its standby", "snapshot", id)
 		s.release(sb)
 	}
 }
 
-// release frees a standby no longer in its slot: its restore is cancelled
-// and its VM destroyed (by prepare, if not handed over yet).
+// drop removes sb, if it is still kept, and frees it.
+func (s *standbys) drop(sb *standby) {
+	s.mu.Lock()
+	n := len(s.recent)
+	s.recent = slices.DeleteFunc(s.recent, func(x *standby) bool { return x == sb })
+	mine := len(s.recent) < n
+	s.mu.Unlock()
+	if mine {
+		s.release(sb)
+	}
+}
+
+// release closes a standby no longer kept, in the background: closing
+// waits for a restore in flight, and release is called on request paths
+// and from the standby's own restore. close waits for it.
 func (s *standbys) release(sb *standby) {
 	s.mu.Lock()
-	sb.taken = false
-	v := sb.v
-	sb.v = nil
-	s.mu.Unlock()
-	sb.cancel()
-	if v != nil {
-		v.destroy()
+	if s.closed {
+		s.mu.Unlock()
+		sb.vms.Close()
+		return
 	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		sb.vms.Close()
+	}()
 }
 
 // ready counts standbys ready to be taken.
@@ -292,10 +235,8 @@ func (s *standbys) ready() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for _, sb := range s.slots {
-		if sb.v != nil {
-			n++
-		}
+	for _, sb := range s.recent {
+		n += sb.vms.Len()
 	}
 	return n
 }
@@ -304,12 +245,13 @@ func (s *standbys) ready() int {
 func (s *standbys) close() {
 	s.mu.Lock()
 	s.closed = true
-	slots := s.slots
-	s.slots, s.recent = map[string]*standby{}, nil
+	all := s.recent
+	s.recent = nil
 	s.mu.Unlock()
-	s.cancel()
-	for _, sb := range slots {
-		s.release(sb)
+	var wg sync.WaitGroup
+	for _, sb := range all {
+		wg.Go(sb.vms.Close)
 	}
+	wg.Wait()
 	s.wg.Wait()
 }
