@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -79,29 +80,56 @@ func TestRecoverAfterKill(t *testing.T) {
 	h.expect(t, kept, "x = 41", "")
 	gone := h.session(t, limits)
 	h.expect(t, gone, "y = 1", "")
+	dead := h.session(t, limits)
+	h.expect(t, dead, "z = 1", "")
 	old, err := testenv.Instance(h.p.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	killPlugin(t, h)
 	removeCtr(t, ctx, sessionContainer(t, ctx, c, old, gone))
+	// The third session's kernel dies while no plugin runs; its
+	// container stays.
+	deadCtr := sessionContainer(t, ctx, c, old, dead)
+	task, err := deadCtr.Task(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited, err := task.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
 
 	h2 := launch(t, bin, 1, "")
 	h2.ws = h.ws
 	rec, err := h2.p.RecoverSessions(context.Background(), []*sdk.SessionSpec{
 		{ID: kept, Workspace: h.ws, Limits: limits},
 		{ID: gone, Workspace: h.ws, Limits: limits},
+		{ID: dead, Workspace: h.ws, Limits: limits},
 	})
 	if err != nil {
 		t.Fatalf("recover: %v", err)
 	}
-	if len(rec) != 2 || rec[0].ID != kept || !rec[0].Recovered {
+	if len(rec) != 3 || rec[0].ID != kept || !rec[0].Recovered {
 		t.Fatalf("session %s not recovered: %+v", kept, rec)
 	}
 	if rec[1].ID != gone || rec[1].Recovered || rec[1].Reason == "" {
 		t.Fatalf("session %s whose container was removed: %+v, want not recovered with a reason", gone, rec[1])
 	}
-	t.Logf("not recovered: %s", rec[1].Reason)
+	t.Logf("container removed: %s", rec[1].Reason)
+	// Recovered promises the variables: a container without its kernel
+	// is not recovered, and goes.
+	if rec[2].ID != dead || rec[2].Recovered || !strings.Contains(rec[2].Reason, "kernel") {
+		t.Fatalf("session %s whose kernel died: %+v, want not recovered with a reason", dead, rec[2])
+	}
+	t.Logf("kernel died: %s", rec[2].Reason)
+	if _, err := c.LoadContainer(ctx, deadCtr.ID()); !errdefs.IsNotFound(err) {
+		t.Errorf("container %s of the session whose kernel died: %v, want removed", deadCtr.ID(), err)
+	}
 
 	o := h2.exec(t, kept, "print(x + 1)")
 	if !o.res.OK() || o.stdout != "42\n" || o.res.StateLost {

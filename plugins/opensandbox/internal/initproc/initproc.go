@@ -48,8 +48,8 @@ func Run(argv []string) int {
 			_ = syscall.Close(int(fd)) // the kernel holds its copies
 		}
 	}
-	// The kernel's streams are its own now; init keeps none open, so the
-	// host sees EOF exactly when the kernel's side closes.
+	// The kernel's streams are its own now; init keeps none open (with
+	// the channel, the plugin follows the task's exit, not end-of-file).
 	null, _ := os.Open(os.DevNull)
 	for fd := 0; fd <= 2; fd++ {
 		if null != nil {

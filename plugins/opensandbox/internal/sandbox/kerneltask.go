@@ -130,7 +130,11 @@ func (b *box) startKernel(ctx context.Context) (*kernelTask, error) {
 	}
 	k.task = task
 	if err := k.watch(); err != nil {
-		k.Kill(ctx)
+		// Not followed, so not killed through Kill (which waits for the exit).
+		if _, derr := task.Delete(ctx, client.WithProcessKill); derr != nil && !errdefs.IsNotFound(derr) {
+			b.e.log.Warn("delete kernel task", "container", b.id, "error", derr)
+		}
+		k.closeFiles()
 		return nil, err
 	}
 	t1 := time.Now()
@@ -310,17 +314,18 @@ func (b *box) attachKernel(ctx context.Context) (*kernelTask, error) {
 		return nil, err
 	}
 	k.task, k.pid = task, int(task.Pid())
-	// The OOM kills so far were not this run's business... nor can they
-	// be told apart from its own: count from now.
+	// Count OOM kills from now: earlier ones were not this kernel's.
 	k.oomBase = b.cg.oomKills()
 	if err := k.watch(); err != nil {
 		k.closeFiles()
 		return nil, err
 	}
 	if err := settle(ctx, k); err != nil {
+		k.Kill(ctx)
 		return nil, fmt.Errorf("%w%s", err, k.tail.Suffix("kernel stderr"))
 	}
 	if k.kernelPid = kernelChild(b.cg, k.pid); k.kernelPid == 0 {
+		k.Kill(ctx)
 		return nil, errors.New("the kernel process was not found in the container")
 	}
 	k.conn = kernel.NewConn(k.out, k.in)

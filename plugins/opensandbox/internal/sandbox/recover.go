@@ -153,14 +153,22 @@ func (e *engine) orphans(ctx context.Context) (map[string]candidate, error) {
 			continue
 		}
 		id := info.Labels[labelInstance]
-		if id == "" || id == e.owner || !owner.ValidID(id) || owner.Alive(ownersDir, id) {
+		if id == "" || id == e.owner || !owner.ValidID(id) {
 			continue
 		}
 		rec, ok := readRecord(slotPaths{root: filepath.Join(e.slots, c.ID())})
 		if !ok {
 			continue
 		}
-		out[recordKey(rec.ID, rec.Workspace)] = candidate{ctr: c, owner: id, rec: rec}
+		// An owner whose lock is held may be alive, or dead and being
+		// swept right now (the sweep holds the dead owner's lock while it
+		// removes its other containers): takeOver waits to tell. A
+		// container of an owner that is surely dead is preferred.
+		key := recordKey(rec.ID, rec.Workspace)
+		if _, dup := out[key]; dup && owner.Alive(ownersDir, id) {
+			continue
+		}
+		out[key] = candidate{ctr: c, owner: id, rec: rec}
 	}
 	return out, nil
 }
@@ -193,8 +201,11 @@ func (e *engine) adopt(ctx context.Context, cand candidate, spec *sdk.SessionSpe
 		cg: cgroup{path: cgroupParent + "/" + id, v2: unifiedCgroups()}, lim: e.sessionLimits(spec.Limits)}
 	k, err := bx.attachKernel(ctx)
 	if err != nil {
-		// Ours now: without its variables it is of no use.
-		bx.destroy(ctx)
+		// Ours now, and without its variables of no use: removed, task
+		// and all (attachKernel may have left the task running).
+		if rerr := errors.Join(removeContainer(ctx, cand.ctr), removeSlot(bx.slot.root)); rerr != nil {
+			e.log.Warn("remove container whose kernel was not recovered", "container", id, "error", rerr)
+		}
 		return nil, fmt.Errorf("the container outlived the plugin process but its kernel did not (%v); the container was removed", err)
 	}
 	bx.k, bx.handed = k, true
@@ -216,7 +227,7 @@ func (e *engine) adopt(ctx context.Context, cand candidate, spec *sdk.SessionSpe
 // under the same lock, after reading their labels again (removeOwned), so
 // the container is either taken over or removed, never both.
 func (e *engine) takeOver(ctx context.Context, cand candidate) error {
-	unlock, err := lockDeadOwner(cand.owner)
+	unlock, err := lockDeadOwner(ctx, cand.owner)
 	if err != nil {
 		return err
 	}
@@ -239,18 +250,36 @@ func (e *engine) takeOver(ctx context.Context, cand candidate) error {
 
 // lockDeadOwner takes the lock of a dead owner id without removing its
 // lock file (unlike owner.Reap): the lock serialises a take-over with the
-// sweeps reaping the same owner.
-func lockDeadOwner(id string) (func(), error) {
-	f, err := os.OpenFile(owner.LockPath(ownersDir, id), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("lock of dead owner %s: %w", id, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("the container's previous owner %s is alive or being swept", id)
+// sweeps reaping the same owner. A lock that stays held (a live owner, or
+// a sweep still removing the dead owner's other containers) is waited for
+// until ctx ends or lockWait has passed.
+func lockDeadOwner(ctx context.Context, id string) (func(), error) {
+	deadline := time.Now().Add(lockWait)
+	for {
+		f, err := os.OpenFile(owner.LockPath(ownersDir, id), os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("lock of dead owner %s: %w", id, err)
 		}
-		return nil, fmt.Errorf("lock of dead owner %s: %w", id, err)
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		f.Close()
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("lock of dead owner %s: %w", id, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the container's previous owner %s still holds its lock after %s (alive, or its leftovers are being swept)", id, lockWait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("lock of dead owner %s: %w", id, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return func() { f.Close() }, nil
 }
+
+// lockWait bounds the wait for a dead owner's lock: a sweep removing a
+// dead owner's pooled containers holds it for seconds (a dead plugin's
+// shim answers slowly).
+const lockWait = 30 * time.Second
