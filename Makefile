@@ -76,7 +76,7 @@ test-sdk:
 
 test-core: core hostpython
 	@echo "==> core"
-	cd core && $(GO) test $(RACE) ./...
+	cd core && $(GO) test $(RACE) -timeout 30m ./...
 
 # The example scripts run offline (scripted model) on each listed backend;
 # they check their own output.
