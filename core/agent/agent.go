@@ -212,6 +212,9 @@ func observation(step *Step, numbered bool, limit int) string {
 	case step.Stdout == "" && step.Stderr == "":
 		b.WriteString("(no output)\n")
 	}
+	if step.Result != nil && step.Result.StateLost {
+		b.WriteString("note: the session was restarted before this block ran; variables defined earlier are gone (workspace files are kept)\n")
+	}
 	return b.String()
 }
 

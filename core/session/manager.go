@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,6 +37,7 @@ type Manager struct {
 	observers []Observer
 	closers   []Closer
 	mounts    []sdk.Mount
+	internal  func(code string) bool // see SetInternal (recover.go)
 }
 
 // AddMount makes a host directory visible read-only in every session created
@@ -72,7 +74,11 @@ func New(cfg *config.Config, host *pluginhost.Host, br *bridge.Bridge, logger hc
 	if br == nil {
 		br = &bridge.Bridge{}
 	}
-	return &Manager{cfg: cfg, host: host, bridge: br, logger: logger, sessions: map[string]*Session{}}
+	m := &Manager{cfg: cfg, host: host, bridge: br, logger: logger, sessions: map[string]*Session{}}
+	if host != nil {
+		host.OnRestart(m.recoverSessions)
+	}
+	return m
 }
 
 // Observe registers an observer of finished executions.
@@ -97,6 +103,12 @@ type Session struct {
 
 	inst  *pluginhost.Instance
 	limit sdk.Limits
+	// adopted is the plugin generation a restarted plugin recovered the
+	// session into (recover.go); 0: none.
+	adopted atomic.Int64
+	// lost: the session was created again after a plugin restart and no
+	// execution has reported state_lost to its caller yet (recover.go).
+	lost bool
 
 	mu    sync.Mutex // one execution at a time
 	gen   int        // plugin generation the session lives in; 0: not created
@@ -295,13 +307,15 @@ func (m *Manager) exec(ctx context.Context, s *Session, code string, timeout tim
 	if err != nil {
 		return nil, err
 	}
-	recreated := false
+	s.settle()
 	if s.gen != gen {
-		// The plugin this session lived in is gone: start it afresh.
+		// The plugin this session lived in is gone and the new one did not
+		// recover it: start it afresh, and say so in a result.
+		existed := s.gen != 0 || s.execs > 0
 		if err := m.create(ctx, s); err != nil {
 			return nil, err
 		}
-		recreated = s.execs > 0
+		s.lost = s.lost || existed
 	}
 	capture := newCapture(s.limit.OutputBytes)
 	res, err := p.Execute(ctx, &sdk.ExecRequest{SessionID: s.ID, Code: code, Timeout: timeout}, func(e sdk.Event) {
@@ -314,13 +328,11 @@ func (m *Manager) exec(ctx context.Context, s *Session, code string, timeout tim
 	if err != nil {
 		if ctx.Err() == nil && s.inst.WaitExit(gen, time.Second) {
 			s.gen = 0
-			return nil, fmt.Errorf("%w: the %s plugin exited during execution; session %s and its variables are lost (workspace files are kept). The plugin will be restarted and the next execution in this session starts fresh", ErrPluginCrashed, s.Backend, s.ID)
+			return nil, fmt.Errorf("%w: the %s plugin exited during execution; unless the restarted plugin recovers session %s, its variables are lost (workspace files are kept) and the next execution in it reports state_lost", ErrPluginCrashed, s.Backend, s.ID)
 		}
 		return nil, fmt.Errorf("execute in session %s: %w", s.ID, err)
 	}
-	if recreated {
-		res.StateLost = true
-	}
+	m.reportLost(res, s, code)
 	return res, nil
 }
 
@@ -336,6 +348,7 @@ func (m *Manager) Close(ctx context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m.closing(ctx, s)
+	s.settle()
 	if !s.inst.Alive(s.gen) {
 		return nil
 	}

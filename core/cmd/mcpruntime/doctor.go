@@ -166,7 +166,13 @@ func doctorBackend(ctx context.Context, a *app, name string, isDefault bool) che
 		return check{Name: label, Info: fmt.Sprintf("print(1+1) gave %q (%s)", out, res.Message), Fix: backendFix(name)}
 	}
 	caps := s.Capabilities()
-	return check{Name: label, OK: true, Info: fmt.Sprintf("isolation=%s snapshots=%v; started and ran code in %s", caps.Isolation, caps.Snapshots, time.Since(start).Round(time.Millisecond))}
+	took := time.Since(start).Round(time.Millisecond)
+	protocol, err := m.Protocol(ctx, name)
+	if err != nil {
+		return check{Name: label, Info: fmt.Sprintf("plugin protocol: %v", err), Fix: backendFix(name)}
+	}
+	return check{Name: label, OK: true, Info: fmt.Sprintf("protocol=%d isolation=%s snapshots=%v; started and ran code in %s",
+		protocol, caps.Isolation, caps.Snapshots, took)}
 }
 
 func backendFix(name string) string {

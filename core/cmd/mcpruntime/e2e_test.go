@@ -255,12 +255,50 @@ func TestPluginKilledMidExec(t *testing.T) {
 	if r.code != 125 || !strings.Contains(r.stderr, "plugin exited during execution") {
 		t.Fatalf("killed plugin: %+v", r)
 	}
-	if r := cli(t, dir, "", "exec", "--session", "k", "-c", "print('after')"); r.code != 0 || r.stdout != "after\n" {
-		t.Fatalf("next exec: %+v", r)
+	if r := cli(t, dir, "", "exec", "--session", "k", "-c", "print('after')"); r.code != 0 || r.stdout != "after\n" || !strings.Contains(r.stderr, "was restarted before this execution") {
+		t.Fatalf("next exec: %+v; want its output and the state-lost note", r)
+	}
+	if r := cli(t, dir, "", "exec", "--session", "k", "-c", "print('again')"); r.code != 0 || r.stdout != "again\n" || r.stderr != "" {
+		t.Fatalf("second exec after the restart: %+v", r)
 	}
 	cli(t, dir, "", "daemon", "stop")
 	waitGone(t, plugin)
 	waitGone(t, marker)
+}
+
+// A plugin killed between two executions: the session's next execution is
+// told its variables are gone, once; its workspace files are still there.
+func TestPluginKilledBetweenExecs(t *testing.T) {
+	dir := project(t, "")
+	if r := cli(t, dir, "", "exec", "--session", "k", "-c", "x = 41\nopen('kept.txt', 'w').write('kept')"); r.code != 0 {
+		t.Fatalf("define: %+v", r)
+	}
+	plugin := filepath.Join(binDir, "plugins", "mcpruntime-plugin-hostpython")
+	ps := pids(t, plugin)
+	if len(ps) == 0 {
+		t.Fatal("plugin not running")
+	}
+	for _, p := range ps {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	waitGone(t, plugin)
+	r := cli(t, dir, "", "exec", "--json", "--session", "k", "-c", "print(x)")
+	var out struct {
+		ExitCode  int     `json:"exit_code"`
+		Error     *string `json:"error"`
+		StateLost bool    `json:"state_lost"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("--json: %v %+v", err, r)
+	}
+	if !out.StateLost || out.ExitCode != 1 || out.Error == nil || !strings.Contains(*out.Error, "NameError") || !strings.Contains(*out.Error, "plugin restarted") {
+		t.Fatalf("first exec after the kill: %+v (%s)", out, r.stdout)
+	}
+	r = cli(t, dir, "", "exec", "--json", "--session", "k", "-c", "print(open('kept.txt').read())")
+	out.StateLost = true
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.StateLost || out.ExitCode != 0 || !strings.Contains(r.stdout, "kept") {
+		t.Fatalf("second exec after the kill: %v %s", err, r.stdout)
+	}
 }
 
 func TestNoOrphansAfterSigterm(t *testing.T) {
@@ -289,7 +327,7 @@ func TestNoOrphansAfterSigterm(t *testing.T) {
 func TestPluginsListAndCheck(t *testing.T) {
 	dir := project(t, "")
 	r := cli(t, dir, "", "plugins", "list", "--json")
-	if r.code != 0 || !strings.Contains(r.stdout, `"name":"hostpython"`) || !strings.Contains(r.stdout, `"isolation":"process"`) {
+	if r.code != 0 || !strings.Contains(r.stdout, `"name":"hostpython"`) || !strings.Contains(r.stdout, `"isolation":"process"`) || !strings.Contains(r.stdout, `"protocol":2`) {
 		t.Fatalf("plugins list: %+v", r)
 	}
 	r = cli(t, dir, "", "plugins", "check", filepath.Join(binDir, "plugins", "mcpruntime-plugin-hostpython"))
@@ -305,7 +343,7 @@ func TestPluginsListAndCheck(t *testing.T) {
 func TestDoctor(t *testing.T) {
 	dir := project(t, "")
 	r := cli(t, dir, "", "doctor")
-	if r.code != 0 || !strings.Contains(r.stdout, "backend hostpython (default)") {
+	if r.code != 0 || !strings.Contains(r.stdout, "backend hostpython (default)") || !strings.Contains(r.stdout, "protocol=2") {
 		t.Fatalf("doctor: %+v", r)
 	}
 	dir2 := t.TempDir()

@@ -17,6 +17,7 @@ import (
 	"github.com/mcpruntime/mcpruntime/core/config"
 	"github.com/mcpruntime/mcpruntime/core/mcp"
 	"github.com/mcpruntime/mcpruntime/core/pluginhost"
+	"github.com/mcpruntime/mcpruntime/core/replay"
 	"github.com/mcpruntime/mcpruntime/core/session"
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
@@ -119,6 +120,9 @@ func (a *app) newManager(pools bool) (*session.Manager, error) {
 	}
 	br := &bridge.Bridge{LLM: newLLM(cfg, a.log())}
 	m := session.New(cfg, host, br, a.log())
+	// The replay recorder's own executions (state saves) must not take the
+	// state_lost note a plugin restart leaves for the caller's next one.
+	m.SetInternal(replay.IsInternal)
 	hub, err := mcp.Attach(context.Background(), m, cfg.MCP, a.log())
 	if err != nil {
 		host.Shutdown()
