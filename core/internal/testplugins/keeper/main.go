@@ -30,7 +30,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
@@ -240,6 +239,6 @@ func main() {
 		VersionedPlugins: map[int]plugin.PluginSet{1: {sdk.PluginName: &sdk.GRPCPlugin{
 			Backend: b, Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true}),
 		}}},
-		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server { return grpc.NewServer(opts...) },
+		GRPCServer: plugin.DefaultGRPCServer,
 	})
 }
