@@ -52,7 +52,7 @@ type session struct {
 func (b *backend) Info(context.Context) (*sdk.Info, error) {
 	return &sdk.Info{
 		Name: "keeper", Version: "0.0.1", ProtocolVersions: []int{b.protocol},
-		Description: "sessions kept in files across plugin restarts (test plugin)",
+		Description:  "sessions kept in files across plugin restarts (test plugin)",
 		Capabilities: sdk.Capabilities{PersistentSessions: true, Isolation: sdk.IsolationProcess},
 	}, nil
 }
