@@ -29,8 +29,9 @@ type Host struct {
 
 // RestartFunc is told that backend's plugin was started again after the
 // previous process of it exited: p is the new process, gen its generation.
-// It runs before the new plugin is handed to anyone (Get waits for it), so
-// it can settle what the old process's sessions become; ctx bounds it.
+// It runs before the new plugin is handed to anyone (Get waits for it, and
+// it must not call the Instance itself), so it can settle what the old
+// process's sessions become; ctx bounds it.
 type RestartFunc func(ctx context.Context, backend string, p *sdk.Plugin, gen int)
 
 // RecoverTimeout bounds the RestartFuncs run after one restart.
