@@ -246,7 +246,8 @@ func TestStandbyDisabled(t *testing.T) {
 }
 
 // TestStandbyCleanup: a plugin killed with SIGKILL while a standby VM waits
-// leaves no VMM running, and the next plugin removes its run files.
+// leaves its VMMs for recovery; the next plugin, recovering nothing,
+// removes all of them (standby included) and its run files.
 func TestStandbyCleanup(t *testing.T) {
 	needQEMU(t)
 	state := t.TempDir()
@@ -266,8 +267,12 @@ func TestStandbyCleanup(t *testing.T) {
 	if len(before) < 3 {
 		t.Fatalf("%d VMMs running; want the session's, the pooled and the standby one", len(before))
 	}
-	_ = syscall.Kill(h.p.Pid(), syscall.SIGKILL)
-	waitFor(t, "the VMMs to die with the plugin", 15*time.Second, func() bool {
+	killPlugin(t, h)
+	h2 := launch(t, nil, state)
+	if _, err := h2.p.RecoverSessions(ctx, nil); err != nil {
+		t.Fatalf("recover nothing: %v", err)
+	}
+	waitFor(t, "the dead plugin's VMMs to be removed", 15*time.Second, func() bool {
 		for _, pid := range before {
 			if syscall.Kill(pid, 0) == nil {
 				return false
@@ -275,7 +280,6 @@ func TestStandbyCleanup(t *testing.T) {
 		}
 		return true
 	})
-	h2 := launch(t, nil, state)
 	waitRootHolds(t, root, h2.p.Pid())
 	h2.expect(h2.session(sdk.Limits{}), "print(2)", "2\n")
 }
