@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -144,11 +145,14 @@ func (b *Backend) reserve(id string) error {
 
 // CreateSession implements sdk.Backend.
 func (b *Backend) CreateSession(ctx context.Context, spec *sdk.SessionSpec) error {
-	_, err := b.create(ctx, spec)
+	_, err := b.create(ctx, spec, false)
 	return err
 }
 
-func (b *Backend) create(ctx context.Context, spec *sdk.SessionSpec) (*session, error) {
+// create makes a session. With ready, it returns once the session's kernel
+// is set up; without, the set-up round trip runs while the reply travels
+// (see open).
+func (b *Backend) create(ctx context.Context, spec *sdk.SessionSpec, ready bool) (*session, error) {
 	e, err := b.currentEngine()
 	if err != nil {
 		return nil, err
@@ -156,7 +160,7 @@ func (b *Backend) create(ctx context.Context, spec *sdk.SessionSpec) (*session, 
 	if err := b.reserve(spec.ID); err != nil {
 		return nil, err
 	}
-	s, err := e.open(ctx, spec)
+	s, err := e.open(ctx, spec, ready)
 	if err != nil {
 		err = fmt.Errorf("session %s: %w", spec.ID, err)
 	}
@@ -164,8 +168,14 @@ func (b *Backend) create(ctx context.Context, spec *sdk.SessionSpec) (*session, 
 }
 
 // open gives a session a container (a warm one when the pool has one, else
-// a new one) and its kernel, set up for the session.
-func (e *engine) open(ctx context.Context, spec *sdk.SessionSpec) (*session, error) {
+// a new one) and its kernel, set up for the session. Unless ready is set,
+// the kernel's set-up (one round trip to it) overlaps with the reply to
+// CreateSession and the arrival of the first Execute, which waits for it
+// on the Session's lock: it started before, almost always; if not, the
+// Execute does the set-up itself. A set-up that fails is logged, and the
+// first Execute starts a fresh kernel and sets it up (failing with the
+// error if that fails too).
+func (e *engine) open(ctx context.Context, spec *sdk.SessionSpec, ready bool) (*session, error) {
 	bx := e.pool.take()
 	if bx == nil {
 		var err error
@@ -177,6 +187,16 @@ func (e *engine) open(ctx context.Context, spec *sdk.SessionSpec) (*session, err
 	if err != nil {
 		bx.destroy(ctx)
 		return nil, err
+	}
+	if !ready {
+		go func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if err := s.Start(sctx); err != nil && !errors.Is(err, sdk.ErrSessionNotFound) {
+				e.log.Warn("session set-up failed; the next execution starts a fresh kernel", "session", spec.ID, "error", err)
+			}
+		}()
+		return s, nil
 	}
 	if err := s.Start(ctx); err != nil {
 		s.close(ctx)

@@ -34,6 +34,11 @@ func (b *Backend) Snapshot(ctx context.Context, id string) (*sdk.Snapshot, error
 	e := s.box.e
 	guest := guestStateDir + "/" + snapFile
 	code := "exec(" + strconv.Quote("import mcpruntime\nmcpruntime.save_state("+strconv.Quote(guest)+")") + ", {})"
+	// A session just created may not have set its kernel up yet (open):
+	// Start waits for that, or does it.
+	if err := s.Start(ctx); err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id, err)
+	}
 	err = s.Hold(func(p kernel.Process) error {
 		if p == nil {
 			return errors.New("the session's kernel is not running (its variables are lost)")
@@ -71,7 +76,7 @@ func (b *Backend) Restore(ctx context.Context, snapID string, spec *sdk.SessionS
 	if _, err := os.Stat(src); err != nil {
 		return fmt.Errorf("restore: snapshot %s: %w", snapID, err)
 	}
-	s, err := b.create(ctx, spec)
+	s, err := b.create(ctx, spec, true)
 	if err != nil {
 		return err
 	}
