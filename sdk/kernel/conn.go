@@ -2,6 +2,8 @@ package kernel
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,7 +67,10 @@ type Conn struct {
 
 // NewConn starts reading frames from r. Writes go to w.
 func NewConn(r io.Reader, w io.Writer) *Conn {
-	c := &Conn{w: w, frames: make(chan *Frame, 64)}
+	// Execution ids start at a random point: a kernel adopted by a new Conn
+	// (after a plugin restart) may still send the result of an execution
+	// the old Conn started, which must not match one of ours.
+	c := &Conn{w: w, frames: make(chan *Frame, 64), nextID: firstExecID()}
 	go c.readLoop(r)
 	return c
 }
@@ -119,6 +124,15 @@ func (c *Conn) WaitReady(ctx context.Context) (*Ready, error) {
 			return &Ready{Pid: m.Pid, Python: m.Python, Platform: m.Platform}, nil
 		}
 	}
+}
+
+// firstExecID is a random id below 2^40, which JSON numbers carry exactly.
+func firstExecID() int64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0 // crypto/rand does not fail on Linux; ids then start at 1
+	}
+	return int64(binary.BigEndian.Uint64(b[:]) >> 24)
 }
 
 // Ping checks that the kernel answers between executions.

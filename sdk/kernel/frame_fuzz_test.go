@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,6 +75,7 @@ func FuzzConnExec(f *testing.F) {
 	frameSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c := NewConn(bytes.NewReader(data), io.Discard)
+		c.nextID = 0 // the seeds answer execution 1
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		res, err := c.Exec(ctx, Request{Code: "pass", Timeout: 20 * time.Millisecond}, refusingHost{}, func(sdk.Event) {})
@@ -120,13 +122,14 @@ func TestHostCallsBounded(t *testing.T) {
 	fromHost, kernelIn := io.Pipe()
 	go io.Copy(io.Discard, fromHost)
 	c := NewConn(kernelOut, kernelIn)
+	c.nextID = 0 // the result frame below answers execution 1
 	host := blockingHost{release: make(chan struct{}), held: make(chan struct{}, asked)}
-	refused := 0
+	var refused atomic.Int32
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Exec(context.Background(), Request{Code: "pass"}, host, func(e sdk.Event) {
 			if e.Kind == sdk.EventHostCall && e.HostCall.Error != "" {
-				refused++
+				refused.Add(1)
 			}
 		})
 		done <- err
@@ -134,10 +137,10 @@ func TestHostCallsBounded(t *testing.T) {
 	if _, err := toHost.Write(frameBytes(frames...)); err != nil {
 		t.Fatal(err)
 	}
-	// The frames are written; once refused ones are answered, the Conn has
-	// decided about every call.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(host.held) < MaxHostCalls && time.Now().Before(deadline) {
+	// Once the bound is held and every other call refused, the Conn has
+	// decided about every call; only then may held calls finish.
+	deadline := time.Now().Add(30 * time.Second)
+	for (len(host.held) < MaxHostCalls || refused.Load() < asked-MaxHostCalls) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if _, err := toHost.Write(frameBytes(`{"type":"result","id":1}`)); err != nil {
@@ -150,7 +153,7 @@ func TestHostCallsBounded(t *testing.T) {
 	if got := len(host.held); got != MaxHostCalls {
 		t.Errorf("the host made %d calls at once, want %d", got, MaxHostCalls)
 	}
-	if refused != asked-MaxHostCalls {
-		t.Errorf("%d calls refused, want %d", refused, asked-MaxHostCalls)
+	if got := refused.Load(); got != asked-MaxHostCalls {
+		t.Errorf("%d calls refused, want %d", got, asked-MaxHostCalls)
 	}
 }

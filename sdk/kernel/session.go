@@ -68,22 +68,22 @@ func NewSession(opts SessionOptions) *Session {
 	return &Session{opts: opts}
 }
 
-// Start starts the session's kernel if it has none.
+// Start makes sure the session has a live kernel: it starts one if there
+// is none and replaces one that died since (the next result then says the
+// variables were lost).
 func (s *Session) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return s.closedErr()
 	}
-	if s.proc != nil {
-		return nil
-	}
-	return s.startLocked(ctx)
+	return s.ensure(ctx)
 }
 
-// Adopt makes p the session's kernel without setting it up: a kernel that
-// already served this session (recovered after a plugin restart, restored
-// from a snapshot).
+// Adopt makes p the session's kernel as it is: the Setup is not applied,
+// since a kernel that already served this session (recovered after a plugin
+// restart) has it; a kernel restored from another session's snapshot must
+// be configured by the caller first.
 func (s *Session) Adopt(p Process) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

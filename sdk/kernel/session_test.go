@@ -129,7 +129,7 @@ func TestSessionStateLostToldOnce(t *testing.T) {
 // session's variables; code that ignores the interrupt costs the kernel,
 // and the next result says so.
 func TestSessionCancel(t *testing.T) {
-	s := newTestSession(t, SessionOptions{Grace: 300 * time.Millisecond})
+	s := newTestSession(t, SessionOptions{Grace: 2 * time.Second})
 	execOut(t, s, "kept = 'yes'")
 	for _, c := range []struct {
 		code string
