@@ -138,8 +138,11 @@ func (s *session) close(ctx context.Context) {
 }
 
 // warmModules are imported by pooled kernels before a session claims
-// them: the session's Setup uses resource (the memory rlimit).
-var warmModules = []string{"resource"}
+// them: the session's Setup uses resource (the memory rlimit), and the
+// kernel's first cell imports select (draining the fd pipes). The pool's
+// warm-up cell paid for both before; without them the first exec of a
+// pooled session was ~0.35 ms slower.
+var warmModules = []string{"resource", "select"}
 
 // warm prepares a pooled container's kernel ahead of its session. No
 // names are bound in the kernel's globals.
