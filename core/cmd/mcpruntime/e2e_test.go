@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -301,12 +302,31 @@ func TestPluginKilledBetweenExecs(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a bytes.Buffer that a child's output copier writes while
+// the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func TestNoOrphansAfterSigterm(t *testing.T) {
 	dir := project(t, "")
 	marker := fmt.Sprintf("term-marker-%d", time.Now().UnixNano())
 	cmd := exec.Command(filepath.Join(binDir, "mcpruntime"), "exec", "-c", fmt.Sprintf("import time\nprint('%s', flush=True)\ntime.sleep(60)", marker))
 	cmd.Dir = dir
-	var out bytes.Buffer
+	var out lockedBuffer // written by exec's copier, read here
 	cmd.Stdout = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
@@ -23,9 +22,10 @@ func TestClientTimeoutClampedCLI(t *testing.T) {
 		{"exec", "--json", "--timeout", "10s", "-c", sleepsPastLimit},
 		{"exec", "--json", "--session", "s", "--timeout", "10s", "-c", sleepsPastLimit},
 	} {
-		start := time.Now()
+		// The code sleeps 4s past a 2s limit: had the requested 10s applied,
+		// it would print; the exit status and output say which limit held
+		// (no wall-clock bound: a loaded host makes those lie).
 		r := cli(t, dir, "", args...)
-		took := time.Since(start)
 		var out execOutput
 		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 			t.Fatalf("%v: %v\n%+v", args, err, r)
@@ -33,9 +33,6 @@ func TestClientTimeoutClampedCLI(t *testing.T) {
 		if r.code != 124 || strings.Contains(out.Stdout, "ran past") || out.Limits == nil ||
 			!out.Limits.Clamped || out.Limits.TimeoutMs != 2000 || out.Limits.RequestedTimeoutMs != 10000 {
 			t.Errorf("%v: exit %d, limits %+v, stdout %q", args, r.code, out.Limits, out.Stdout)
-		}
-		if took > 3500*time.Millisecond {
-			t.Errorf("%v: took %s, the limit is 2s", args, took)
 		}
 	}
 	r := cli(t, dir, "", "exec", "--timeout", "10s", "-c", "print('quick')")
