@@ -101,11 +101,7 @@ func linkLib(mounts []sdk.LibMount) (string, error) {
 
 // Execute implements sdk.Backend.
 func (s *LocalSessions) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(sdk.Event)) (*sdk.ExecResult, error) {
-	sess, err := s.sessions.Get(req.SessionID)
-	if err != nil {
-		return nil, err
-	}
-	return sess.Exec(ctx, req, emit)
+	return Execute(ctx, &s.sessions, req, emit)
 }
 
 // DestroySession implements sdk.Backend.
@@ -153,4 +149,19 @@ func (t *commandTransport) Start(ctx context.Context) (Process, error) {
 		return nil, fmt.Errorf("kernel command: %w", err)
 	}
 	return StartChild(ctx, cmd, ChildOptions{Logger: t.logger})
+}
+
+// Executor is a backend's session that runs code: one embedding *Session.
+type Executor interface {
+	Exec(ctx context.Context, req *sdk.ExecRequest, emit func(sdk.Event)) (*sdk.ExecResult, error)
+}
+
+// Execute is sdk.Backend's Execute for a backend whose session table holds
+// Executors: it finds the session the request names and runs the code.
+func Execute[T Executor](ctx context.Context, table *sdk.Sessions[T], req *sdk.ExecRequest, emit func(sdk.Event)) (*sdk.ExecResult, error) {
+	s, err := table.Get(req.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	return s.Exec(ctx, req, emit)
 }

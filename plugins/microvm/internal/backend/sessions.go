@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/kernel"
 )
 
 // errNotStarted frees a reserved session id whose start failed.
@@ -50,11 +51,7 @@ func (b *Backend) CreateSession(ctx context.Context, spec *sdk.SessionSpec) erro
 
 // Execute implements sdk.Backend.
 func (b *Backend) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(sdk.Event)) (*sdk.ExecResult, error) {
-	s, err := b.get(req.SessionID)
-	if err != nil {
-		return nil, err
-	}
-	return s.Exec(ctx, req, emit)
+	return kernel.Execute(ctx, &b.sessions, req, emit)
 }
 
 // DestroySession implements sdk.Backend.

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/kernel"
 	"github.com/mcpruntime/mcpruntime/sdk/owner"
 )
 
@@ -209,11 +210,7 @@ func (b *Backend) get(id string) (*session, error) { return b.sessions.Get(id) }
 
 // Execute implements sdk.Backend.
 func (b *Backend) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(sdk.Event)) (*sdk.ExecResult, error) {
-	s, err := b.get(req.SessionID)
-	if err != nil {
-		return nil, err
-	}
-	return s.Exec(ctx, req, emit)
+	return kernel.Execute(ctx, &b.sessions, req, emit)
 }
 
 // DestroySession implements sdk.Backend.
