@@ -1,12 +1,13 @@
 // Package sdk is the contract between the mcpruntime core and its sandbox
-// backends.
+// backends: the Backend interface, the types that cross the boundary and
+// the errors that keep their meaning across it.
 //
-// A backend is a separately built program that implements [Backend] and
-// calls [Serve]; the core launches it with hashicorp/go-plugin and talks to
-// it over gRPC. Plugin authors never touch the generated protocol types: the
-// adapters in this package translate between them and the Go types here.
-//
-// The in-sandbox Python kernel every backend runs lives in the kernel
-// subpackage, and the conformance suite every backend must pass lives in
-// sandboxtest.
+// The sdk is split by who uses it. A plugin author needs this package, the
+// kernel subpackage (the in-sandbox Python kernel and kernel.Session, the
+// session runtime every backend shares), pool (warm pools), rootfs (Debian
+// root filesystems for images) and plugin, whose Serve runs a Backend as a
+// plugin. None of these expose gRPC or go-plugin types. The core needs host:
+// Launch, the gRPC Client, the plugin environment allow-list. The adapters
+// between the two sides live in internal/wire. The conformance suite every
+// backend must pass is sandboxtest.
 package sdk

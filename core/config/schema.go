@@ -122,7 +122,7 @@ type Sandbox struct {
 	PoolSize int
 	Limits   Limits
 	// Env (NAME → value) and PassEnv (host variables passed by name) are
-	// what the plugin process receives beyond sdk.AllowedEnv's base set.
+	// what the plugin process receives beyond host.AllowedEnv's base set.
 	Env     map[string]string
 	PassEnv []string
 	// body is the plugin's own config block, decoded against the spec the
@@ -155,7 +155,7 @@ type MCPServer struct {
 	Name    string
 	Command []string
 	// Env (NAME → value) and PassEnv (host variables passed by name) are
-	// what the server receives beyond sdk.AllowedEnv's base set.
+	// what the server receives beyond host.AllowedEnv's base set.
 	Env     map[string]string
 	PassEnv []string
 }

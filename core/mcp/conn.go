@@ -14,7 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcpruntime/mcpruntime/core/config"
-	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/host"
 )
 
 // clientVersion is what mcpruntime tells MCP servers it is.
@@ -43,7 +43,7 @@ func startServer(ctx context.Context, s config.MCPServer, logger hclog.Logger) (
 	}
 	// The server is a third party: it gets the allow-listed environment
 	// and what its block names, never the host's secrets.
-	env := sdk.AllowedEnv(s.PassEnv, s.Env)
+	env := host.AllowedEnv(s.PassEnv, s.Env)
 	c := &serverConn{name: s.Name, stderr: newTailWriter(8<<10, logger), byName: map[string]*Tool{}}
 	tr := transport.NewStdioWithOptions(path, env, s.Command[1:],
 		transport.WithCommandFunc(c.command),

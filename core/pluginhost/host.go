@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcpruntime/mcpruntime/core/config"
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/host"
 )
 
 // Host owns the running plugins of one core process.
@@ -32,7 +33,7 @@ type Host struct {
 // It runs before the new plugin is handed to anyone (Get waits for it, and
 // it must not call the Instance itself), so it can settle what the old
 // process's sessions become; ctx bounds it.
-type RestartFunc func(ctx context.Context, backend string, p *sdk.Plugin, gen int)
+type RestartFunc func(ctx context.Context, backend string, p *host.Plugin, gen int)
 
 // RecoverTimeout bounds the RestartFuncs run after one restart.
 const RecoverTimeout = 2 * time.Minute
@@ -48,7 +49,7 @@ func (h *Host) OnRestart(f RestartFunc) {
 // restarted runs the RestartFuncs for a plugin started again. The caller's
 // cancellation does not cut recovery short: the sessions of every caller
 // depend on it.
-func (h *Host) restarted(ctx context.Context, name string, p *sdk.Plugin, gen int) {
+func (h *Host) restarted(ctx context.Context, name string, p *host.Plugin, gen int) {
 	h.mu.Lock()
 	fs := append([]RestartFunc(nil), h.onRestart...)
 	h.mu.Unlock()
@@ -83,7 +84,7 @@ type Instance struct {
 	host *Host
 
 	mu         sync.Mutex
-	plugin     *sdk.Plugin
+	plugin     *host.Plugin
 	info       *sdk.Info
 	generation int
 	lastExit   string
@@ -106,7 +107,7 @@ func (h *Host) Backend(name string) (*Instance, error) {
 
 // Get returns a running, configured plugin, starting or restarting it as
 // needed, with its generation.
-func (in *Instance) Get(ctx context.Context) (*sdk.Plugin, int, error) {
+func (in *Instance) Get(ctx context.Context) (*host.Plugin, int, error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.plugin != nil && !in.plugin.Exited() {
@@ -182,7 +183,7 @@ func (in *Instance) stop() {
 }
 
 // start launches, checks and configures a backend's plugin.
-func (h *Host) start(ctx context.Context, name string) (*sdk.Plugin, *sdk.Info, error) {
+func (h *Host) start(ctx context.Context, name string) (*host.Plugin, *sdk.Info, error) {
 	sb := h.cfg.Sandbox(name)
 	path, err := Resolve(name, sb.Plugin, h.cfg.PluginDir)
 	if err != nil {
@@ -190,7 +191,7 @@ func (h *Host) start(ctx context.Context, name string) (*sdk.Plugin, *sdk.Info, 
 	}
 	logger := h.logger.Named(name)
 	begin := time.Now()
-	p, err := sdk.Launch(ctx, path, sdk.WithLaunchLogger(logger), sdk.WithPassEnv(sb.PassEnv...), sdk.WithEnv(envList(sb.Env)...))
+	p, err := host.Launch(ctx, path, host.WithLaunchLogger(logger), host.WithPassEnv(sb.PassEnv...), host.WithEnv(envList(sb.Env)...))
 	if err != nil {
 		return nil, nil, fmt.Errorf("backend %s: %w", name, err)
 	}
@@ -209,7 +210,7 @@ func (h *Host) start(ctx context.Context, name string) (*sdk.Plugin, *sdk.Info, 
 }
 
 // configure checks a freshly launched plugin and hands it its config.
-func configure(ctx context.Context, cfg *config.Config, sb *config.Sandbox, p *sdk.Plugin) (*sdk.Info, error) {
+func configure(ctx context.Context, cfg *config.Config, sb *config.Sandbox, p *host.Plugin) (*sdk.Info, error) {
 	info, err := p.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("info: %w", err)
@@ -255,7 +256,7 @@ func (h *Host) Shutdown() {
 // and stops it; protocol is the plugin protocol version it negotiated. Used
 // by `plugins list`.
 func Probe(ctx context.Context, path string) (info *sdk.Info, protocol int, err error) {
-	p, err := sdk.Launch(ctx, path)
+	p, err := host.Launch(ctx, path)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/host"
 )
 
 // Recovery after a plugin restart (plugin protocol 2).
@@ -20,7 +21,7 @@ import (
 // execution, whose result says state_lost (see Manager.exec).
 
 // recoverSessions is the manager's pluginhost.RestartFunc.
-func (m *Manager) recoverSessions(ctx context.Context, backend string, p *sdk.Plugin, gen int) {
+func (m *Manager) recoverSessions(ctx context.Context, backend string, p *host.Plugin, gen int) {
 	m.mu.Lock()
 	var held []*Session
 	for _, s := range m.sessions {

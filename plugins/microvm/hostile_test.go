@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/host"
 
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/backend"
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/cli"
@@ -21,7 +22,7 @@ import (
 // harness is one launched plugin process with helpers for sessions.
 type harness struct {
 	t     *testing.T
-	p     *sdk.Plugin
+	p     *host.Plugin
 	state string
 	ws    string
 	n     int
@@ -32,7 +33,7 @@ func launch(t *testing.T, config map[string]any, state string) *harness {
 	bin := pluginBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	p, err := sdk.Launch(ctx, bin, sdk.WithStartTimeout(time.Minute))
+	p, err := host.Launch(ctx, bin, host.WithStartTimeout(time.Minute))
 	if err != nil {
 		t.Fatalf("launch: %v", err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/plugin"
 
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/backend"
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/cli"
@@ -38,5 +38,5 @@ func main() {
 		level = "info"
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "microvm", Level: hclog.LevelFromString(level), Output: os.Stderr, JSONFormat: true})
-	sdk.Serve(backend.New(backend.WithLogger(logger)), sdk.WithLogger(logger))
+	plugin.Serve(backend.New(backend.WithLogger(logger)), plugin.WithLogger(logger))
 }

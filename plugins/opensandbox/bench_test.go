@@ -15,6 +15,7 @@ import (
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/sandbox"
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/testenv"
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/host"
 )
 
 // Latency benchmarks, measured through the plugin binary as the core uses
@@ -50,15 +51,15 @@ func BenchmarkLatency(b *testing.B) {
 	bin := benchPlugin(b)
 	ws := b.TempDir()
 	code := "print(6*7)"
-	run := func(b *testing.B, p *sdk.Plugin, id string) {
+	run := func(b *testing.B, p *host.Plugin, id string) {
 		res, err := p.Execute(context.Background(), &sdk.ExecRequest{SessionID: id, Code: code}, func(sdk.Event) {})
 		if err != nil || !res.OK() {
 			b.Fatalf("exec: %v %+v", err, res)
 		}
 	}
 	// start launches the plugin; runtime "" keeps the default ("auto").
-	start := func(b *testing.B, pool int, runtime string) *sdk.Plugin {
-		p, err := sdk.Launch(context.Background(), bin, sdk.WithStartTimeout(time.Minute))
+	start := func(b *testing.B, pool int, runtime string) *host.Plugin {
+		p, err := host.Launch(context.Background(), bin, host.WithStartTimeout(time.Minute))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -72,7 +73,7 @@ func BenchmarkLatency(b *testing.B) {
 		}
 		return p
 	}
-	firstExec := func(b *testing.B, p *sdk.Plugin, settle time.Duration) []time.Duration {
+	firstExec := func(b *testing.B, p *host.Plugin, settle time.Duration) []time.Duration {
 		var samples []time.Duration
 		for i := range b.N {
 			time.Sleep(settle) // the pool refills between sessions

@@ -18,6 +18,7 @@ import (
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/image"
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/testenv"
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/host"
 )
 
 // configureErr launches the plugin and returns what Configure says about
@@ -34,7 +35,7 @@ func configureErrPid(t *testing.T, bin, config string) (int, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := sdk.Launch(ctx, bin)
+	p, err := host.Launch(ctx, bin)
 	if err != nil {
 		t.Fatalf("launch: %v", err)
 	}

@@ -13,12 +13,13 @@ import (
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/daemon"
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/testenv"
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/host"
 )
 
 // harness is one launched plugin binary, configured, with sessions on a
 // temporary workspace.
 type harness struct {
-	p   *sdk.Plugin
+	p   *host.Plugin
 	ws  string
 	seq int
 }
@@ -27,7 +28,7 @@ func launch(t *testing.T, bin string, pool int, config string) *harness {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	p, err := sdk.Launch(ctx, bin, sdk.WithStartTimeout(time.Minute))
+	p, err := host.Launch(ctx, bin, host.WithStartTimeout(time.Minute))
 	if err != nil {
 		t.Fatalf("launch plugin: %v", err)
 	}

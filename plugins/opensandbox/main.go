@@ -13,7 +13,7 @@ import (
 
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/command"
 	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/sandbox"
-	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/plugin"
 )
 
 func main() {
@@ -21,5 +21,5 @@ func main() {
 		os.Exit(command.Run(os.Args[1:]))
 	}
 	b := sandbox.New()
-	sdk.Serve(b, sdk.WithLogger(b.Logger()))
+	plugin.Serve(b, plugin.WithLogger(b.Logger()))
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/host"
 )
 
 // Benchmarks report medians (ms) and ratios to native CPython measured in
@@ -88,7 +89,7 @@ func BenchmarkExecExistingSession(b *testing.B) {
 }
 
 // waitPool blocks until the plugin's warm pool is full again.
-func waitPool(b *testing.B, p *sdk.Plugin, size int) {
+func waitPool(b *testing.B, p *host.Plugin, size int) {
 	b.Helper()
 	want := fmt.Sprintf("warm pool %d/%d", size, size)
 	deadline := time.Now().Add(2 * time.Minute)

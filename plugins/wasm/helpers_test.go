@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/host"
 
 	"github.com/mcpruntime/mcpruntime/plugins/wasm/internal/testenv"
 )
@@ -31,11 +32,11 @@ func pluginPath(t testing.TB) string {
 }
 
 // launch starts the plugin as the core would and configures it.
-func launch(t testing.TB, poolSize int) *sdk.Plugin {
+func launch(t testing.TB, poolSize int) *host.Plugin {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := sdk.Launch(ctx, pluginPath(t))
+	p, err := host.Launch(ctx, pluginPath(t))
 	if err != nil {
 		t.Fatalf("launch: %v", err)
 	}
@@ -47,7 +48,7 @@ func launch(t testing.TB, poolSize int) *sdk.Plugin {
 }
 
 // newSession creates a session on a fresh workspace unless spec names one.
-func newSession(t testing.TB, p *sdk.Plugin, spec sdk.SessionSpec) string {
+func newSession(t testing.TB, p *host.Plugin, spec sdk.SessionSpec) string {
 	t.Helper()
 	if spec.ID == "" {
 		spec.ID = fmt.Sprintf("t-%d", sessionSeq.Add(1))
@@ -70,7 +71,7 @@ type output struct {
 	stdout, stderr string
 }
 
-func execCode(t testing.TB, p *sdk.Plugin, id, code string) output {
+func execCode(t testing.TB, p *host.Plugin, id, code string) output {
 	t.Helper()
 	var out, errb strings.Builder
 	res, err := p.Execute(context.Background(), &sdk.ExecRequest{SessionID: id, Code: code}, func(e sdk.Event) {
@@ -87,7 +88,7 @@ func execCode(t testing.TB, p *sdk.Plugin, id, code string) output {
 	return output{res, out.String(), errb.String()}
 }
 
-func expectOK(t testing.TB, p *sdk.Plugin, id, code, want string) {
+func expectOK(t testing.TB, p *host.Plugin, id, code, want string) {
 	t.Helper()
 	o := execCode(t, p, id, code)
 	if !o.res.OK() || o.stdout != want {

@@ -10,7 +10,7 @@ package main
 import (
 	"os"
 
-	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/plugin"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -29,5 +29,5 @@ func main() {
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name: "wasm", Level: hclog.LevelFromString(level), Output: os.Stderr, JSONFormat: true,
 	})
-	sdk.Serve(backend.New(logger), sdk.WithLogger(logger))
+	plugin.Serve(backend.New(logger), plugin.WithLogger(logger))
 }

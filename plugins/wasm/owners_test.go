@@ -11,14 +11,15 @@ import (
 	"time"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/host"
 )
 
 // launchIn starts the plugin with its own state dir.
-func launchIn(t *testing.T, state string, pool int) *sdk.Plugin {
+func launchIn(t *testing.T, state string, pool int) *host.Plugin {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := sdk.Launch(ctx, pluginPath(t))
+	p, err := host.Launch(ctx, pluginPath(t))
 	if err != nil {
 		t.Fatalf("launch: %v", err)
 	}
@@ -27,7 +28,7 @@ func launchIn(t *testing.T, state string, pool int) *sdk.Plugin {
 	return p
 }
 
-func configure(t *testing.T, p *sdk.Plugin, state string, pool int) {
+func configure(t *testing.T, p *host.Plugin, state string, pool int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

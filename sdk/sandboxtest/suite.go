@@ -28,6 +28,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/host"
 )
 
 // Option adjusts the suite for a backend.
@@ -120,7 +121,7 @@ type Suite struct {
 	// Path is the plugin executable; empty when the backend is served in
 	// process (NewBackend).
 	Path      string
-	Plugin    *sdk.Plugin
+	Plugin    *host.Plugin
 	Info      *sdk.Info
 	Workspace string
 
@@ -147,7 +148,7 @@ func New(ctx context.Context, path string, opts ...Option) (*Suite, error) {
 	return newSuite(ctx, path, nil, opts)
 }
 
-// NewBackend serves backend inside this process (sdk.ServeInProcess: real
+// NewBackend serves backend inside this process (host.ServeInProcess: real
 // gRPC and Host broker, no plugin process) so that its code runs under the
 // test binary's race detector. Close it when done.
 func NewBackend(ctx context.Context, backend sdk.Backend, opts ...Option) (*Suite, error) {
@@ -193,14 +194,14 @@ func (s *Suite) launch(ctx context.Context) error {
 	defer cancel()
 	s.configures = 0
 	if s.backend != nil {
-		p, stop, err := sdk.ServeInProcess(ctx, s.backend, logger)
+		p, stop, err := host.ServeInProcess(ctx, s.backend, logger)
 		if err != nil {
 			return err
 		}
 		s.Plugin, s.stop = p, stop
 		return nil
 	}
-	p, err := sdk.Launch(ctx, s.Path, sdk.WithLaunchLogger(logger), sdk.WithStartTimeout(s.opts.startTimeout), sdk.WithEnv(s.opts.env...))
+	p, err := host.Launch(ctx, s.Path, host.WithLaunchLogger(logger), host.WithStartTimeout(s.opts.startTimeout), host.WithEnv(s.opts.env...))
 	if err != nil {
 		return err
 	}

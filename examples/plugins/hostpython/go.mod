@@ -2,18 +2,20 @@ module github.com/mcpruntime/mcpruntime/examples/plugins/hostpython
 
 go 1.26.0
 
-require github.com/mcpruntime/mcpruntime/sdk v0.0.0
+require (
+	github.com/hashicorp/go-hclog v1.6.3
+	github.com/mcpruntime/mcpruntime/sdk v0.0.0
+)
 
 require (
 	github.com/fatih/color v1.13.0 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
-	github.com/hashicorp/go-hclog v1.6.3 // indirect
 	github.com/hashicorp/go-plugin v1.8.0 // indirect
 	github.com/hashicorp/yamux v0.1.2 // indirect
 	github.com/mattn/go-colorable v0.1.12 // indirect
 	github.com/mattn/go-isatty v0.0.17 // indirect
 	github.com/oklog/run v1.1.0 // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect

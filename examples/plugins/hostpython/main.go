@@ -18,6 +18,7 @@ import (
 
 	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/kernel"
+	"github.com/mcpruntime/mcpruntime/sdk/plugin"
 )
 
 type backend struct {
@@ -85,4 +86,4 @@ func namespaces() *syscall.SysProcAttr {
 	return attr
 }
 
-func main() { sdk.Serve(&backend{}) }
+func main() { plugin.Serve(&backend{}) }

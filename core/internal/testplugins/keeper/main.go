@@ -28,10 +28,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-
 	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/host"
 )
 
 type backend struct {
@@ -226,19 +224,11 @@ func (b *backend) Health(context.Context) (*sdk.Health, error) {
 func main() {
 	b := &backend{protocol: sdk.ProtocolVersion, sessions: map[string]*session{}}
 	if os.Getenv("KEEPER_PROTOCOL") != "1" {
-		sdk.Serve(b)
+		host.ServeVersion(b, sdk.ProtocolVersion)
 		return
 	}
 	// As a plugin built against a protocol-1 sdk: no RecoverSessions on
 	// the wire (the core does not call it).
 	b.protocol = 1
-	hs := sdk.Handshake
-	hs.ProtocolVersion = 1
-	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: hs,
-		VersionedPlugins: map[int]plugin.PluginSet{1: {sdk.PluginName: &sdk.GRPCPlugin{
-			Backend: b, Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true}),
-		}}},
-		GRPCServer: plugin.DefaultGRPCServer,
-	})
+	host.ServeVersion(b, 1)
 }

@@ -1,18 +1,8 @@
-// Command oldproto speaks a plugin protocol version the core does not.
+// Command oldproto speaks a plugin protocol version the core does not: the
+// handshake fails before any backend method could be called, so it serves
+// none.
 package main
 
-import (
-	"github.com/hashicorp/go-plugin"
+import "github.com/mcpruntime/mcpruntime/sdk/host"
 
-	"github.com/mcpruntime/mcpruntime/sdk"
-)
-
-func main() {
-	hs := sdk.Handshake
-	hs.ProtocolVersion = 99
-	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  hs,
-		VersionedPlugins: map[int]plugin.PluginSet{99: {sdk.PluginName: &sdk.GRPCPlugin{}}},
-		GRPCServer:       plugin.DefaultGRPCServer,
-	})
-}
+func main() { host.ServeVersion(nil, 99) }

@@ -52,7 +52,7 @@ func envOr(k, def string) string {
 	return def
 }
 
-// Logger is the backend's logger (for sdk.Serve).
+// Logger is the backend's logger (for plugin.Serve).
 func (b *Backend) Logger() hclog.Logger { return b.log }
 
 // Info implements sdk.Backend.

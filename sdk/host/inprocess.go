@@ -1,4 +1,4 @@
-package sdk
+package host
 
 import (
 	"context"
@@ -6,10 +6,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/internal/wire"
 )
 
 // ServeInProcess serves backend inside the calling process, exactly as
-// Serve does in a plugin process (the same gRPC adapters, message limits
+// plugin.Serve does in a plugin process (the same gRPC adapters, message limits
 // and Host broker), and returns a Plugin connected to it through
 // go-plugin's test reattach path. Tests use it to run a backend under the
 // race detector and a debugger without building a binary.
@@ -17,7 +20,7 @@ import (
 // stop ends serving and waits until Serve has returned, which includes the
 // backend's Close when it has one. The returned Plugin has no process: Pid
 // is 0 and Kill only disconnects.
-func ServeInProcess(ctx context.Context, backend Backend, logger hclog.Logger) (p *Plugin, stop func(), err error) {
+func ServeInProcess(ctx context.Context, backend sdk.Backend, logger hclog.Logger) (p *Plugin, stop func(), err error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
@@ -26,10 +29,10 @@ func ServeInProcess(ctx context.Context, backend Backend, logger hclog.Logger) (
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		Serve(backend, WithLogger(logger), WithTestConfig(&plugin.ServeTestConfig{
+		wire.Serve(backend, wire.ServeConfig{Logger: logger, Test: &plugin.ServeTestConfig{
 			Context:          serveCtx,
 			ReattachConfigCh: reattach,
-		}))
+		}})
 	}()
 	stop = func() {
 		cancel()
@@ -47,17 +50,17 @@ func ServeInProcess(ctx context.Context, backend Backend, logger hclog.Logger) (
 	}
 	// A reattached client takes its plugin set from Plugins, not from
 	// VersionedPlugins: the set of the version the server speaks.
-	set, ok := VersionedPlugins()[rc.ProtocolVersion]
+	set, ok := wire.VersionedPlugins()[rc.ProtocolVersion]
 	if !ok {
 		stop()
 		return nil, nil, fmt.Errorf("in-process plugin: serves protocol version %d, which the core does not speak", rc.ProtocolVersion)
 	}
 	raw := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  Handshake,
+		HandshakeConfig:  wire.Handshake,
 		Plugins:          set,
 		Reattach:         rc,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		GRPCDialOptions:  dialOptions(),
+		GRPCDialOptions:  wire.DialOptions(),
 		Logger:           logger,
 	})
 	rpc, err := raw.Client()
@@ -65,13 +68,13 @@ func ServeInProcess(ctx context.Context, backend Backend, logger hclog.Logger) (
 		stop()
 		return nil, nil, fmt.Errorf("in-process plugin: connect: %w", err)
 	}
-	v, err := rpc.Dispense(PluginName)
+	v, err := rpc.Dispense(sdk.PluginName)
 	if err != nil {
 		raw.Kill()
 		stop()
 		return nil, nil, fmt.Errorf("in-process plugin: %w", err)
 	}
-	c, ok := v.(*Client)
+	c, ok := v.(*wire.Client)
 	if !ok {
 		raw.Kill()
 		stop()

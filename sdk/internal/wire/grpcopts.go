@@ -1,6 +1,10 @@
-package sdk
+package wire
 
-import "google.golang.org/grpc"
+import (
+	"google.golang.org/grpc"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
 
 // windowBytes is the fixed HTTP/2 flow-control window of every connection
 // between the core and a plugin. Setting it turns off grpc-go's bandwidth
@@ -9,20 +13,20 @@ import "google.golang.org/grpc"
 // call (an Execute with one output event cost one more round of them).
 const windowBytes = 16 << 20
 
-// dialOptions and serverOptions apply MaxMessageBytes and the fixed window
+// DialOptions and ServerOptions apply MaxMessageBytes and the fixed window
 // to every gRPC connection between the core and a plugin (both directions,
 // both services).
-func dialOptions() []grpc.DialOption {
+func DialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(sdk.MaxMessageBytes), grpc.MaxCallSendMsgSize(sdk.MaxMessageBytes)),
 		grpc.WithInitialWindowSize(windowBytes),
 		grpc.WithInitialConnWindowSize(windowBytes),
 	}
 }
 
-func serverOptions() []grpc.ServerOption {
+func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes),
+		grpc.MaxRecvMsgSize(sdk.MaxMessageBytes), grpc.MaxSendMsgSize(sdk.MaxMessageBytes),
 		grpc.InitialWindowSize(windowBytes), grpc.InitialConnWindowSize(windowBytes),
 	}
 }

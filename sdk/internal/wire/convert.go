@@ -1,30 +1,31 @@
-package sdk
+package wire
 
 import (
 	"encoding/json"
 	"fmt"
 	"time"
 
+	"github.com/mcpruntime/mcpruntime/sdk"
 	pb "github.com/mcpruntime/mcpruntime/sdk/proto/sandbox/v1"
 )
 
-var isolationToProto = map[Isolation]pb.Isolation{
-	IsolationProcess:   pb.Isolation_ISOLATION_PROCESS,
-	IsolationWasm:      pb.Isolation_ISOLATION_WASM,
-	IsolationContainer: pb.Isolation_ISOLATION_CONTAINER,
-	IsolationMicroVM:   pb.Isolation_ISOLATION_MICROVM,
+var isolationToProto = map[sdk.Isolation]pb.Isolation{
+	sdk.IsolationProcess:   pb.Isolation_ISOLATION_PROCESS,
+	sdk.IsolationWasm:      pb.Isolation_ISOLATION_WASM,
+	sdk.IsolationContainer: pb.Isolation_ISOLATION_CONTAINER,
+	sdk.IsolationMicroVM:   pb.Isolation_ISOLATION_MICROVM,
 }
 
-var errorKindToProto = map[ErrorKind]pb.ErrorKind{
-	ErrorNone:        pb.ErrorKind_ERROR_KIND_NONE,
-	ErrorException:   pb.ErrorKind_ERROR_KIND_EXCEPTION,
-	ErrorSyntax:      pb.ErrorKind_ERROR_KIND_SYNTAX,
-	ErrorExit:        pb.ErrorKind_ERROR_KIND_EXIT,
-	ErrorTimeout:     pb.ErrorKind_ERROR_KIND_TIMEOUT,
-	ErrorMemory:      pb.ErrorKind_ERROR_KIND_MEMORY,
-	ErrorKernelDied:  pb.ErrorKind_ERROR_KIND_KERNEL_DIED,
-	ErrorSessionLost: pb.ErrorKind_ERROR_KIND_SESSION_LOST,
-	ErrorInternal:    pb.ErrorKind_ERROR_KIND_INTERNAL,
+var errorKindToProto = map[sdk.ErrorKind]pb.ErrorKind{
+	sdk.ErrorNone:        pb.ErrorKind_ERROR_KIND_NONE,
+	sdk.ErrorException:   pb.ErrorKind_ERROR_KIND_EXCEPTION,
+	sdk.ErrorSyntax:      pb.ErrorKind_ERROR_KIND_SYNTAX,
+	sdk.ErrorExit:        pb.ErrorKind_ERROR_KIND_EXIT,
+	sdk.ErrorTimeout:     pb.ErrorKind_ERROR_KIND_TIMEOUT,
+	sdk.ErrorMemory:      pb.ErrorKind_ERROR_KIND_MEMORY,
+	sdk.ErrorKernelDied:  pb.ErrorKind_ERROR_KIND_KERNEL_DIED,
+	sdk.ErrorSessionLost: pb.ErrorKind_ERROR_KIND_SESSION_LOST,
+	sdk.ErrorInternal:    pb.ErrorKind_ERROR_KIND_INTERNAL,
 }
 
 func reverse[K, V comparable](m map[K]V) map[V]K {
@@ -40,7 +41,7 @@ var (
 	errorKindFromProto = reverse(errorKindToProto)
 )
 
-func infoToProto(i *Info) *pb.InfoResponse {
+func infoToProto(i *sdk.Info) *pb.InfoResponse {
 	versions := make([]int32, len(i.ProtocolVersions))
 	for n, v := range i.ProtocolVersions {
 		versions[n] = int32(v)
@@ -63,18 +64,18 @@ func infoToProto(i *Info) *pb.InfoResponse {
 	}
 }
 
-func infoFromProto(r *pb.InfoResponse) *Info {
+func infoFromProto(r *pb.InfoResponse) *sdk.Info {
 	versions := make([]int, len(r.GetProtocolVersions()))
 	for n, v := range r.GetProtocolVersions() {
 		versions[n] = int(v)
 	}
 	c := r.GetCapabilities()
-	return &Info{
+	return &sdk.Info{
 		Name:             r.GetName(),
 		Version:          r.GetVersion(),
 		Description:      r.GetDescription(),
 		ProtocolVersions: versions,
-		Capabilities: Capabilities{
+		Capabilities: sdk.Capabilities{
 			PersistentSessions: c.GetPersistentSessions(),
 			Snapshots:          c.GetSnapshots(),
 			Streaming:          c.GetStreaming(),
@@ -86,7 +87,7 @@ func infoFromProto(r *pb.InfoResponse) *Info {
 	}
 }
 
-func specToProto(s *ConfigSpec) (*pb.ConfigSchemaResponse, error) {
+func specToProto(s *sdk.ConfigSpec) (*pb.ConfigSchemaResponse, error) {
 	out := &pb.ConfigSchemaResponse{}
 	for _, a := range s.Attributes {
 		var def string
@@ -104,10 +105,10 @@ func specToProto(s *ConfigSpec) (*pb.ConfigSchemaResponse, error) {
 	return out, nil
 }
 
-func specFromProto(r *pb.ConfigSchemaResponse) (*ConfigSpec, error) {
-	out := &ConfigSpec{}
+func specFromProto(r *pb.ConfigSchemaResponse) (*sdk.ConfigSpec, error) {
+	out := &sdk.ConfigSpec{}
 	for _, a := range r.GetAttributes() {
-		attr := ConfigAttribute{Name: a.GetName(), Type: a.GetType(), Required: a.GetRequired(), Description: a.GetDescription()}
+		attr := sdk.ConfigAttribute{Name: a.GetName(), Type: a.GetType(), Required: a.GetRequired(), Description: a.GetDescription()}
 		if d := a.GetDefaultJson(); d != "" {
 			if err := json.Unmarshal([]byte(d), &attr.Default); err != nil {
 				return nil, fmt.Errorf("config attribute %q: default: %w", a.GetName(), err)
@@ -118,7 +119,7 @@ func specFromProto(r *pb.ConfigSchemaResponse) (*ConfigSpec, error) {
 	return out, nil
 }
 
-func limitsToProto(l Limits) *pb.Limits {
+func limitsToProto(l sdk.Limits) *pb.Limits {
 	return &pb.Limits{
 		TimeoutMs:   l.Timeout.Milliseconds(),
 		MemoryBytes: l.MemoryBytes,
@@ -128,8 +129,8 @@ func limitsToProto(l Limits) *pb.Limits {
 	}
 }
 
-func limitsFromProto(l *pb.Limits) Limits {
-	return Limits{
+func limitsFromProto(l *pb.Limits) sdk.Limits {
+	return sdk.Limits{
 		Timeout:     time.Duration(l.GetTimeoutMs()) * time.Millisecond,
 		MemoryBytes: l.GetMemoryBytes(),
 		OutputBytes: l.GetOutputBytes(),
@@ -138,7 +139,7 @@ func limitsFromProto(l *pb.Limits) Limits {
 	}
 }
 
-func sessionToProto(s *SessionSpec) *pb.CreateSessionRequest {
+func sessionToProto(s *sdk.SessionSpec) *pb.CreateSessionRequest {
 	req := &pb.CreateSessionRequest{
 		SessionId: s.ID,
 		Workspace: s.Workspace,
@@ -151,20 +152,20 @@ func sessionToProto(s *SessionSpec) *pb.CreateSessionRequest {
 	return req
 }
 
-func sessionFromProto(r *pb.CreateSessionRequest) *SessionSpec {
-	s := &SessionSpec{
+func sessionFromProto(r *pb.CreateSessionRequest) *sdk.SessionSpec {
+	s := &sdk.SessionSpec{
 		ID:        r.GetSessionId(),
 		Workspace: r.GetWorkspace(),
 		Limits:    limitsFromProto(r.GetLimits()),
 		Env:       r.GetEnv(),
 	}
 	for _, m := range r.GetMounts() {
-		s.Mounts = append(s.Mounts, Mount{Source: m.GetSource(), Target: m.GetTarget(), ReadOnly: m.GetReadOnly()})
+		s.Mounts = append(s.Mounts, sdk.Mount{Source: m.GetSource(), Target: m.GetTarget(), ReadOnly: m.GetReadOnly()})
 	}
 	return s
 }
 
-func resultToProto(r *ExecResult) *pb.ExecResult {
+func resultToProto(r *sdk.ExecResult) *pb.ExecResult {
 	out := &pb.ExecResult{
 		ExitCode:        int32(r.ExitCode),
 		ErrorKind:       errorKindToProto[r.Error],
@@ -179,8 +180,8 @@ func resultToProto(r *ExecResult) *pb.ExecResult {
 	return out
 }
 
-func resultFromProto(r *pb.ExecResult) *ExecResult {
-	out := &ExecResult{
+func resultFromProto(r *pb.ExecResult) *sdk.ExecResult {
+	out := &sdk.ExecResult{
 		ExitCode:        int(r.GetExitCode()),
 		Error:           errorKindFromProto[r.GetErrorKind()],
 		Message:         r.GetMessage(),
@@ -189,18 +190,18 @@ func resultFromProto(r *pb.ExecResult) *ExecResult {
 		StateLost:       r.GetStateLost(),
 	}
 	if e := r.GetException(); e != nil {
-		out.Exception = &Exception{Type: e.GetType(), Message: e.GetMessage(), Traceback: e.GetTraceback()}
+		out.Exception = &sdk.Exception{Type: e.GetType(), Message: e.GetMessage(), Traceback: e.GetTraceback()}
 	}
 	return out
 }
 
-func eventToProto(e Event) *pb.ExecuteEvent {
+func eventToProto(e sdk.Event) *pb.ExecuteEvent {
 	switch e.Kind {
-	case EventStdout:
+	case sdk.EventStdout:
 		return &pb.ExecuteEvent{Event: &pb.ExecuteEvent_Stdout{Stdout: &pb.OutputChunk{Data: e.Data}}}
-	case EventStderr:
+	case sdk.EventStderr:
 		return &pb.ExecuteEvent{Event: &pb.ExecuteEvent_Stderr{Stderr: &pb.OutputChunk{Data: e.Data}}}
-	case EventHostCall:
+	case sdk.EventHostCall:
 		n := e.HostCall
 		if n == nil {
 			return nil

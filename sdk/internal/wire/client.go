@@ -1,4 +1,4 @@
-package sdk
+package wire
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/mcpruntime/mcpruntime/sdk"
 	pb "github.com/mcpruntime/mcpruntime/sdk/proto/sandbox/v1"
 )
 
@@ -28,9 +29,9 @@ type Client struct {
 }
 
 var (
-	_ Backend         = (*Client)(nil)
-	_ Recoverer       = (*Client)(nil)
-	_ SnapshotDeleter = (*Client)(nil)
+	_ sdk.Backend         = (*Client)(nil)
+	_ sdk.Recoverer       = (*Client)(nil)
+	_ sdk.SnapshotDeleter = (*Client)(nil)
 )
 
 func newClient(conn *grpc.ClientConn, broker *plugin.GRPCBroker, protocol int) *Client {
@@ -46,11 +47,11 @@ func (c *Client) needs(call string, version int) error {
 	if c.protocol >= version {
 		return nil
 	}
-	return fmt.Errorf("%s needs plugin protocol %d; the plugin speaks %d: %w", call, version, c.protocol, ErrNotSupported)
+	return fmt.Errorf("%s needs plugin protocol %d; the plugin speaks %d: %w", call, version, c.protocol, sdk.ErrNotSupported)
 }
 
 // Info implements Backend.
-func (c *Client) Info(ctx context.Context) (*Info, error) {
+func (c *Client) Info(ctx context.Context) (*sdk.Info, error) {
 	resp, err := c.rpc.Info(ctx, &pb.InfoRequest{})
 	if err != nil {
 		return nil, fromStatus(err)
@@ -59,7 +60,7 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 }
 
 // ConfigSpec implements Backend.
-func (c *Client) ConfigSpec(ctx context.Context) (*ConfigSpec, error) {
+func (c *Client) ConfigSpec(ctx context.Context) (*sdk.ConfigSpec, error) {
 	resp, err := c.rpc.ConfigSchema(ctx, &pb.ConfigSchemaRequest{})
 	if err != nil {
 		return nil, fromStatus(err)
@@ -68,7 +69,7 @@ func (c *Client) ConfigSpec(ctx context.Context) (*ConfigSpec, error) {
 }
 
 // Configure implements Backend.
-func (c *Client) Configure(ctx context.Context, cfg *Config) error {
+func (c *Client) Configure(ctx context.Context, cfg *sdk.Config) error {
 	_, err := c.rpc.Configure(ctx, &pb.ConfigureRequest{
 		ConfigJson: cfg.JSON, PoolSize: int32(cfg.PoolSize), StateDir: cfg.StateDir,
 	})
@@ -80,7 +81,7 @@ func (c *Client) hostStream() uint32 {
 	c.serveOnce.Do(func() {
 		c.brokerID = c.broker.NextId()
 		go c.broker.AcceptAndServe(c.brokerID, func(opts []grpc.ServerOption) *grpc.Server {
-			s := grpc.NewServer(append(opts, serverOptions()...)...)
+			s := grpc.NewServer(append(opts, ServerOptions()...)...)
 			pb.RegisterHostServer(s, c.hosts)
 			return s
 		})
@@ -88,7 +89,7 @@ func (c *Client) hostStream() uint32 {
 	return c.brokerID
 }
 
-func (c *Client) sessionRequest(spec *SessionSpec) *pb.CreateSessionRequest {
+func (c *Client) sessionRequest(spec *sdk.SessionSpec) *pb.CreateSessionRequest {
 	req := sessionToProto(spec)
 	if spec.Host != nil {
 		req.HostBrokerId = c.hostStream()
@@ -98,7 +99,7 @@ func (c *Client) sessionRequest(spec *SessionSpec) *pb.CreateSessionRequest {
 }
 
 // CreateSession implements Backend.
-func (c *Client) CreateSession(ctx context.Context, spec *SessionSpec) error {
+func (c *Client) CreateSession(ctx context.Context, spec *sdk.SessionSpec) error {
 	req := c.sessionRequest(spec)
 	if _, err := c.rpc.CreateSession(ctx, req); err != nil {
 		c.hosts.revoke(spec.ID)
@@ -108,7 +109,7 @@ func (c *Client) CreateSession(ctx context.Context, spec *SessionSpec) error {
 }
 
 // Execute implements Backend.
-func (c *Client) Execute(ctx context.Context, req *ExecRequest, emit func(Event)) (*ExecResult, error) {
+func (c *Client) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(sdk.Event)) (*sdk.ExecResult, error) {
 	stream, err := c.rpc.Execute(ctx, &pb.ExecuteRequest{
 		SessionId: req.SessionID, Code: req.Code, TimeoutMs: req.Timeout.Milliseconds(),
 	})
@@ -125,12 +126,12 @@ func (c *Client) Execute(ctx context.Context, req *ExecRequest, emit func(Event)
 		}
 		switch e := ev.GetEvent().(type) {
 		case *pb.ExecuteEvent_Stdout:
-			emit(Event{Kind: EventStdout, Data: e.Stdout.GetData()})
+			emit(sdk.Event{Kind: sdk.EventStdout, Data: e.Stdout.GetData()})
 		case *pb.ExecuteEvent_Stderr:
-			emit(Event{Kind: EventStderr, Data: e.Stderr.GetData()})
+			emit(sdk.Event{Kind: sdk.EventStderr, Data: e.Stderr.GetData()})
 		case *pb.ExecuteEvent_HostCall:
 			n := e.HostCall
-			emit(Event{Kind: EventHostCall, HostCall: &HostCallNotice{
+			emit(sdk.Event{Kind: sdk.EventHostCall, HostCall: &sdk.HostCallNotice{
 				Method: n.GetMethod(), Detail: n.GetDetail(),
 				Duration: time.Duration(n.GetDurationUs()) * time.Microsecond, Error: n.GetError(),
 			}})
@@ -141,16 +142,16 @@ func (c *Client) Execute(ctx context.Context, req *ExecRequest, emit func(Event)
 }
 
 // Snapshot implements Backend.
-func (c *Client) Snapshot(ctx context.Context, sessionID string) (*Snapshot, error) {
+func (c *Client) Snapshot(ctx context.Context, sessionID string) (*sdk.Snapshot, error) {
 	resp, err := c.rpc.Snapshot(ctx, &pb.SnapshotRequest{SessionId: sessionID})
 	if err != nil {
 		return nil, fromStatus(err)
 	}
-	return &Snapshot{ID: resp.GetSnapshotId(), SizeBytes: resp.GetSizeBytes()}, nil
+	return &sdk.Snapshot{ID: resp.GetSnapshotId(), SizeBytes: resp.GetSizeBytes()}, nil
 }
 
 // Restore implements Backend.
-func (c *Client) Restore(ctx context.Context, snapshotID string, spec *SessionSpec) error {
+func (c *Client) Restore(ctx context.Context, snapshotID string, spec *sdk.SessionSpec) error {
 	req := c.sessionRequest(spec)
 	if _, err := c.rpc.Restore(ctx, &pb.RestoreRequest{SnapshotId: snapshotID, Session: req}); err != nil {
 		c.hosts.revoke(spec.ID)
@@ -168,12 +169,12 @@ func (c *Client) DestroySession(ctx context.Context, sessionID string) error {
 }
 
 // Health implements Backend.
-func (c *Client) Health(ctx context.Context) (*Health, error) {
+func (c *Client) Health(ctx context.Context) (*sdk.Health, error) {
 	resp, err := c.rpc.Health(ctx, &pb.HealthRequest{})
 	if err != nil {
 		return nil, fromStatus(err)
 	}
-	return &Health{Healthy: resp.GetHealthy(), Message: resp.GetMessage(), Sessions: int(resp.GetSessions())}, nil
+	return &sdk.Health{Healthy: resp.GetHealthy(), Message: resp.GetMessage(), Sessions: int(resp.GetSessions())}, nil
 }
 
 // RecoverSessions implements Recoverer (protocol 2). Each session gets a
@@ -182,7 +183,7 @@ func (c *Client) Health(ctx context.Context) (*Health, error) {
 // answer has one entry per spec, in the order given: a session the plugin
 // did not mention counts as not recovered. On a version-1 plugin it returns
 // an error wrapping ErrNotSupported without calling it.
-func (c *Client) RecoverSessions(ctx context.Context, specs []*SessionSpec) ([]RecoveredSession, error) {
+func (c *Client) RecoverSessions(ctx context.Context, specs []*sdk.SessionSpec) ([]sdk.RecoveredSession, error) {
 	if err := c.needs("RecoverSessions", 2); err != nil {
 		return nil, err
 	}
@@ -201,20 +202,20 @@ func (c *Client) RecoverSessions(ctx context.Context, specs []*SessionSpec) ([]R
 	for _, a := range resp.GetSessions() {
 		answers[a.GetSessionId()] = a
 	}
-	out := make([]RecoveredSession, len(specs))
+	out := make([]sdk.RecoveredSession, len(specs))
 	for i, spec := range specs {
 		a, ok := answers[spec.ID]
 		switch {
 		case !ok:
-			out[i] = RecoveredSession{ID: spec.ID, Reason: "the plugin did not answer for this session"}
+			out[i] = sdk.RecoveredSession{ID: spec.ID, Reason: "the plugin did not answer for this session"}
 		case a.GetRecovered():
-			out[i] = RecoveredSession{ID: spec.ID, Recovered: true}
+			out[i] = sdk.RecoveredSession{ID: spec.ID, Recovered: true}
 		default:
 			reason := a.GetReason()
 			if reason == "" {
 				reason = "the plugin gave no reason"
 			}
-			out[i] = RecoveredSession{ID: spec.ID, Reason: reason}
+			out[i] = sdk.RecoveredSession{ID: spec.ID, Reason: reason}
 		}
 		if !out[i].Recovered {
 			c.hosts.revoke(spec.ID)
@@ -241,3 +242,10 @@ func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millis
 
 // describe is used in error messages about a session.
 func describe(id string) string { return fmt.Sprintf("session %q", id) }
+
+// HostTokens is how many sessions' Host tokens the client serves now.
+func (c *Client) HostTokens() int {
+	c.hosts.mu.RLock()
+	defer c.hosts.mu.RUnlock()
+	return len(c.hosts.byToken)
+}

@@ -1,4 +1,4 @@
-package sdk
+package wire
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/mcpruntime/mcpruntime/sdk"
 	pb "github.com/mcpruntime/mcpruntime/sdk/proto/sandbox/v1"
 )
 
@@ -18,12 +19,12 @@ type hostRegistry struct {
 	pb.UnimplementedHostServer
 
 	mu        sync.RWMutex
-	byToken   map[string]Host
+	byToken   map[string]sdk.Host
 	bySession map[string]string
 }
 
 func newHostRegistry() *hostRegistry {
-	return &hostRegistry{byToken: map[string]Host{}, bySession: map[string]string{}}
+	return &hostRegistry{byToken: map[string]sdk.Host{}, bySession: map[string]string{}}
 }
 
 func newToken() string {
@@ -34,7 +35,7 @@ func newToken() string {
 	return hex.EncodeToString(b)
 }
 
-func (r *hostRegistry) add(sessionID string, h Host) string {
+func (r *hostRegistry) add(sessionID string, h sdk.Host) string {
 	tok := newToken()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -55,12 +56,12 @@ func (r *hostRegistry) revoke(sessionID string) {
 	}
 }
 
-func (r *hostRegistry) lookup(token string) (Host, error) {
+func (r *hostRegistry) lookup(token string) (sdk.Host, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	h, ok := r.byToken[token]
 	if !ok || token == "" {
-		return nil, status.Error(codes.PermissionDenied, ErrInvalidToken.Error())
+		return nil, status.Error(codes.PermissionDenied, sdk.ErrInvalidToken.Error())
 	}
 	return h, nil
 }
@@ -70,7 +71,7 @@ func (r *hostRegistry) CallTool(ctx context.Context, req *pb.CallToolRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	res, err := h.CallTool(ctx, &ToolCall{Server: req.GetServer(), Tool: req.GetTool(), Arguments: req.GetArgumentsJson()})
+	res, err := h.CallTool(ctx, &sdk.ToolCall{Server: req.GetServer(), Tool: req.GetTool(), Arguments: req.GetArgumentsJson()})
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -82,7 +83,7 @@ func (r *hostRegistry) AskLLM(ctx context.Context, req *pb.AskLLMRequest) (*pb.A
 	if err != nil {
 		return nil, err
 	}
-	res, err := h.AskLLM(ctx, &LLMRequest{
+	res, err := h.AskLLM(ctx, &sdk.LLMRequest{
 		Prompt: req.GetPrompt(), System: req.GetSystem(), Model: req.GetModel(),
 		MaxTokens: int(req.GetMaxTokens()), Temperature: req.GetTemperature(),
 	})

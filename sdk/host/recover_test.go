@@ -1,4 +1,4 @@
-package sdk
+package host
 
 import (
 	"context"
@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/internal/wire"
 )
 
 // The protocol-2 calls (RecoverSessions, DeleteSnapshot) and version
@@ -24,56 +26,58 @@ import (
 // memBackend keeps sessions in memory. Execute of "host" calls the
 // session's Host and prints what it answered; any other code is echoed.
 type memBackend struct {
-	NoSnapshots
+	sdk.NoSnapshots
 
 	mu       sync.Mutex
-	sessions map[string]*SessionSpec
+	sessions map[string]*sdk.SessionSpec
 	// seen holds every spec the backend was handed, by id (the latest).
-	seen map[string]*SessionSpec
+	seen map[string]*sdk.SessionSpec
 }
 
 func newMemBackend() *memBackend {
-	return &memBackend{sessions: map[string]*SessionSpec{}, seen: map[string]*SessionSpec{}}
+	return &memBackend{sessions: map[string]*sdk.SessionSpec{}, seen: map[string]*sdk.SessionSpec{}}
 }
 
-func (b *memBackend) Info(context.Context) (*Info, error) {
-	return &Info{Name: "mem", Version: "0", ProtocolVersions: []int{ProtocolVersion}}, nil
+func (b *memBackend) Info(context.Context) (*sdk.Info, error) {
+	return &sdk.Info{Name: "mem", Version: "0", ProtocolVersions: []int{sdk.ProtocolVersion}}, nil
 }
 
-func (b *memBackend) ConfigSpec(context.Context) (*ConfigSpec, error) { return &ConfigSpec{}, nil }
+func (b *memBackend) ConfigSpec(context.Context) (*sdk.ConfigSpec, error) {
+	return &sdk.ConfigSpec{}, nil
+}
 
-func (b *memBackend) Configure(context.Context, *Config) error { return nil }
+func (b *memBackend) Configure(context.Context, *sdk.Config) error { return nil }
 
-func (b *memBackend) CreateSession(_ context.Context, spec *SessionSpec) error {
+func (b *memBackend) CreateSession(_ context.Context, spec *sdk.SessionSpec) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.sessions[spec.ID]; ok {
-		return ErrSessionExists
+		return sdk.ErrSessionExists
 	}
 	b.sessions[spec.ID], b.seen[spec.ID] = spec, spec
 	return nil
 }
 
-func (b *memBackend) Execute(ctx context.Context, req *ExecRequest, emit func(Event)) (*ExecResult, error) {
+func (b *memBackend) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(sdk.Event)) (*sdk.ExecResult, error) {
 	b.mu.Lock()
 	spec, ok := b.sessions[req.SessionID]
 	b.mu.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrSessionNotFound, req.SessionID)
+		return nil, fmt.Errorf("%w: %s", sdk.ErrSessionNotFound, req.SessionID)
 	}
 	if req.Code != "host" {
-		emit(Event{Kind: EventStdout, Data: []byte(req.Code)})
-		return &ExecResult{}, nil
+		emit(sdk.Event{Kind: sdk.EventStdout, Data: []byte(req.Code)})
+		return &sdk.ExecResult{}, nil
 	}
 	if spec.Host == nil {
 		return nil, errors.New("no host")
 	}
-	res, err := spec.Host.CallTool(ctx, &ToolCall{Server: "s", Tool: "t", Arguments: json.RawMessage(`{}`)})
+	res, err := spec.Host.CallTool(ctx, &sdk.ToolCall{Server: "s", Tool: "t", Arguments: json.RawMessage(`{}`)})
 	if err != nil {
 		return nil, err
 	}
-	emit(Event{Kind: EventStdout, Data: res.Result})
-	return &ExecResult{}, nil
+	emit(sdk.Event{Kind: sdk.EventStdout, Data: res.Result})
+	return &sdk.ExecResult{}, nil
 }
 
 func (b *memBackend) DestroySession(_ context.Context, id string) error {
@@ -83,9 +87,11 @@ func (b *memBackend) DestroySession(_ context.Context, id string) error {
 	return nil
 }
 
-func (b *memBackend) Health(context.Context) (*Health, error) { return &Health{Healthy: true}, nil }
+func (b *memBackend) Health(context.Context) (*sdk.Health, error) {
+	return &sdk.Health{Healthy: true}, nil
+}
 
-func (b *memBackend) spec(id string) *SessionSpec {
+func (b *memBackend) spec(id string) *sdk.SessionSpec {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.seen[id]
@@ -100,20 +106,20 @@ type recoveringBackend struct {
 	deleted                   []string
 }
 
-func (b *recoveringBackend) RecoverSessions(_ context.Context, specs []*SessionSpec) ([]RecoveredSession, error) {
+func (b *recoveringBackend) RecoverSessions(_ context.Context, specs []*sdk.SessionSpec) ([]sdk.RecoveredSession, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.recoverCalls++
-	var out []RecoveredSession
+	var out []sdk.RecoveredSession
 	for _, spec := range specs {
 		b.seen[spec.ID] = spec
 		switch {
 		case strings.HasPrefix(spec.ID, "keep"):
 			b.sessions[spec.ID] = spec
-			out = append(out, RecoveredSession{ID: spec.ID, Recovered: true})
+			out = append(out, sdk.RecoveredSession{ID: spec.ID, Recovered: true})
 		case strings.HasPrefix(spec.ID, "silent"):
 		default:
-			out = append(out, RecoveredSession{ID: spec.ID, Reason: "gone"})
+			out = append(out, sdk.RecoveredSession{ID: spec.ID, Reason: "gone"})
 		}
 	}
 	return out, nil
@@ -124,7 +130,7 @@ func (b *recoveringBackend) DeleteSnapshot(_ context.Context, id string) error {
 	defer b.mu.Unlock()
 	b.deleteCalls++
 	if id == "missing" {
-		return fmt.Errorf("snapshot %s: %w", id, ErrSessionNotFound)
+		return fmt.Errorf("snapshot %s: %w", id, sdk.ErrSessionNotFound)
 	}
 	b.deleted = append(b.deleted, id)
 	return nil
@@ -137,15 +143,15 @@ type namedHost struct {
 	calls int
 }
 
-func (h *namedHost) CallTool(context.Context, *ToolCall) (*ToolResult, error) {
+func (h *namedHost) CallTool(context.Context, *sdk.ToolCall) (*sdk.ToolResult, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.calls++
-	return &ToolResult{Result: json.RawMessage(fmt.Sprintf("%q", h.name))}, nil
+	return &sdk.ToolResult{Result: json.RawMessage(fmt.Sprintf("%q", h.name))}, nil
 }
 
-func (h *namedHost) AskLLM(context.Context, *LLMRequest) (*LLMResponse, error) {
-	return &LLMResponse{Text: h.name}, nil
+func (h *namedHost) AskLLM(context.Context, *sdk.LLMRequest) (*sdk.LLMResponse, error) {
+	return &sdk.LLMResponse{Text: h.name}, nil
 }
 
 func (h *namedHost) count() int {
@@ -156,14 +162,14 @@ func (h *namedHost) count() int {
 
 // connect serves backend over an in-process gRPC connection and returns the
 // core's client for it, negotiated at protocol.
-func connect(t *testing.T, backend Backend, protocol int) *Client {
+func connect(t *testing.T, backend sdk.Backend, protocol int) *Client {
 	t.Helper()
 	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		PluginName: &GRPCPlugin{Backend: backend, protocol: protocol},
+		sdk.PluginName: &wire.GRPCPlugin{Backend: backend, Protocol: protocol},
 	})
 	// Close asks the server to stop (go-plugin's controller service).
 	t.Cleanup(func() { client.Close() })
-	v, err := client.Dispense(PluginName)
+	v, err := client.Dispense(sdk.PluginName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +179,7 @@ func connect(t *testing.T, backend Backend, protocol int) *Client {
 func run(t *testing.T, c *Client, id, code string) string {
 	t.Helper()
 	var out strings.Builder
-	if _, err := c.Execute(context.Background(), &ExecRequest{SessionID: id, Code: code}, func(e Event) { out.Write(e.Data) }); err != nil {
+	if _, err := c.Execute(context.Background(), &sdk.ExecRequest{SessionID: id, Code: code}, func(e sdk.Event) { out.Write(e.Data) }); err != nil {
 		t.Fatalf("execute %q in %s: %v", code, id, err)
 	}
 	return out.String()
@@ -187,7 +193,7 @@ func TestRecoverSessionsOverGRPC(t *testing.T) {
 		t.Fatalf("Protocol() = %d, want 2", c.Protocol())
 	}
 	before := &namedHost{name: "before"}
-	if err := c.CreateSession(ctx, &SessionSpec{ID: "keep-1", Host: before}); err != nil {
+	if err := c.CreateSession(ctx, &sdk.SessionSpec{ID: "keep-1", Host: before}); err != nil {
 		t.Fatal(err)
 	}
 	if got := run(t, c, "keep-1", "host"); got != `"before"` {
@@ -195,7 +201,7 @@ func TestRecoverSessionsOverGRPC(t *testing.T) {
 	}
 
 	keep, lost, silent := &namedHost{name: "keep"}, &namedHost{name: "lost"}, &namedHost{name: "silent"}
-	got, err := c.RecoverSessions(ctx, []*SessionSpec{
+	got, err := c.RecoverSessions(ctx, []*sdk.SessionSpec{
 		{ID: "keep-1", Workspace: "/w", Env: map[string]string{"A": "1"}, Host: keep},
 		{ID: "lost-1", Host: lost},
 		{ID: "silent-1", Host: silent},
@@ -206,7 +212,7 @@ func TestRecoverSessionsOverGRPC(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("answers: %+v", got)
 	}
-	if got[0] != (RecoveredSession{ID: "keep-1", Recovered: true}) {
+	if got[0] != (sdk.RecoveredSession{ID: "keep-1", Recovered: true}) {
 		t.Errorf("keep-1: %+v", got[0])
 	}
 	if got[1].ID != "lost-1" || got[1].Recovered || got[1].Reason != "gone" {
@@ -233,9 +239,9 @@ func TestRecoverSessionsOverGRPC(t *testing.T) {
 		if h == nil {
 			t.Fatalf("%s was handed no host", id)
 		}
-		_, err := h.CallTool(ctx, &ToolCall{Server: "s", Tool: "t"})
-		if !errors.Is(err, ErrInvalidToken) {
-			t.Errorf("%s host call after recovery: %v, want ErrInvalidToken", id, err)
+		_, err := h.CallTool(ctx, &sdk.ToolCall{Server: "s", Tool: "t"})
+		if !errors.Is(err, sdk.ErrInvalidToken) {
+			t.Errorf("%s host call after recovery: %v, want sdk.ErrInvalidToken", id, err)
 		}
 	}
 	if lost.count()+silent.count() != 0 {
@@ -245,7 +251,7 @@ func TestRecoverSessionsOverGRPC(t *testing.T) {
 	if err := c.DeleteSnapshot(ctx, "snap-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.DeleteSnapshot(ctx, "missing"); !errors.Is(err, ErrSessionNotFound) {
+	if err := c.DeleteSnapshot(ctx, "missing"); !errors.Is(err, sdk.ErrSessionNotFound) {
 		t.Errorf("DeleteSnapshot(missing): %v", err)
 	}
 	if len(b.deleted) != 1 || b.deleted[0] != "snap-1" {
@@ -258,7 +264,7 @@ func TestRecoverSessionsWithoutRecoverer(t *testing.T) {
 	b := newMemBackend()
 	c := connect(t, b, 2)
 	h := &namedHost{name: "h"}
-	got, err := c.RecoverSessions(ctx, []*SessionSpec{{ID: "a", Host: h}, {ID: "b"}})
+	got, err := c.RecoverSessions(ctx, []*sdk.SessionSpec{{ID: "a", Host: h}, {ID: "b"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,17 +276,11 @@ func TestRecoverSessionsWithoutRecoverer(t *testing.T) {
 			t.Errorf("answer %d: %+v", i, got[i])
 		}
 	}
-	if _, err := c.hosts.lookup("x"); err == nil {
-		t.Error("an empty registry answered a token")
-	}
-	c.hosts.mu.RLock()
-	n := len(c.hosts.byToken)
-	c.hosts.mu.RUnlock()
-	if n != 0 {
+	if n := c.HostTokens(); n != 0 {
 		t.Errorf("%d host tokens left registered for sessions not recovered", n)
 	}
 	err = c.DeleteSnapshot(ctx, "snap")
-	if !errors.Is(err, ErrNotSupported) || GRPCCode(err) != codes.Unimplemented {
+	if !errors.Is(err, sdk.ErrNotSupported) || wire.GRPCCode(err) != codes.Unimplemented {
 		t.Errorf("DeleteSnapshot without SnapshotDeleter: %v", err)
 	}
 	if got, err := c.RecoverSessions(ctx, nil); err != nil || len(got) != 0 {
@@ -290,20 +290,18 @@ func TestRecoverSessionsWithoutRecoverer(t *testing.T) {
 
 func TestRecoverSessionsPanicIsAnError(t *testing.T) {
 	c := connect(t, panickingRecoverer{newMemBackend()}, 2)
-	_, err := c.RecoverSessions(context.Background(), []*SessionSpec{{ID: "a", Host: &namedHost{}}})
+	_, err := c.RecoverSessions(context.Background(), []*sdk.SessionSpec{{ID: "a", Host: &namedHost{}}})
 	if err == nil || !strings.Contains(err.Error(), "panicked in RecoverSessions") {
 		t.Fatalf("err = %v", err)
 	}
-	c.hosts.mu.RLock()
-	defer c.hosts.mu.RUnlock()
-	if len(c.hosts.byToken) != 0 {
+	if c.HostTokens() != 0 {
 		t.Error("host token left registered after a failed RecoverSessions")
 	}
 }
 
 type panickingRecoverer struct{ *memBackend }
 
-func (panickingRecoverer) RecoverSessions(context.Context, []*SessionSpec) ([]RecoveredSession, error) {
+func (panickingRecoverer) RecoverSessions(context.Context, []*sdk.SessionSpec) ([]sdk.RecoveredSession, error) {
 	panic("boom")
 }
 
@@ -311,17 +309,17 @@ func TestVersion1ClientDoesNotCallVersion2RPCs(t *testing.T) {
 	ctx := context.Background()
 	b := &recoveringBackend{memBackend: newMemBackend()}
 	c := connect(t, b, 1)
-	if err := c.CreateSession(ctx, &SessionSpec{ID: "keep-1", Host: &namedHost{name: "h"}}); err != nil {
+	if err := c.CreateSession(ctx, &sdk.SessionSpec{ID: "keep-1", Host: &namedHost{name: "h"}}); err != nil {
 		t.Fatal(err)
 	}
 	if out := run(t, c, "keep-1", "host"); out != `"h"` {
 		t.Fatalf("protocol 1 session: %s", out)
 	}
-	_, err := c.RecoverSessions(ctx, []*SessionSpec{{ID: "keep-1"}})
-	if !errors.Is(err, ErrNotSupported) || !strings.Contains(err.Error(), "the plugin speaks 1") {
+	_, err := c.RecoverSessions(ctx, []*sdk.SessionSpec{{ID: "keep-1"}})
+	if !errors.Is(err, sdk.ErrNotSupported) || !strings.Contains(err.Error(), "the plugin speaks 1") {
 		t.Errorf("RecoverSessions on protocol 1: %v", err)
 	}
-	if err := c.DeleteSnapshot(ctx, "s"); !errors.Is(err, ErrNotSupported) {
+	if err := c.DeleteSnapshot(ctx, "s"); !errors.Is(err, sdk.ErrNotSupported) {
 		t.Errorf("DeleteSnapshot on protocol 1: %v", err)
 	}
 	if b.recoverCalls != 0 || b.deleteCalls != 0 {
@@ -330,14 +328,14 @@ func TestVersion1ClientDoesNotCallVersion2RPCs(t *testing.T) {
 }
 
 func TestProtocolVersions(t *testing.T) {
-	vs := ProtocolVersions()
-	if len(vs) != 2 || vs[0] != 1 || vs[1] != 2 || ProtocolVersion != 2 {
-		t.Fatalf("ProtocolVersions() = %v, ProtocolVersion = %d", vs, ProtocolVersion)
+	vs := sdk.ProtocolVersions()
+	if len(vs) != 2 || vs[0] != 1 || vs[1] != 2 || sdk.ProtocolVersion != 2 {
+		t.Fatalf("sdk.ProtocolVersions() = %v, sdk.ProtocolVersion = %d", vs, sdk.ProtocolVersion)
 	}
 	vp := VersionedPlugins()
 	for _, v := range vs {
-		p, ok := vp[v][PluginName].(*GRPCPlugin)
-		if !ok || p.protocol != v {
+		p, ok := vp[v][sdk.PluginName].(*wire.GRPCPlugin)
+		if !ok || p.Protocol != v {
 			t.Errorf("VersionedPlugins()[%d] = %+v", v, vp[v])
 		}
 	}
@@ -352,7 +350,7 @@ func TestMain(m *testing.M) {
 	case "":
 		os.Exit(m.Run())
 	case "2":
-		Serve(&recoveringBackend{memBackend: newMemBackend()})
+		wire.Serve(&recoveringBackend{memBackend: newMemBackend()}, wire.ServeConfig{})
 	case "1":
 		serveAt(1)
 	case "99":
@@ -363,18 +361,7 @@ func TestMain(m *testing.M) {
 
 // serveAt serves a backend as a plugin built against an sdk speaking only
 // protocol version v would.
-func serveAt(v int) {
-	hs := Handshake
-	hs.ProtocolVersion = uint(v)
-	b := &recoveringBackend{memBackend: newMemBackend()}
-	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  hs,
-		VersionedPlugins: map[int]plugin.PluginSet{v: {PluginName: &GRPCPlugin{Backend: b}}},
-		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, serverOptions()...)...)
-		},
-	})
-}
+func serveAt(v int) { ServeVersion(&recoveringBackend{memBackend: newMemBackend()}, v) }
 
 func launchSelf(t *testing.T, version string) (*Plugin, error) {
 	t.Helper()
@@ -400,7 +387,7 @@ func TestNegotiatesVersion2WithACurrentPlugin(t *testing.T) {
 		t.Fatalf("negotiated %d (client %d), want 2", p.ProtocolVersion(), p.Protocol())
 	}
 	ctx := context.Background()
-	got, err := p.RecoverSessions(ctx, []*SessionSpec{{ID: "keep-1", Host: &namedHost{name: "k"}}, {ID: "other"}})
+	got, err := p.RecoverSessions(ctx, []*sdk.SessionSpec{{ID: "keep-1", Host: &namedHost{name: "k"}}, {ID: "other"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +395,7 @@ func TestNegotiatesVersion2WithACurrentPlugin(t *testing.T) {
 		t.Fatalf("answers: %+v", got)
 	}
 	var out strings.Builder
-	if _, err := p.Execute(ctx, &ExecRequest{SessionID: "keep-1", Code: "host"}, func(e Event) { out.Write(e.Data) }); err != nil || out.String() != `"k"` {
+	if _, err := p.Execute(ctx, &sdk.ExecRequest{SessionID: "keep-1", Code: "host"}, func(e sdk.Event) { out.Write(e.Data) }); err != nil || out.String() != `"k"` {
 		t.Fatalf("recovered session: %q %v", out.String(), err)
 	}
 }
@@ -422,17 +409,17 @@ func TestVersion1PluginKeepsWorking(t *testing.T) {
 		t.Fatalf("negotiated %d (client %d), want 1", p.ProtocolVersion(), p.Protocol())
 	}
 	ctx := context.Background()
-	if err := p.CreateSession(ctx, &SessionSpec{ID: "a", Host: &namedHost{name: "h"}}); err != nil {
+	if err := p.CreateSession(ctx, &sdk.SessionSpec{ID: "a", Host: &namedHost{name: "h"}}); err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
-	if _, err := p.Execute(ctx, &ExecRequest{SessionID: "a", Code: "host"}, func(e Event) { out.Write(e.Data) }); err != nil || out.String() != `"h"` {
+	if _, err := p.Execute(ctx, &sdk.ExecRequest{SessionID: "a", Code: "host"}, func(e sdk.Event) { out.Write(e.Data) }); err != nil || out.String() != `"h"` {
 		t.Fatalf("execute on a version-1 plugin: %q %v", out.String(), err)
 	}
-	if _, err := p.RecoverSessions(ctx, []*SessionSpec{{ID: "a"}}); !errors.Is(err, ErrNotSupported) {
+	if _, err := p.RecoverSessions(ctx, []*sdk.SessionSpec{{ID: "a"}}); !errors.Is(err, sdk.ErrNotSupported) {
 		t.Errorf("RecoverSessions on a version-1 plugin: %v", err)
 	}
-	if err := p.DeleteSnapshot(ctx, "s"); !errors.Is(err, ErrNotSupported) {
+	if err := p.DeleteSnapshot(ctx, "s"); !errors.Is(err, sdk.ErrNotSupported) {
 		t.Errorf("DeleteSnapshot on a version-1 plugin: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package sdk
+package wire
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/mcpruntime/mcpruntime/sdk"
 	pb "github.com/mcpruntime/mcpruntime/sdk/proto/sandbox/v1"
 )
 
@@ -20,7 +21,7 @@ import (
 // the plugin process.
 type grpcServer struct {
 	pb.UnimplementedSandboxServer
-	impl   Backend
+	impl   sdk.Backend
 	broker *plugin.GRPCBroker
 	logger hclog.Logger
 
@@ -38,7 +39,7 @@ func (s *grpcServer) recoverTo(method string, err *error) {
 }
 
 func (s *grpcServer) Info(ctx context.Context, _ *pb.InfoRequest) (resp *pb.InfoResponse, err error) {
-	defer s.recoverTo("Info", &err)
+	defer s.recoverTo("sdk.Info", &err)
 	info, err := s.impl.Info(ctx)
 	if err != nil {
 		return nil, toStatus(err)
@@ -58,14 +59,14 @@ func (s *grpcServer) ConfigSchema(ctx context.Context, _ *pb.ConfigSchemaRequest
 
 func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (resp *pb.ConfigureResponse, err error) {
 	defer s.recoverTo("Configure", &err)
-	cfg := &Config{JSON: req.GetConfigJson(), PoolSize: int(req.GetPoolSize()), StateDir: req.GetStateDir()}
+	cfg := &sdk.Config{JSON: req.GetConfigJson(), PoolSize: int(req.GetPoolSize()), StateDir: req.GetStateDir()}
 	if err := s.impl.Configure(ctx, cfg); err != nil {
 		return nil, toStatus(err)
 	}
 	return &pb.ConfigureResponse{}, nil
 }
 
-func (s *grpcServer) sessionSpec(req *pb.CreateSessionRequest) (*SessionSpec, error) {
+func (s *grpcServer) sessionSpec(req *pb.CreateSessionRequest) (*sdk.SessionSpec, error) {
 	spec := sessionFromProto(req)
 	if id := req.GetHostBrokerId(); id != 0 {
 		client, err := s.hostClient(id)
@@ -84,7 +85,7 @@ func (s *grpcServer) hostClient(id uint32) (pb.HostClient, error) {
 	if c, ok := s.hosts[id]; ok {
 		return c, nil
 	}
-	conn, err := s.broker.DialWithOptions(id, dialOptions()...)
+	conn, err := s.broker.DialWithOptions(id, DialOptions()...)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "dial host service: %v", err)
 	}
@@ -112,7 +113,7 @@ func (s *grpcServer) Execute(req *pb.ExecuteRequest, stream grpc.ServerStreaming
 	defer s.recoverTo("Execute", &err)
 	var sendErr error
 	var sendMu sync.Mutex
-	emit := func(e Event) {
+	emit := func(e sdk.Event) {
 		ev := eventToProto(e)
 		if ev == nil {
 			return
@@ -123,7 +124,7 @@ func (s *grpcServer) Execute(req *pb.ExecuteRequest, stream grpc.ServerStreaming
 			sendErr = stream.Send(ev)
 		}
 	}
-	res, err := s.impl.Execute(stream.Context(), &ExecRequest{
+	res, err := s.impl.Execute(stream.Context(), &sdk.ExecRequest{
 		SessionID: req.GetSessionId(),
 		Code:      req.GetCode(),
 		Timeout:   msDuration(req.GetTimeoutMs()),
@@ -143,7 +144,7 @@ func (s *grpcServer) Execute(req *pb.ExecuteRequest, stream grpc.ServerStreaming
 }
 
 func (s *grpcServer) Snapshot(ctx context.Context, req *pb.SnapshotRequest) (resp *pb.SnapshotResponse, err error) {
-	defer s.recoverTo("Snapshot", &err)
+	defer s.recoverTo("sdk.Snapshot", &err)
 	snap, err := s.impl.Snapshot(ctx, req.GetSessionId())
 	if err != nil {
 		return nil, toStatus(err)
@@ -176,7 +177,7 @@ func (s *grpcServer) DestroySession(ctx context.Context, req *pb.DestroySessionR
 
 func (s *grpcServer) RecoverSessions(ctx context.Context, req *pb.RecoverSessionsRequest) (resp *pb.RecoverSessionsResponse, err error) {
 	defer s.recoverTo("RecoverSessions", &err)
-	specs := make([]*SessionSpec, 0, len(req.GetSessions()))
+	specs := make([]*sdk.SessionSpec, 0, len(req.GetSessions()))
 	for _, r := range req.GetSessions() {
 		spec, err := s.sessionSpec(r)
 		if err != nil {
@@ -185,7 +186,7 @@ func (s *grpcServer) RecoverSessions(ctx context.Context, req *pb.RecoverSession
 		specs = append(specs, spec)
 	}
 	resp = &pb.RecoverSessionsResponse{}
-	rec, ok := s.impl.(Recoverer)
+	rec, ok := s.impl.(sdk.Recoverer)
 	if !ok {
 		for _, spec := range specs {
 			resp.Sessions = append(resp.Sessions, &pb.RecoveredSession{
@@ -206,9 +207,9 @@ func (s *grpcServer) RecoverSessions(ctx context.Context, req *pb.RecoverSession
 
 func (s *grpcServer) DeleteSnapshot(ctx context.Context, req *pb.DeleteSnapshotRequest) (resp *pb.DeleteSnapshotResponse, err error) {
 	defer s.recoverTo("DeleteSnapshot", &err)
-	d, ok := s.impl.(SnapshotDeleter)
+	d, ok := s.impl.(sdk.SnapshotDeleter)
 	if !ok {
-		return nil, toStatus(fmt.Errorf("delete snapshot %q: %w", req.GetSnapshotId(), ErrNotSupported))
+		return nil, toStatus(fmt.Errorf("delete snapshot %q: %w", req.GetSnapshotId(), sdk.ErrNotSupported))
 	}
 	if err := d.DeleteSnapshot(ctx, req.GetSnapshotId()); err != nil {
 		return nil, toStatus(err)
@@ -217,7 +218,7 @@ func (s *grpcServer) DeleteSnapshot(ctx context.Context, req *pb.DeleteSnapshotR
 }
 
 func (s *grpcServer) Health(ctx context.Context, _ *pb.HealthRequest) (resp *pb.HealthResponse, err error) {
-	defer s.recoverTo("Health", &err)
+	defer s.recoverTo("sdk.Health", &err)
 	h, err := s.impl.Health(ctx)
 	if err != nil {
 		return nil, toStatus(err)
@@ -231,17 +232,17 @@ type remoteHost struct {
 	token  string
 }
 
-func (h *remoteHost) CallTool(ctx context.Context, req *ToolCall) (*ToolResult, error) {
+func (h *remoteHost) CallTool(ctx context.Context, req *sdk.ToolCall) (*sdk.ToolResult, error) {
 	resp, err := h.client.CallTool(ctx, &pb.CallToolRequest{
 		Token: h.token, Server: req.Server, Tool: req.Tool, ArgumentsJson: req.Arguments,
 	})
 	if err != nil {
 		return nil, fromStatus(err)
 	}
-	return &ToolResult{Result: resp.GetResultJson(), IsError: resp.GetIsError()}, nil
+	return &sdk.ToolResult{Result: resp.GetResultJson(), IsError: resp.GetIsError()}, nil
 }
 
-func (h *remoteHost) AskLLM(ctx context.Context, req *LLMRequest) (*LLMResponse, error) {
+func (h *remoteHost) AskLLM(ctx context.Context, req *sdk.LLMRequest) (*sdk.LLMResponse, error) {
 	resp, err := h.client.AskLLM(ctx, &pb.AskLLMRequest{
 		Token: h.token, Prompt: req.Prompt, System: req.System, Model: req.Model,
 		MaxTokens: int32(req.MaxTokens), Temperature: req.Temperature,
@@ -249,7 +250,7 @@ func (h *remoteHost) AskLLM(ctx context.Context, req *LLMRequest) (*LLMResponse,
 	if err != nil {
 		return nil, fromStatus(err)
 	}
-	return &LLMResponse{Text: resp.GetText(), PromptTokens: resp.GetPromptTokens(), CompletionTokens: resp.GetCompletionTokens()}, nil
+	return &sdk.LLMResponse{Text: resp.GetText(), PromptTokens: resp.GetPromptTokens(), CompletionTokens: resp.GetCompletionTokens()}, nil
 }
 
 var errNoResult = errors.New("plugin closed the execute stream without a result")

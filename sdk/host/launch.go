@@ -1,4 +1,4 @@
-package sdk
+package host
 
 import (
 	"context"
@@ -14,6 +14,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/internal/wire"
 )
 
 // Plugin is a running plugin process and the Backend that talks to it.
@@ -94,17 +97,17 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 	case st.Mode()&0o111 == 0:
 		return nil, fmt.Errorf("plugin %s: not executable (chmod +x %s)", path, path)
 	}
-	stderr := &TailWriter{Max: 2048}
+	stderr := &sdk.TailWriter{Max: 2048}
 	cmd := exec.Command(path)
 	cmd.Env = cfg.environ()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	raw := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  Handshake,
-		VersionedPlugins: VersionedPlugins(),
+		HandshakeConfig:  wire.Handshake,
+		VersionedPlugins: wire.VersionedPlugins(),
 		Cmd:              cmd,
 		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		GRPCDialOptions:  dialOptions(),
+		GRPCDialOptions:  wire.DialOptions(),
 		Logger:           cfg.logger,
 		StartTimeout:     cfg.startTimeout,
 		Stderr:           stderr,
@@ -143,12 +146,12 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 		}
 		return nil, fmt.Errorf("plugin %s: handshake failed: %w", path, err)
 	}
-	v, err := rpc.Dispense(PluginName)
+	v, err := rpc.Dispense(sdk.PluginName)
 	if err != nil {
 		raw.Kill()
 		return nil, fmt.Errorf("plugin %s: %w", path, err)
 	}
-	c, ok := v.(*Client)
+	c, ok := v.(*wire.Client)
 	if !ok {
 		raw.Kill()
 		return nil, fmt.Errorf("plugin %s: unexpected client type %T", path, v)
@@ -174,13 +177,13 @@ func incompatible(path string, err error) error {
 	if m := pluginVersionRE.FindStringSubmatch(err.Error()); m != nil {
 		speaks = "protocol version " + m[1]
 	}
-	versions := ProtocolVersions()
+	versions := sdk.ProtocolVersions()
 	names := make([]string, len(versions))
 	for i, v := range versions {
 		names[i] = strconv.Itoa(v)
 	}
 	return fmt.Errorf("plugin %s speaks %s, this core speaks %s (%w); rebuild the plugin against an sdk with protocol %d",
-		path, speaks, strings.Join(names, " and "), ErrIncompatibleProtocol, ProtocolVersion)
+		path, speaks, strings.Join(names, " and "), ErrIncompatibleProtocol, sdk.ProtocolVersion)
 }
 
 // Pid is the plugin's process id.
