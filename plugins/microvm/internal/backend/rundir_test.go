@@ -87,11 +87,18 @@ func TestSweepKeepsSessionVMsForTheGrace(t *testing.T) {
 	pooled := fakeVM(t, dir, "aaaaaaaaaaa1", "")
 	sess := fakeVM(t, dir, "aaaaaaaaaaa2", "s1")
 	const grace = 2 * time.Second
-	start := time.Now()
 	n, next := sweepRoot(root, grace, hclog.NewNullLogger())
 	if n != 0 || next <= 0 || next > grace {
 		t.Fatalf("first sweep: removed %d, next %s; want 0 removed and a re-sweep within %s", n, next, grace)
 	}
+	// The grace runs from the marker the first sweep wrote. Its mtime comes
+	// from the kernel's coarse clock, a few ms behind time.Now, so the
+	// test measures from it, not from a time.Now taken before the sweep.
+	mark, err := os.Stat(orphanMarker(root, filepath.Base(dir)))
+	if err != nil {
+		t.Fatalf("grace marker: %v", err)
+	}
+	start := mark.ModTime()
 	waitUntil(t, "the pooled VM to be killed", 5*time.Second, func() bool { return !running(pooled) })
 	if !running(sess) {
 		t.Fatal("the session VM was killed before the grace ended")
