@@ -16,15 +16,7 @@ import (
 
 func startPython(t *testing.T) *Session {
 	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not on PATH")
-	}
-	path, err := Install(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startSession(t, func() (*exec.Cmd, error) { return exec.Command(py, "-I", "-B", path), nil })
+	return startSession(t, pythonTransport(t).command)
 }
 
 // startSession starts a Session on a child process transport.
