@@ -33,6 +33,7 @@ func Checks() []Check {
 		{"env", "the variables of SessionSpec.Env are in os.environ", checkEnv},
 		{"mounts", "a library mount below " + sdk.GuestLib + " is importable and read-only", checkMounts},
 		{"workspace_files", "files written in the workspace reach the host and the next session", checkWorkspace},
+		{"disk_full", "a write to a workspace whose file system is full fails in the code with ENOSPC (or EIO with a result that says ENOSPC)", checkDiskFull},
 		{"streaming", "output arrives while the code is still running", checkStreaming},
 		{"timeout", "an infinite loop is stopped at the timeout and the session stays usable", checkTimeout},
 		{"cancel", "cancelling a running Execute returns promptly; the session works or reports state_lost", checkCancel},

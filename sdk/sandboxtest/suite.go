@@ -271,10 +271,13 @@ func (s *Suite) NewSession(ctx context.Context, limits sdk.Limits) (string, erro
 }
 
 // NewSessionSpec creates a session from spec; the suite fills in the ID,
-// the workspace, the Host and a zero Timeout.
+// the Host, an empty Workspace and a zero Timeout.
 func (s *Suite) NewSessionSpec(ctx context.Context, spec *sdk.SessionSpec) (string, error) {
 	id := fmt.Sprintf("conformance-%d-%d", os.Getpid(), s.seq.Add(1))
-	spec.ID, spec.Workspace, spec.Host = id, s.Workspace, &suiteHost{s: s, session: id}
+	spec.ID, spec.Host = id, &suiteHost{s: s, session: id}
+	if spec.Workspace == "" {
+		spec.Workspace = s.Workspace
+	}
 	if spec.Limits.Timeout == 0 {
 		spec.Limits.Timeout = s.opts.execTimeout
 	}

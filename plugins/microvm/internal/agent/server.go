@@ -32,6 +32,7 @@ type server struct {
 	link  link
 	wmu   sync.Mutex
 	files *files
+	quota quota
 
 	kmu    sync.Mutex // serialises the kernel's lifecycle
 	kernel *kernelProc
@@ -146,6 +147,8 @@ func (s *server) handle(m *proto.Msg) {
 		err = s.files.remove(m)
 	case proto.OpWipe:
 		err = s.files.wipe()
+	case proto.OpQuota:
+		err = s.quota.apply(m.Length, m.Offset)
 	case proto.OpPoweroff:
 		s.reply(m, nil, nil)
 		time.Sleep(20 * time.Millisecond)

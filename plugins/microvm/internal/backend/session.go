@@ -171,8 +171,14 @@ func readVMRecord(dir string) string {
 
 // beforeExec copies host changes of the workspace into the VM.
 func (s *session) beforeExec(ctx context.Context, p kernel.Process) error {
-	if err := s.ws.push(ctx, p.(*kproc).v.agent); err != nil {
+	a := p.(*kproc).v.agent
+	if err := s.ws.push(ctx, a); err != nil {
 		return fmt.Errorf("workspace: %w", err)
+	}
+	if err := s.ws.limitGuest(ctx, a); err != nil {
+		// The code still runs; only a full host disk is then reported after
+		// it (the copy back fails) instead of as ENOSPC inside it.
+		s.b.log.Warn("cannot bound the guest workspace by the host's free space", "session", s.spec.ID, "error", err)
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
 	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
@@ -293,4 +295,22 @@ func validRel(rel string) bool {
 		return false
 	}
 	return path.Clean(rel) == rel && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// limitGuest bounds the guest's copy of the workspace by what the host's
+// file system has left, so code that fills it gets ENOSPC in the guest
+// rather than a failed copy back after it ran.
+func (s *syncer) limitGuest(ctx context.Context, a *agentClient) error {
+	if s.dir == "" {
+		return nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(s.dir, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", s.dir, err)
+	}
+	free := int64(st.Bavail) * st.Bsize
+	if _, err := a.call(ctx, &proto.Msg{Op: proto.OpQuota, Tree: proto.TreeWorkspace, Length: free, Offset: int64(st.Ffree)}); err != nil {
+		return fmt.Errorf("workspace quota: %w", err)
+	}
+	return nil
 }

@@ -24,6 +24,10 @@ const (
 	// agent (a restarted plugin) reads until the echo, which marks where
 	// the envelopes meant for it begin.
 	OpSync = "sync"
+	// OpQuota resizes the guest's workspace to what it holds plus what the
+	// host's workspace file system has left: Length bytes and Offset
+	// inodes (see the agent's quota.go).
+	OpQuota = "quota"
 )
 
 // Events the agent sends unprompted (Msg.Op with ID 0).

@@ -36,6 +36,7 @@ type proc struct {
 	cmd     *exec.Cmd
 	ctrl    *os.File
 	ctrlR   *bufio.Reader
+	full    *os.File // read end of the worker's FullFD pipe
 	memory  int64
 	started time.Time
 }
@@ -55,21 +56,29 @@ func (l *launcher) start(ctx context.Context, memory int64) (*proc, error) {
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "control"), os.NewFile(uintptr(fds[1]), "control-worker")
 	defer theirs.Close()
+	var pipe [2]int
+	if err := syscall.Pipe2(pipe[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		ours.Close()
+		return nil, fmt.Errorf("storage-full pipe: %w", err)
+	}
+	fullR, fullW := os.NewFile(uintptr(pipe[0]), "full"), os.NewFile(uintptr(pipe[1]), "full-worker")
+	defer fullW.Close()
 
 	cmd := exec.Command(l.exe)
 	// Only what the worker needs: the guest gets its own environment.
 	cmd.Env = []string{worker.EnvVar + "=" + string(js)}
-	cmd.ExtraFiles = []*os.File{theirs} // fd 3
+	cmd.ExtraFiles = []*os.File{theirs, fullW} // fds 3 and 4
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	child, err := kernel.StartChild(ctx, cmd, kernel.ChildOptions{
 		Logger: l.logger.Named("worker"), StartTimeout: 2 * time.Minute,
-		AfterExit: func() { ours.Close() },
+		AfterExit: func() { ours.Close(); fullR.Close() },
 	})
 	if err != nil {
 		ours.Close()
+		fullR.Close()
 		return nil, fmt.Errorf("wasm worker: %w", err)
 	}
-	return &proc{Child: child, cmd: cmd, ctrl: ours, ctrlR: bufio.NewReader(ours), memory: memory, started: time.Now()}, nil
+	return &proc{Child: child, cmd: cmd, ctrl: ours, ctrlR: bufio.NewReader(ours), full: fullR, memory: memory, started: time.Now()}, nil
 }
 
 // Interrupt implements kernel.Process: WASI has no signals, and a check
@@ -121,6 +130,28 @@ func (p *proc) bind(ctx context.Context, workspace, lib string) error {
 	case <-ctx.Done():
 		return fmt.Errorf("bind worker: %w", ctx.Err())
 	}
+}
+
+// storageFull reports whether the guest's workspace found the host's file
+// system full since the last call (the worker's FullFD pipe has bytes).
+func (p *proc) storageFull() bool {
+	rc, err := p.full.SyscallConn()
+	if err != nil {
+		return false // closed: the worker is gone
+	}
+	full := false
+	// Drain without waiting: the callback never asks the poller to wait.
+	_ = rc.Read(func(fd uintptr) bool {
+		var buf [64]byte
+		for {
+			n, err := syscall.Read(int(fd), buf[:])
+			if n <= 0 || err != nil {
+				return true
+			}
+			full = true
+		}
+	})
+	return full
 }
 
 func (p *proc) alive() bool {

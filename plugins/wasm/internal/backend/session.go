@@ -52,7 +52,8 @@ func (b *Backend) newSession(spec *sdk.SessionSpec, run *runDir, memory int64) (
 		Sandbox: "the WebAssembly instance",
 		// The kernel chdir'd into the empty placeholder at start-up and the
 		// import system cached directory listings: re-enter and forget them.
-		Setup: kernel.Setup{Env: spec.Env, Cwd: sdk.GuestWorkspace, ForgetImportCaches: true, Reseed: true},
+		Setup:     kernel.Setup{Env: spec.Env, Cwd: sdk.GuestWorkspace, ForgetImportCaches: true, Reseed: true},
+		AfterExec: noteStorageFull,
 	})
 	return &session{Session: s, lib: lib, run: run}, nil
 }
@@ -108,4 +109,23 @@ func (s *session) close(ctx context.Context) error {
 		err = fmt.Errorf("remove import root: %w", rerr)
 	}
 	return err
+}
+
+// storageFullNote is what a result says when the code's writes found the
+// host's file system full: wazero cannot give the guest ENOSPC (see the
+// guest package's full.go), so Python saw EIO.
+const storageFullNote = "the workspace's file system is full: a write failed on the host with ENOSPC " +
+	"(No space left on device), which the WebAssembly engine reports to Python as [Errno 29] I/O error"
+
+// noteStorageFull adds storageFullNote to res when the worker reported a
+// full file system during the execution.
+func noteStorageFull(_ context.Context, p kernel.Process, res *sdk.ExecResult) {
+	w, ok := p.(*proc)
+	if !ok || !w.storageFull() {
+		return
+	}
+	if res.Message != "" {
+		res.Message += "; "
+	}
+	res.Message += storageFullNote
 }

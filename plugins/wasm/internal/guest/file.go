@@ -24,14 +24,15 @@ type file struct {
 	append   bool
 	readOnly bool // the mount is read-only: no writes, syncs or times
 	closed   bool
+	onFull   func() // the mount's OnStorageFull hook
 }
 
 var _ experimentalsys.File = (*file)(nil)
 
-func newFile(f *os.File, fi fs.FileInfo, flag experimentalsys.Oflag, readOnly bool) *file {
+func newFile(f *os.File, fi fs.FileInfo, flag experimentalsys.Oflag, readOnly bool, onFull func()) *file {
 	st := statOf(fi)
 	return &file{f: f, fd: int(f.Fd()), dev: st.Dev, ino: st.Ino, isDir: fi.IsDir(),
-		append: flag&experimentalsys.O_APPEND != 0, readOnly: readOnly}
+		append: flag&experimentalsys.O_APPEND != 0, readOnly: readOnly, onFull: onFull}
 }
 
 // Dev implements sys.File.
@@ -189,7 +190,7 @@ func (f *file) Write(buf []byte) (int, experimentalsys.Errno) {
 		return 0, errno
 	}
 	n, err := f.f.Write(buf)
-	return n, toErrno(err)
+	return n, f.errno(err)
 }
 
 // Pwrite implements sys.File.
@@ -201,7 +202,7 @@ func (f *file) Pwrite(buf []byte, off int64) (int, experimentalsys.Errno) {
 		return 0, experimentalsys.EINVAL
 	}
 	n, err := f.f.WriteAt(buf, off)
-	return n, toErrno(err)
+	return n, f.errno(err)
 }
 
 // Truncate implements sys.File.
@@ -212,7 +213,7 @@ func (f *file) Truncate(size int64) experimentalsys.Errno {
 	if size < 0 {
 		return experimentalsys.EINVAL
 	}
-	return toErrno(f.f.Truncate(size))
+	return f.errno(f.f.Truncate(size))
 }
 
 // Sync implements sys.File.
@@ -220,7 +221,7 @@ func (f *file) Sync() experimentalsys.Errno {
 	if f.closed || f.readOnly {
 		return experimentalsys.EBADF
 	}
-	return toErrno(f.f.Sync())
+	return f.errno(f.f.Sync())
 }
 
 // Datasync implements sys.File (as a full sync).
@@ -244,7 +245,7 @@ func (f *file) Close() experimentalsys.Errno {
 		return 0
 	}
 	f.closed = true
-	return toErrno(f.f.Close())
+	return f.errno(f.f.Close())
 }
 
 // ioErrno is toErrno for reads: EOF is no error.

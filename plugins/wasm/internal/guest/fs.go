@@ -48,6 +48,7 @@ type BindableFS struct {
 	links    map[string]*nofollow.Dir // a read-only Bind's mount points (see Bind)
 	bindErr  experimentalsys.Errno    // what every call answers while root is nil
 	readOnly bool
+	onFull   func() // see OnStorageFull
 }
 
 // NewBindableFS mounts dir (read-only when readOnly) until the next Bind.
@@ -213,9 +214,9 @@ func (b *BindableFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.F
 	}
 	f, fi, err := root.OpenFile(rel, osFlags(flag), perm)
 	if err != nil {
-		return nil, toErrno(err)
+		return nil, b.errno(err)
 	}
-	return newFile(f, fi, flag, readOnly), 0
+	return newFile(f, fi, flag, readOnly, b.onFull), 0
 }
 
 // osFlags converts wazero's open flags. O_NOFOLLOW is implied: nothing is
@@ -302,7 +303,7 @@ func (b *BindableFS) at(op, path string, fn func(dirfd int, name string) error) 
 	if readOnly {
 		return experimentalsys.EROFS
 	}
-	return toErrno(root.At(op, rel, fn))
+	return b.errno(root.At(op, rel, fn))
 }
 
 // Mkdir implements sys.FS.
@@ -370,7 +371,7 @@ func (b *BindableFS) between(op, from, to string, fn func(fromFd int, fromName s
 	if readOnly {
 		return experimentalsys.EROFS
 	}
-	return toErrno(root.At(op, fromRel, func(fromFd int, fromName string) error {
+	return b.errno(root.At(op, fromRel, func(fromFd int, fromName string) error {
 		return root.At(op, toRel, func(toFd int, toName string) error {
 			return fn(fromFd, fromName, toFd, toName)
 		})

@@ -33,6 +33,12 @@ const EnvVar = "MCPRUNTIME_WASM_WORKER"
 // ControlFD is the worker's end of the control socket.
 const ControlFD = 3
 
+// FullFD is the write end of a pipe on which the worker writes a byte
+// whenever the guest's workspace hits a full host file system (see
+// guest.BindableFS.OnStorageFull): the guest sees EIO there, the plugin
+// tells the caller why.
+const FullFD = 4
+
 // Config is what the plugin tells a worker.
 type Config struct {
 	Wasm        string `json:"wasm"`
@@ -83,6 +89,7 @@ func Main() int {
 		return 70
 	}
 	workspace := guest.NewBindableFS(cfg.EmptyDir, true)
+	workspace.OnStorageFull(reportFull)
 	lib := guest.NewBindableFS(cfg.EmptyDir, true)
 	go serveControl(os.NewFile(ControlFD, "control"), workspace, lib)
 
@@ -106,6 +113,13 @@ func Main() int {
 		fmt.Fprintf(os.Stderr, "wasm worker: %v\n", err)
 	}
 	return code
+}
+
+// reportFull tells the plugin that a workspace write found the host's file
+// system full. The pipe is non-blocking: when the plugin has not read the
+// previous bytes yet, it knows already.
+func reportFull() {
+	_, _ = syscall.Write(FullFD, []byte{1})
 }
 
 func serveControl(f *os.File, workspace, lib *guest.BindableFS) {
