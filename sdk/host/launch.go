@@ -28,7 +28,21 @@ type Plugin struct {
 
 	raw *plugin.Client
 	pid int
+	// stopGroup SIGKILLs the plugin's process group while the plugin runs
+	// (nil in process).
+	stopGroup context.CancelFunc
+	log       hclog.Logger
 }
+
+// DefaultStartTimeout bounds a plugin's handshake when Launch is given no
+// WithStartTimeout. A plugin prints its handshake line as soon as it
+// starts (before any backend work), so this only fails broken plugins.
+const DefaultStartTimeout = 20 * time.Second
+
+// killGrace is how long Kill waits for go-plugin's own shutdown (a
+// graceful request, 2s, then SIGKILL of the plugin) before it kills the
+// plugin's whole process group, and again after that.
+const killGrace = 3 * time.Second
 
 // LaunchOption configures Launch.
 type LaunchOption func(*launchConfig)
@@ -45,7 +59,9 @@ func WithLaunchLogger(l hclog.Logger) LaunchOption {
 	return func(c *launchConfig) { c.logger = l }
 }
 
-// WithStartTimeout bounds the handshake (default 30s).
+// WithStartTimeout bounds the handshake (default DefaultStartTimeout): a
+// plugin that has not completed it by then fails to launch, and its
+// process group is killed.
 func WithStartTimeout(d time.Duration) LaunchOption {
 	return func(c *launchConfig) { c.startTimeout = d }
 }
@@ -78,8 +94,13 @@ func (c *launchConfig) environ() []string {
 // returns a connected Plugin. The plugin runs in its own process group and
 // dies with the calling process (Linux parent-death signal), so a killed
 // core leaves no plugin behind.
+//
+// The handshake must complete within the start timeout (and before ctx
+// ends), whatever the plugin does: one that prints nothing, or exits while
+// a process it started keeps its stdout open, fails then with its process
+// group killed instead of holding Launch until that process ends.
 func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, error) {
-	cfg := &launchConfig{startTimeout: 30 * time.Second}
+	cfg := &launchConfig{startTimeout: DefaultStartTimeout}
 	for _, o := range opts {
 		o(cfg)
 	}
@@ -98,7 +119,13 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 		return nil, fmt.Errorf("plugin %s: not executable (chmod +x %s)", path, path)
 	}
 	stderr := &sdk.TailWriter{Max: 2048}
-	cmd := exec.Command(path)
+	// Cancelling groupCtx SIGKILLs the plugin's process group (it leads
+	// its own: Setpgid) as long as the plugin runs: go-plugin kills only
+	// the plugin process, and waits for its stdout to close, which a child
+	// holding it delays for as long as that child lives.
+	groupCtx, stopGroup := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(groupCtx, path)
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Env = cfg.environ()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	raw := plugin.NewClient(&plugin.ClientConfig{
@@ -109,23 +136,41 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		GRPCDialOptions:  wire.DialOptions(),
 		Logger:           cfg.logger,
-		StartTimeout:     cfg.startTimeout,
-		Stderr:           stderr,
+		// Launch's own deadline below answers first; go-plugin's is a
+		// backstop.
+		StartTimeout: cfg.startTimeout + 5*time.Second,
+		Stderr:       stderr,
 	})
+	fail := func(err error) (*Plugin, error) {
+		stopPlugin(raw, stopGroup, 0, false, cfg.logger)
+		return nil, err
+	}
+	hctx, cancel := context.WithTimeout(ctx, cfg.startTimeout)
+	defer cancel()
 	done := make(chan struct{})
-	var rpc plugin.ClientProtocol
+	var (
+		rpc   plugin.ClientProtocol
+		hsErr error
+	)
 	go func() {
 		defer close(done)
-		rpc, err = raw.Client()
+		rpc, hsErr = raw.Client()
 	}()
 	select {
 	case <-done:
-	case <-ctx.Done():
-		raw.Kill()
-		<-done
-		return nil, fmt.Errorf("plugin %s: %w", path, ctx.Err())
+	case <-hctx.Done():
+		stopPlugin(raw, stopGroup, 0, false, cfg.logger)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("plugin %s: handshake interrupted: %w", path, ctx.Err())
+		}
+		msg := fmt.Sprintf("plugin %s: no handshake within %s (a plugin prints its handshake line on stdout when it starts; "+
+			"this one printed none, or exited while a process it started kept its stdout open); its process group was killed", path, cfg.startTimeout)
+		if tail := stderr.String(); tail != "" {
+			msg += "; its stderr ends with: " + tail
+		}
+		return nil, errors.New(msg)
 	}
-	if err != nil {
+	if hsErr != nil {
 		// A plugin that crashed at start-up is the common case: give the
 		// exit a moment to be noticed, then show what it printed.
 		died := false
@@ -135,32 +180,63 @@ func Launch(ctx context.Context, path string, opts ...LaunchOption) (*Plugin, er
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		raw.Kill()
-		if strings.Contains(strings.ToLower(err.Error()), "incompatible api version") {
-			return nil, incompatible(path, err)
+		if strings.Contains(strings.ToLower(hsErr.Error()), "incompatible api version") {
+			return fail(incompatible(path, hsErr))
 		}
 		if died {
 			if tail := stderr.String(); tail != "" {
-				return nil, fmt.Errorf("plugin %s exited before the handshake; its stderr ends with: %s", path, tail)
+				return fail(fmt.Errorf("plugin %s exited before the handshake; its stderr ends with: %s", path, tail))
 			}
 		}
-		return nil, fmt.Errorf("plugin %s: handshake failed: %w", path, err)
+		return fail(fmt.Errorf("plugin %s: handshake failed: %w", path, hsErr))
 	}
 	v, err := rpc.Dispense(sdk.PluginName)
 	if err != nil {
-		raw.Kill()
-		return nil, fmt.Errorf("plugin %s: %w", path, err)
+		return fail(fmt.Errorf("plugin %s: %w", path, err))
 	}
 	c, ok := v.(*wire.Client)
 	if !ok {
-		raw.Kill()
-		return nil, fmt.Errorf("plugin %s: unexpected client type %T", path, v)
+		return fail(fmt.Errorf("plugin %s: unexpected client type %T", path, v))
 	}
-	p := &Plugin{Client: c, Path: path, raw: raw}
+	p := &Plugin{Client: c, Path: path, raw: raw, stopGroup: stopGroup, log: cfg.logger}
 	if cmd.Process != nil {
 		p.pid = cmd.Process.Pid
 	}
 	return p, nil
+}
+
+// stopPlugin ends a plugin without waiting on it for long. A graceful stop
+// gives go-plugin's Kill (a shutdown request to a connected plugin, then
+// SIGKILL of its process) killGrace first; then, or at once when not
+// graceful, the process group is killed, which closes the stdout a child
+// may hold and lets that Kill return. A process that left the group
+// (setsid) and holds stdout still cannot hold the caller: it is given
+// killGrace once more, then left to go-plugin's goroutines.
+func stopPlugin(raw *plugin.Client, stopGroup context.CancelFunc, pid int, graceful bool, log hclog.Logger) {
+	if !graceful && stopGroup != nil {
+		stopGroup()
+	}
+	killed := make(chan struct{})
+	go func() {
+		defer close(killed)
+		raw.Kill()
+	}()
+	select {
+	case <-killed:
+	case <-time.After(killGrace):
+	}
+	if stopGroup != nil {
+		stopGroup()
+	}
+	if pid > 0 {
+		// The group outlives its leader: kill what the plugin started.
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	select {
+	case <-killed:
+	case <-time.After(killGrace):
+		log.Warn("plugin still holds its output after its process group was killed; leaving it", "pid", pid)
+	}
 }
 
 // ErrIncompatibleProtocol is wrapped by Launch's error when a plugin speaks
@@ -199,8 +275,9 @@ func (p *Plugin) ProtocolVersion() int { return p.raw.NegotiatedVersion() }
 // Close runs), then SIGKILL to its whole process group so nothing it started
 // outlives it.
 func (p *Plugin) Kill() {
-	p.raw.Kill()
-	if p.pid > 0 {
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	log := p.log
+	if log == nil {
+		log = hclog.NewNullLogger()
 	}
+	stopPlugin(p.raw, p.stopGroup, p.pid, true, log)
 }
