@@ -18,7 +18,7 @@ LDFLAGS    := -s -w -X main.version=$(VERSION)
 # Backends built from this repository: every plugins/NAME with a Makefile.
 PLUGINS    := $(patsubst plugins/%/Makefile,%,$(wildcard plugins/*/Makefile))
 
-.PHONY: all build core hostpython plugins deps run test test-core test-sdk test-examples test-plugins test-fuzz proto bench clean
+.PHONY: all build core hostpython plugins deps run test test-core test-sdk test-examples test-plugins test-fuzz chaos proto bench clean
 
 all: build
 
@@ -50,7 +50,7 @@ deps: ## install what the plugins need (Debian packages, daemons)
 run: build ## the main job: run examples/hello.py on the default backend
 	$(BIN)/mcpruntime exec examples/hello.py
 
-test: deps test-sdk test-core test-fuzz test-examples test-plugins ## every test, every module (installs what they need first)
+test: deps test-sdk test-core test-fuzz test-examples test-plugins chaos ## every test, every module (installs what they need first)
 
 # Fuzz targets for what untrusted sides hand the runtime: HTTP request
 # bodies, runtime.hcl, the kernel channel (written by sandbox code). Each
@@ -94,6 +94,18 @@ test-plugins: deps
 		echo "==> plugin $$p"; \
 		$(MAKE) --no-print-directory -C plugins/$$p test; \
 	done
+
+# Fault injection: a mixed load on wasm and opensandbox sessions (through
+# `serve` and the session daemon) while the server, the daemon and plugins
+# are killed at random; then no silent state loss, no missing or torn
+# replay record, no orphaned process or container. CHAOS_DURATION sets how
+# long faults are injected; the report is written to CHAOS_REPORT.
+CHAOS_DURATION ?= 60s
+CHAOS_REPORT ?= /tmp/mcpruntime-chaos.json
+
+chaos: build deps ## fault injection under load (see the README's Reliability section)
+	cd core && CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_REPORT=$(CHAOS_REPORT) \
+		$(GO) test -tags chaos -run TestChaos -count=1 -timeout 20m -v ./internal/chaos/
 
 bench: build ## benchmarks of the core and the default backend
 	cd core && $(GO) test -run '^$$' -bench . -benchtime 2000x ./session/
