@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -20,8 +21,14 @@ type Found struct {
 	Path string `json:"path"`
 }
 
+// sidecar matches the endings of files kept beside a plugin that are not
+// plugins: checksums, signatures, notes, editors' and package managers'
+// backups (mcpruntime-plugin-wasm.sha256 is no backend "wasm.sha256").
+var sidecar = regexp.MustCompile(`(?i)(\.(sha1|sha256|sha512|md5|sum|sig|asc|pem|minisig|md|txt|json|ya?ml|toml|hcl|log|bak|old|orig|rej|tmp|swp|dpkg-[a-z]+|rpm[a-z]+)|~)$`)
+
 // Discover lists the plugin executables in dir: files named
-// mcpruntime-plugin-NAME. A missing dir yields none.
+// mcpruntime-plugin-NAME, except the sidecar files beside them (checksums,
+// signatures, notes, backups). A missing dir yields none.
 func Discover(dir string) ([]Found, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -33,7 +40,7 @@ func Discover(dir string) ([]Found, error) {
 	var out []Found
 	for _, e := range entries {
 		name, ok := strings.CutPrefix(e.Name(), sdk.BinaryPrefix)
-		if !ok || name == "" || e.IsDir() {
+		if !ok || name == "" || e.IsDir() || sidecar.MatchString(name) {
 			continue
 		}
 		out = append(out, Found{Name: name, Path: filepath.Join(dir, e.Name())})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -21,37 +20,39 @@ type Host struct {
 	cfg    *config.Config
 	logger hclog.Logger
 
-	mu        sync.Mutex
-	plugins   map[string]*Instance
-	closed    bool
-	noPools   bool
-	onRestart []RestartFunc
+	mu      sync.Mutex
+	plugins map[string]*Instance
+	closed  bool
+	noPools bool
+	onStart []StartFunc
 }
 
-// RestartFunc is told that backend's plugin was started again after the
-// previous process of it exited: p is the new process, gen its generation.
-// It runs before the new plugin is handed to anyone (Get waits for it, and
-// it must not call the Instance itself), so it can settle what the old
-// process's sessions become; ctx bounds it.
-type RestartFunc func(ctx context.Context, backend string, p *host.Plugin, gen int)
+// StartFunc is told that backend's plugin process was started: p is the
+// new process, gen its generation (1 for the first start in this core
+// process, more after the previous process of it exited). It runs before
+// the new plugin is handed to anyone (Get waits for it, and it must not
+// call the Instance itself), so it can settle what sessions become: those
+// of the previous plugin process after a restart, and on the first start
+// those a previous core process left (the session registry); ctx bounds it.
+type StartFunc func(ctx context.Context, backend string, p *host.Plugin, gen int)
 
-// RecoverTimeout bounds the RestartFuncs run after one restart.
+// RecoverTimeout bounds the StartFuncs run after one start.
 const RecoverTimeout = 2 * time.Minute
 
-// OnRestart registers f for every plugin restart from now on (the session
+// OnStart registers f for every plugin start from now on (the session
 // manager asks the new plugin to recover its sessions there).
-func (h *Host) OnRestart(f RestartFunc) {
+func (h *Host) OnStart(f StartFunc) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.onRestart = append(h.onRestart, f)
+	h.onStart = append(h.onStart, f)
 }
 
-// restarted runs the RestartFuncs for a plugin started again. The caller's
+// started runs the StartFuncs for a plugin just started. The caller's
 // cancellation does not cut recovery short: the sessions of every caller
 // depend on it.
-func (h *Host) restarted(ctx context.Context, name string, p *host.Plugin, gen int) {
+func (h *Host) started(ctx context.Context, name string, p *host.Plugin, gen int) {
 	h.mu.Lock()
-	fs := append([]RestartFunc(nil), h.onRestart...)
+	fs := append([]StartFunc(nil), h.onStart...)
 	h.mu.Unlock()
 	if len(fs) == 0 {
 		return
@@ -125,9 +126,7 @@ func (in *Instance) Get(ctx context.Context) (*host.Plugin, int, error) {
 	}
 	in.plugin, in.info = p, info
 	in.generation++
-	if in.generation > 1 {
-		in.host.restarted(ctx, in.Name, p, in.generation)
-	}
+	in.host.started(ctx, in.Name, p, in.generation)
 	return p, in.generation, nil
 }
 
@@ -227,7 +226,7 @@ func configure(ctx context.Context, cfg *config.Config, sb *config.Sandbox, p *h
 		return nil, err
 	}
 	if err := p.Configure(ctx, &sdk.Config{
-		JSON: js, PoolSize: sb.PoolSize, StateDir: filepath.Join(cfg.StateDir, "plugins", sb.Name),
+		JSON: js, PoolSize: sb.PoolSize, StateDir: StateDir(cfg.StateDir, sb.Name),
 	}); err != nil {
 		return nil, fmt.Errorf("configure: %w", err)
 	}

@@ -112,8 +112,9 @@ func (c *Client) Shutdown(ctx context.Context) error {
 	return resp.Body.Close()
 }
 
-// Exec runs code in session (created on first use), streaming output
-// through emit.
+// Exec runs code in session, streaming output through emit. An unknown
+// session is an error unless req.Create asks to create it; an empty
+// session runs in a throw-away one.
 func (c *Client) Exec(ctx context.Context, sessionID string, req ExecRequest, emit func(sdk.Event)) (*sdk.ExecResult, error) {
 	path := "/v1/execute"
 	if sessionID != "" {

@@ -10,6 +10,7 @@ func decodeExecRequest(raw []byte, maxCode int64) (ExecRequest, error) {
 		{name: "backend", dst: &req.Backend},
 		{name: "session", dst: &req.Session},
 		{name: "timeout_ms", dst: &req.TimeoutMs},
+		{name: "create", dst: &req.Create},
 	})
 	switch {
 	case err != nil:

@@ -145,10 +145,16 @@ type SessionInfo struct {
 	Workspace string    `json:"workspace"`
 	Created   time.Time `json:"created"`
 	Execs     int       `json:"execs"`
+	// State is live, pending_recovery (from a server or daemon process
+	// that died; its plugin has not been asked to recover it yet),
+	// hibernated (restored by its next execution) or lost (its next
+	// execution creates it again and reports state_lost).
+	State string `json:"state"`
 }
 
+// info describes s without waiting for an execution running in it.
 func info(s *session.Session) SessionInfo {
-	return SessionInfo{ID: s.ID, Backend: s.Backend, Workspace: s.Workspace, Created: s.Created, Execs: s.Execs()}
+	return SessionInfo{ID: s.ID, Backend: s.Backend, Workspace: s.Workspace, Created: s.Created, Execs: s.Execs(), State: s.State()}
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, _ *http.Request) {
@@ -183,6 +189,8 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info(sess))
 }
 
+// closeSession cancels the execution running in the session, if any,
+// then destroys it: it does not wait for the code to finish.
 func (s *Server) closeSession(w http.ResponseWriter, r *http.Request) {
 	if err := s.m.Close(r.Context(), r.PathValue("id")); err != nil {
 		writeError(w, statusOf(err), err)
@@ -203,6 +211,10 @@ type ExecRequest struct {
 	// Session is used by POST /v1/execute; empty runs in a throw-away session.
 	Session   string `json:"session,omitempty"`
 	TimeoutMs int64  `json:"timeout_ms,omitempty"`
+	// Create opens the named session if it does not exist; without it an
+	// unknown session is 404 (a typo, or a session that ended, must not
+	// silently become a new empty one).
+	Create bool `json:"create,omitempty"`
 }
 
 // Event is one line of an execution stream (NDJSON, or SSE `data:`).
@@ -232,7 +244,7 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 		id = req.Session
 	}
 	ephemeral := id == ""
-	sess, err := s.m.Open(r.Context(), session.Options{ID: id, Backend: req.Backend})
+	sess, err := s.m.Open(r.Context(), session.Options{ID: id, Backend: req.Backend, Existing: !ephemeral && !req.Create})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mcpruntime/mcpruntime/core/bridge"
 	"github.com/mcpruntime/mcpruntime/core/config"
+	"github.com/mcpruntime/mcpruntime/core/internal/sessionreg"
 	"github.com/mcpruntime/mcpruntime/core/pluginhost"
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
@@ -38,6 +39,12 @@ type Manager struct {
 	closers   []Closer
 	mounts    []sdk.Mount
 	internal  func(code string) bool // see SetInternal (recover.go)
+	// reg remembers the sessions across the end of this process;
+	// checkpointer saves and restores their state (hibernate.go). who
+	// names the process in messages ("session daemon", "server").
+	reg          *sessionreg.Registry
+	checkpointer Checkpointer
+	who          string
 }
 
 // AddMount makes a host directory visible read-only in every session created
@@ -74,9 +81,9 @@ func New(cfg *config.Config, host *pluginhost.Host, br *bridge.Bridge, logger hc
 	if br == nil {
 		br = &bridge.Bridge{}
 	}
-	m := &Manager{cfg: cfg, host: host, bridge: br, logger: logger, sessions: map[string]*Session{}}
+	m := &Manager{cfg: cfg, host: host, bridge: br, logger: logger, sessions: map[string]*Session{}, who: "mcpruntime process"}
 	if host != nil {
-		host.OnRestart(m.recoverSessions)
+		host.OnStart(m.recoverSessions)
 	}
 	return m
 }
@@ -94,7 +101,9 @@ func (m *Manager) Config() *config.Config { return m.cfg }
 // Bridge is the host-call bridge of the manager's sessions.
 func (m *Manager) Bridge() *bridge.Bridge { return m.bridge }
 
-// Session is a live sandbox session.
+// Session is a sandbox session: live in its backend's plugin, or (from
+// the registry of a previous process) waiting to be recovered, woken from
+// hibernation or created again by its next execution.
 type Session struct {
 	ID        string    `json:"id"`
 	Backend   string    `json:"backend"`
@@ -103,36 +112,78 @@ type Session struct {
 
 	inst  *pluginhost.Instance
 	limit sdk.Limits
-	// adopted is the plugin generation a restarted plugin recovered the
+	// adopted is the plugin generation a started plugin recovered the
 	// session into (recover.go); 0: none.
 	adopted atomic.Int64
-	// lost: the session was created again after a plugin restart and no
-	// execution has reported state_lost to its caller yet (recover.go).
-	lost bool
+	// execs, info and status are read by listings without waiting for an
+	// execution (mu is held while one runs).
+	execs  atomic.Int64
+	info   atomic.Pointer[sdk.Info]
+	status atomic.Value // string: State
+	// offered: the session came from the registry live (its previous
+	// process died), so the first start of its plugin offers it for
+	// recovery; hibernated: it waits for its checkpoint to be restored.
+	offered    atomic.Bool
+	hibernated atomic.Bool
+	// run cancels the executions running or waiting in the session when
+	// it is closed (cancel.go).
+	run runs
 
-	mu    sync.Mutex // one execution at a time
-	gen   int        // plugin generation the session lives in; 0: not created
-	execs int
-	info  *sdk.Info
+	mu  sync.Mutex // one execution at a time
+	gen int        // plugin generation the session lives in; 0: not created
+	// lost: the session was created again and lost its variables; no
+	// execution has reported state_lost to its caller yet. It says why
+	// (the note the result carries).
+	lost string
+	// note is said once, like lost, by the next result of the caller's
+	// code: what waking from hibernation restored and what it could not.
+	note string
 	// restore is the backend snapshot the session is first created from.
 	restore string
+	// wake is the checkpoint a hibernated session is restored from when
+	// it is next created (hibernate.go).
+	wake *sessionreg.Checkpoint
+	// inherited: the session came from the registry of a previous process
+	// and was not created in this one yet.
+	inherited bool
+	closed    bool
 }
 
-// Execs is how many executions the session has run.
-func (s *Session) Execs() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.execs
+// Session states (State).
+const (
+	// StateLive: the session lives in its plugin, or will be created by
+	// its next execution without loss.
+	StateLive = "live"
+	// StatePending: from the registry of a process that died; its plugin
+	// has not been asked to recover it yet.
+	StatePending = "pending_recovery"
+	// StateHibernated: checkpointed when its process stopped; its next
+	// execution restores it.
+	StateHibernated = "hibernated"
+	// StateLost: its next execution creates it again and reports
+	// state_lost.
+	StateLost = "lost"
+)
+
+// State says where the session is (StateLive, StatePending,
+// StateHibernated, StateLost), without waiting for its execution.
+func (s *Session) State() string {
+	if v, ok := s.status.Load().(string); ok && v != "" {
+		return v
+	}
+	return StateLive
 }
+
+// Execs is how many executions the session has run (in this process and
+// those before it that the registry remembers).
+func (s *Session) Execs() int { return int(s.execs.Load()) }
 
 // Capabilities of the session's backend.
 func (s *Session) Capabilities() sdk.Capabilities {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.info == nil {
-		return sdk.Capabilities{}
+	if info := s.info.Load(); info != nil {
+		return info.Capabilities
 	}
-	return s.info.Capabilities
+	return sdk.Capabilities{}
 }
 
 // Options select how a session is opened.
@@ -145,6 +196,10 @@ type Options struct {
 	// (Backend.Restore) instead of empty. Only the first creation uses it:
 	// a session re-created after a plugin crash starts fresh.
 	Restore string
+	// Existing only opens a session the manager knows (live, or in the
+	// registry of a previous process): an unknown ID is
+	// sdk.ErrSessionNotFound instead of a new session.
+	Existing bool
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -186,15 +241,16 @@ func (m *Manager) Open(ctx context.Context, opts Options) (*Session, error) {
 		}
 		return s, nil
 	}
-	inst, err := m.host.Backend(backend)
+	if opts.Existing {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s (create it first: POST /v1/sessions, or \"create\": true in the execute request)", sdk.ErrSessionNotFound, id)
+	}
+	s, err := m.newSession(id, backend, m.cfg.Workspace, time.Now().UTC())
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
 	}
-	lim := m.cfg.Sandbox(backend).Limits
-	s := &Session{ID: id, Backend: backend, Workspace: m.cfg.Workspace, Created: time.Now().UTC(), inst: inst,
-		limit: sdk.Limits{Timeout: lim.Timeout, MemoryBytes: lim.MemoryBytes, OutputBytes: lim.OutputBytes,
-			CPUMillis: int64(lim.CPUs * 1000), Pids: lim.Pids}, restore: opts.Restore}
+	s.restore = opts.Restore
 	m.sessions[id] = s
 	m.mu.Unlock()
 
@@ -202,11 +258,26 @@ func (m *Manager) Open(ctx context.Context, opts Options) (*Session, error) {
 	defer s.mu.Unlock()
 	if err := m.create(ctx, s); err != nil {
 		m.mu.Lock()
-		delete(m.sessions, id)
+		if m.sessions[id] == s {
+			delete(m.sessions, id)
+		}
 		m.mu.Unlock()
 		return nil, err
 	}
+	m.persist(s)
 	return s, nil
+}
+
+// newSession makes the Session of id on backend; the caller holds m.mu.
+func (m *Manager) newSession(id, backend, workspace string, created time.Time) (*Session, error) {
+	inst, err := m.host.Backend(backend)
+	if err != nil {
+		return nil, err
+	}
+	lim := m.cfg.Sandbox(backend).Limits
+	return &Session{ID: id, Backend: backend, Workspace: workspace, Created: created, inst: inst,
+		limit: sdk.Limits{Timeout: lim.Timeout, MemoryBytes: lim.MemoryBytes, OutputBytes: lim.OutputBytes,
+			CPUMillis: int64(lim.CPUs * 1000), Pids: lim.Pids}}, nil
 }
 
 // create makes the session exist in the current plugin process.
@@ -215,7 +286,9 @@ func (m *Manager) create(ctx context.Context, s *Session) error {
 	if err != nil {
 		return err
 	}
-	s.info, _ = s.inst.Info(ctx)
+	if info, err := s.inst.Info(ctx); err == nil {
+		s.info.Store(info)
+	}
 	spec, err := m.spec(s)
 	if err != nil {
 		return err
@@ -229,6 +302,7 @@ func (m *Manager) create(ctx context.Context, s *Session) error {
 		return fmt.Errorf("create session %s on %s: %w", s.ID, s.Backend, err)
 	}
 	s.gen = gen
+	s.status.Store(StateLive)
 	return nil
 }
 
@@ -273,6 +347,10 @@ func (m *Manager) List() []*Session {
 // ErrInvalidID rejects session ids that are not safe file names.
 var ErrInvalidID = errors.New("invalid session id")
 
+// ErrSessionClosed wraps executions that a closing session (DELETE,
+// shutdown) cancelled or refused.
+var ErrSessionClosed = errors.New("session closed")
+
 // ErrPluginCrashed wraps executions lost to a crashing plugin.
 var ErrPluginCrashed = errors.New("backend plugin crashed")
 
@@ -284,15 +362,29 @@ func (m *Manager) Exec(ctx context.Context, s *Session, code string, timeout tim
 	if err != nil {
 		return nil, err
 	}
+	// Closing the session cancels this execution, running or waiting.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ticket, ok := s.run.add(cancel)
+	if !ok {
+		return nil, s.run.why()
+	}
+	defer s.run.remove(ticket)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil, s.run.why()
+	}
 	step := &Step{Code: code, Started: time.Now().UTC()}
 	res, err := m.exec(ctx, s, code, timeout, step, emit)
 	if res != nil {
 		res.Limits = applied
 	}
 	step.Result, step.Err = res, err
-	s.execs++
+	n := s.execs.Add(1)
+	if m.reg != nil {
+		m.reg.Execs(s.ID, int(n))
+	}
 	m.mu.Lock()
 	obs := append([]Observer(nil), m.observers...)
 	m.mu.Unlock()
@@ -309,13 +401,12 @@ func (m *Manager) exec(ctx context.Context, s *Session, code string, timeout tim
 	}
 	s.settle()
 	if s.gen != gen {
-		// The plugin this session lived in is gone and the new one did not
-		// recover it: start it afresh, and say so in a result.
-		existed := s.gen != 0 || s.execs > 0
-		if err := m.create(ctx, s); err != nil {
+		// Not (or no longer) in the running plugin: restore it from its
+		// hibernation checkpoint, or create it again, saying so in a
+		// result.
+		if err := m.revive(ctx, s); err != nil {
 			return nil, err
 		}
-		s.lost = s.lost || existed
 	}
 	capture := newCapture(s.limit.OutputBytes)
 	res, err := p.Execute(ctx, &sdk.ExecRequest{SessionID: s.ID, Code: code, Timeout: timeout}, func(e sdk.Event) {
@@ -326,6 +417,9 @@ func (m *Manager) exec(ctx context.Context, s *Session, code string, timeout tim
 	})
 	step.Stdout, step.Stderr, step.Calls = capture.stdout.String(), capture.stderr.String(), capture.calls
 	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, ErrSessionClosed) {
+			return nil, cause
+		}
 		if ctx.Err() == nil && s.inst.WaitExit(gen, time.Second) {
 			s.gen = 0
 			return nil, fmt.Errorf("%w: the %s plugin exited during execution; unless the restarted plugin recovers session %s, its variables are lost (workspace files are kept) and the next execution in it reports state_lost", ErrPluginCrashed, s.Backend, s.ID)
@@ -336,7 +430,29 @@ func (m *Manager) exec(ctx context.Context, s *Session, code string, timeout tim
 	return res, nil
 }
 
-// Close destroys a session.
+// revive creates s again in the running plugin; the caller holds s.mu.
+func (m *Manager) revive(ctx context.Context, s *Session) error {
+	if s.wake != nil {
+		return m.wakeUp(ctx, s)
+	}
+	existed := s.gen != 0 || s.execs.Load() > 0
+	if err := m.create(ctx, s); err != nil {
+		return err
+	}
+	if existed && s.lost == "" {
+		if s.inherited {
+			s.lost = m.restartedMessage(s.Backend)
+		} else {
+			s.lost = StateLostMessage(s.Backend)
+		}
+	}
+	s.inherited = false
+	m.persist(s)
+	return nil
+}
+
+// Close destroys a session, cancelling the execution running in it (and
+// any waiting) first.
 func (m *Manager) Close(ctx context.Context, id string) error {
 	m.mu.Lock()
 	s, ok := m.sessions[id]
@@ -345,29 +461,47 @@ func (m *Manager) Close(ctx context.Context, id string) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", sdk.ErrSessionNotFound, id)
 	}
+	s.run.close(fmt.Errorf("%w: session %s was closed while this execution ran or waited", ErrSessionClosed, id))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	m.closing(ctx, s)
+	m.forget(ctx, s)
 	s.settle()
 	if !s.inst.Alive(s.gen) {
 		return nil
 	}
+	return m.destroy(ctx, s)
+}
+
+// destroy removes s from its running plugin; the caller holds s.mu.
+func (m *Manager) destroy(ctx context.Context, s *Session) error {
 	p, _, err := s.inst.Get(ctx)
 	if err != nil {
 		return err
 	}
-	if err := p.DestroySession(ctx, id); err != nil && !errors.Is(err, sdk.ErrSessionNotFound) {
-		return fmt.Errorf("destroy session %s: %w", id, err)
+	if err := p.DestroySession(ctx, s.ID); err != nil && !errors.Is(err, sdk.ErrSessionNotFound) {
+		return fmt.Errorf("destroy session %s: %w", s.ID, err)
 	}
 	return nil
 }
 
-// Shutdown destroys every session and stops the plugins.
+// Shutdown ends every session and stops the plugins. With a session
+// registry (UseRegistry) the sessions are hibernated (see Hibernate, if
+// the caller has not done it with its own reason); without, destroyed.
 func (m *Manager) Shutdown(ctx context.Context) {
+	if m.registry() != nil {
+		m.Hibernate(ctx, "the "+m.who+" shut down")
+	}
 	for _, s := range m.List() {
 		if err := m.Close(ctx, s.ID); err != nil {
 			m.logger.Warn("close session", "session", s.ID, "error", err)
 		}
 	}
 	m.host.Shutdown()
+	if reg := m.registry(); reg != nil {
+		if err := reg.Close(); err != nil {
+			m.logger.Warn("session registry", "error", err)
+		}
+	}
 }

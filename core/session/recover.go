@@ -9,7 +9,8 @@ import (
 	"github.com/mcpruntime/mcpruntime/sdk/host"
 )
 
-// Recovery after a plugin restart (plugin protocol 2).
+// Recovery after a plugin restart (plugin protocol 2), and after the
+// restart of the core process itself.
 //
 // The plugin host starts a backend's plugin again when its process died
 // and, before handing the new process to anyone, calls recoverSessions. It
@@ -19,21 +20,44 @@ import (
 // adopted into the new generation and carries on as if nothing happened.
 // Every other session is created afresh in the new plugin by its next
 // execution, whose result says state_lost (see Manager.exec).
+//
+// The first start of a plugin in a core process (generation 1) offers the
+// sessions the session registry had live when the previous core process
+// died (UseRegistry): a backend whose sandboxes outlive the core too
+// adopts them, with their variables.
 
-// recoverSessions is the manager's pluginhost.RestartFunc.
+// recoverSessions is the manager's pluginhost.StartFunc.
 func (m *Manager) recoverSessions(ctx context.Context, backend string, p *host.Plugin, gen int) {
 	m.mu.Lock()
 	var held []*Session
 	for _, s := range m.sessions {
-		if s.Backend == backend {
-			held = append(held, s)
+		if s.Backend != backend || s.hibernated.Load() {
+			continue
 		}
+		if gen == 1 && !s.offered.Load() {
+			continue
+		}
+		held = append(held, s)
 	}
 	m.mu.Unlock()
+	if gen == 1 {
+		// Offered once; those not recovered are lost.
+		defer func() {
+			for _, s := range held {
+				if s.offered.CompareAndSwap(true, false) && s.adopted.Load() == 0 {
+					s.status.Store(StateLost)
+				}
+			}
+		}()
+	}
 	if len(held) == 0 {
 		return
 	}
 	log := m.logger.With("backend", backend, "generation", gen)
+	what := "plugin restarted"
+	if gen == 1 {
+		what = "the " + m.who + " restarted"
+	}
 	specs := make([]*sdk.SessionSpec, 0, len(held))
 	byID := make(map[string]*Session, len(held))
 	for _, s := range held {
@@ -48,11 +72,11 @@ func (m *Manager) recoverSessions(ctx context.Context, backend string, p *host.P
 	answers, err := p.RecoverSessions(ctx, specs)
 	switch {
 	case errors.Is(err, sdk.ErrNotSupported):
-		log.Info("plugin restarted; it cannot recover sessions, their next executions report state_lost",
+		log.Info(what+"; the plugin cannot recover sessions, their next executions report state_lost",
 			"protocol", p.ProtocolVersion(), "sessions", len(specs), "reason", err)
 		return
 	case err != nil:
-		log.Error("plugin restarted; recovering its sessions failed, their next executions report state_lost",
+		log.Error(what+"; recovering its sessions failed, their next executions report state_lost",
 			"sessions", len(specs), "error", err)
 		return
 	}
@@ -67,10 +91,11 @@ func (m *Manager) recoverSessions(ctx context.Context, backend string, p *host.P
 			continue
 		}
 		s.adopted.Store(int64(gen))
+		s.status.Store(StateLive)
 		recovered++
 		log.Info("session recovered", "session", a.ID)
 	}
-	log.Info("plugin restarted", "sessions", len(specs), "recovered", recovered)
+	log.Info(what, "sessions", len(specs), "recovered", recovered)
 }
 
 // settle moves s into the plugin generation a restart recovered it into,
@@ -100,25 +125,41 @@ func (m *Manager) SetInternal(isInternal func(code string) bool) {
 	m.internal = isInternal
 }
 
+// restartedMessage is the state_lost note of a session the registry had
+// live when the previous core process died, which its plugin did not
+// recover.
+func (m *Manager) restartedMessage(backend string) string {
+	return fmt.Sprintf("the %s restarted since this session's previous execution (its previous process ended without hibernating the session) "+
+		"and the %s backend could not recover it: the session was created again and its variables were lost (workspace files are kept)", m.who, backend)
+}
+
 // reportLost marks res, the result of code in s, as state_lost while s has
 // a loss not yet reported: the session was created again after a plugin
-// restart. The first execution of code that is not internal reports it,
-// and only that one. The caller holds s.mu.
+// or core restart. The first execution of code that is not internal
+// reports it, and only that one; the same execution carries the note of a
+// wake from hibernation (without state_lost: nothing was lost but what the
+// note names). The caller holds s.mu.
 func (m *Manager) reportLost(res *sdk.ExecResult, s *Session, code string) {
-	if !s.lost {
+	if s.lost == "" && s.note == "" {
 		return
 	}
-	res.StateLost = true
-	if res.Message == "" {
-		res.Message = StateLostMessage(s.Backend)
-	} else {
-		res.Message += " (note: " + StateLostMessage(s.Backend) + ")"
+	for _, note := range []string{s.lost, s.note} {
+		switch {
+		case note == "":
+		case res.Message == "":
+			res.Message = note
+		default:
+			res.Message += " (note: " + note + ")"
+		}
+	}
+	if s.lost != "" {
+		res.StateLost = true
 	}
 	m.mu.Lock()
 	internal := m.internal
 	m.mu.Unlock()
 	if internal == nil || !internal(code) {
-		s.lost = false
+		s.lost, s.note = "", ""
 	}
 }
 

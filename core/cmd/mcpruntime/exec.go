@@ -233,7 +233,7 @@ func execInDaemon(ctx context.Context, a *app, f *execFlags, code string, emit f
 	if h.ConfigDigest != daemon.Digest(cfg) {
 		fmt.Fprintln(os.Stderr, "mcpruntime: warning: the session daemon runs an older runtime.hcl; `mcpruntime daemon stop` applies the new one (live sessions end)")
 	}
-	req := server.ExecRequest{Code: code, Backend: f.backend, TimeoutMs: f.timeout.Milliseconds()}
+	req := server.ExecRequest{Code: code, Backend: f.backend, TimeoutMs: f.timeout.Milliseconds(), Create: true}
 	res, err := c.Exec(ctx, f.session, req, emit)
 	if err != nil && daemon.Unreachable(err) {
 		// The daemon stopped between answering and this request (a

@@ -245,7 +245,7 @@ type daemonExec struct{ c *server.Client }
 
 func (x daemonExec) Exec(ctx context.Context, id, backend, code string) (string, *sdk.ExecResult, error) {
 	var out strings.Builder
-	res, err := x.c.Exec(ctx, id, server.ExecRequest{Code: code, Backend: backend}, func(e sdk.Event) {
+	res, err := x.c.Exec(ctx, id, server.ExecRequest{Code: code, Backend: backend, Create: true}, func(e sdk.Event) {
 		if e.Kind == sdk.EventStdout {
 			out.Write(e.Data)
 		}
