@@ -66,7 +66,7 @@ func TestHTTPServer(t *testing.T) {
 	}
 
 	// Streaming execution as server-sent events: output comes before the result.
-	resp := do("POST", "/v1/execute/stream", "sekrit-sekrit-sekrit", map[string]any{"code": "print('a')\nprint('b')", "session": "web"})
+	resp := do("POST", "/v1/execute/stream", "sekrit-sekrit-sekrit", map[string]any{"code": "print('a')\nprint('b')", "session": "web", "create": true})
 	var events []string
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
