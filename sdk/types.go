@@ -217,6 +217,11 @@ type ExecResult struct {
 	// that clamped the client's request to the configured ones. Backends
 	// leave it nil; it does not cross the plugin protocol.
 	Limits *AppliedLimits `json:"limits,omitempty"`
+	// ReplayError says what of this execution the core could not record
+	// (the replay log line, the workspace snapshot, an earlier step's
+	// state): the execution itself ran. Set by the core, not by plugins;
+	// it does not cross the plugin protocol.
+	ReplayError string `json:"replay_error,omitempty"`
 }
 
 // AppliedLimits are an execution's effective limits (zero: unlimited).

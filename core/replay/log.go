@@ -27,6 +27,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mcpruntime/mcpruntime/core/bridge"
 	"github.com/mcpruntime/mcpruntime/core/session"
 	"github.com/mcpruntime/mcpruntime/sdk"
@@ -75,6 +77,10 @@ type Entry struct {
 	StateLost   bool          `json:"state_lost,omitempty"`
 	Truncated   bool          `json:"output_truncated,omitempty"`
 	ResumedFrom *Origin       `json:"resumed_from,omitempty"`
+	// PreviousWorkspace, on a resumed or forked session's origin (step
+	// 0), is the workspace snapshot taken just before it was restored: to
+	// undo the restore. Retention keeps it with the session.
+	PreviousWorkspace string `json:"previous_workspace,omitempty"`
 	// RecordError says what part of recording failed (snapshot, ...).
 	RecordError string `json:"record_error,omitempty"`
 }
@@ -121,6 +127,8 @@ type Log struct {
 	rel       string // the log's path in the workspace
 	path      string
 	mu        sync.Mutex
+	// wrap, when set (tests), is what records are written through.
+	wrap func(*os.File) logFile
 }
 
 // OpenLog returns the log of session in workspace (created on first Append).
@@ -134,50 +142,135 @@ func OpenLog(workspace, sessionID string) (*Log, error) {
 // Path is the log file.
 func (l *Log) Path() string { return l.path }
 
-// Append writes e as one line and fsyncs it. If an earlier writer crashed
-// mid-line, the partial line is closed off first so it cannot swallow this
-// one; earlier complete lines are never rewritten. The log is opened
-// without following a symlink at it or at the store directory (such a log
-// is refused, not written through) and must be a regular file.
+// logFile is what Append writes a record through: the log's *os.File, or
+// a test's wrapper injecting short writes.
+type logFile interface {
+	Write(b []byte) (int, error)
+	Truncate(size int64) error
+	Sync() error
+}
+
+// Append writes e as one line, whole or not at all, and fsyncs it before
+// returning (durability: fsync per record, see the package doc).
+//
+// The line is one write(2) of the full record under an exclusive flock of
+// the log (another process appending to the same log waits). A short
+// write or a failed write or fsync (a full disk, an I/O error) truncates
+// the log back to its size before the append, so no partial record
+// remains, and returns the error. If an earlier writer crashed mid-line,
+// the partial line is closed off first so it cannot swallow this one;
+// earlier complete lines are never rewritten. The log is opened without
+// following a symlink at it or at the store directory (such a log is
+// refused, not written through) and must be a regular file.
 func (l *Log) Append(e *Entry) error {
+	_, err := l.appendN(e)
+	return err
+}
+
+// appendN is Append, returning how many bytes it added to the log.
+func (l *Log) appendN(e *Entry) (int64, error) {
 	b, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("replay log %s: %w", l.path, err)
+		return 0, fmt.Errorf("replay log %s: %w", l.path, err)
 	}
 	b = append(b, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	root, err := nofollow.OpenRoot(l.workspace)
 	if err != nil {
-		return fmt.Errorf("replay log %s: %w", l.path, err)
+		return 0, fmt.Errorf("replay log %s: %w", l.path, err)
 	}
 	defer root.Close()
 	if err := root.MkdirAll(Dir, 0o755); err != nil {
-		return storeErr(Dir, err)
+		return 0, storeErr(Dir, err)
 	}
 	f, fi, err := root.OpenFile(l.rel, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
-		return logErr(l.path, err)
+		return 0, logErr(l.path, err)
 	}
+	defer f.Close()
 	if !fi.Mode().IsRegular() {
-		f.Close()
-		return logErr(l.path, nofollow.ErrNotRegular)
+		return 0, logErr(l.path, nofollow.ErrNotRegular)
 	}
-	if size := fi.Size(); size > 0 {
+	if err := flock(f, unix.LOCK_EX); err != nil {
+		return 0, fmt.Errorf("replay log %s: lock: %w", l.path, err)
+	}
+	// The size under the lock: another process may have appended since
+	// the open.
+	if fi, err = f.Stat(); err != nil {
+		return 0, fmt.Errorf("replay log %s: %w", l.path, err)
+	}
+	size := fi.Size()
+	if size > 0 {
 		last := make([]byte, 1)
 		if _, err := f.ReadAt(last, size-1); err == nil && last[0] != '\n' {
 			b = append([]byte{'\n'}, b...)
 		}
 	}
-	_, err = f.Write(b)
+	var w logFile = f
+	if l.wrap != nil {
+		w = l.wrap(f)
+	}
+	if err := writeRecord(w, b, size); err != nil {
+		return 0, fmt.Errorf("replay log %s: %w", l.path, err)
+	}
+	if size == 0 {
+		// A new log: its directory entry must survive a power cut too.
+		if err := syncDir(root, Dir); err != nil {
+			return 0, fmt.Errorf("replay log %s: %w", l.path, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return 0, fmt.Errorf("replay log %s: %w", l.path, err)
+	}
+	return int64(len(b)), nil
+}
+
+// writeRecord writes b in one write at the end of w (opened O_APPEND,
+// size bytes long) and fsyncs it. On any failure w is truncated back to
+// size, so it ends with the last whole record, and the error says what
+// was lost.
+func writeRecord(w logFile, b []byte, size int64) error {
+	n, err := w.Write(b)
+	if err == nil && n != len(b) {
+		err = io.ErrShortWrite
+	}
 	if err == nil {
-		err = f.Sync()
+		err = w.Sync()
+		n = len(b)
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err == nil {
+		return nil
 	}
+	err = fmt.Errorf("record not written (%d of %d bytes written, removed again): %w", n, len(b), err)
+	if terr := w.Truncate(size); terr != nil {
+		return errors.Join(err, fmt.Errorf("truncate back to %d bytes: %w (the log may end with a partial record, which readers skip)", size, terr))
+	}
+	if serr := w.Sync(); serr != nil {
+		return errors.Join(err, fmt.Errorf("sync after truncating back: %w", serr))
+	}
+	return err
+}
+
+// flock takes how (LOCK_EX, LOCK_SH) on f, retrying on EINTR.
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// syncDir fsyncs the directory rel of root.
+func syncDir(root *nofollow.Dir, rel string) error {
+	d, _, err := root.OpenFile(rel, os.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return fmt.Errorf("replay log %s: %w", l.path, err)
+		return fmt.Errorf("sync %s: %w", rel, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", rel, err)
 	}
 	return nil
 }

@@ -190,6 +190,8 @@ type Recorder struct {
 
 	statsMu sync.Mutex
 	stats   Stats
+
+	ret *retention // nil: no background retention
 }
 
 // Stats measure what recording costs.
@@ -211,6 +213,10 @@ type sessionState struct {
 	next int
 	task string
 	log  *Log
+	// stateErr is why the state of an earlier step was not saved (the
+	// save runs after the caller has that step's result): reported in the
+	// next step's result.
+	stateErr string
 }
 
 type saveJob struct {
@@ -232,6 +238,7 @@ func Record(m *session.Manager, logger hclog.Logger) *Recorder {
 	}
 	m.Observe(r.observe)
 	m.OnClose(r.sessionClosed)
+	r.startRetention()
 	return r
 }
 
@@ -314,8 +321,17 @@ func (r *Recorder) observe(ctx context.Context, s *session.Session, step *sessio
 	st, n, err := r.step(s)
 	if err != nil {
 		r.logger.Warn("replay: not recording", "session", s.ID, "error", err)
+		setReplayError(step, []string{"not recorded: " + err.Error()})
 		return
 	}
+	// What of this step could not be recorded, for its caller.
+	var failed []string
+	r.mu.Lock()
+	if st.stateErr != "" {
+		failed = append(failed, st.stateErr)
+		st.stateErr = ""
+	}
+	r.mu.Unlock()
 	e := &Entry{Step: n, Time: step.Started, Session: s.ID, Code: step.Code, Stdout: step.Stdout, Stderr: step.Stderr,
 		Backend: s.Backend, HostCalls: step.Calls}
 	if u := r.m.Bridge().Usage(s.ID); u != (bridge.Usage{}) {
@@ -340,12 +356,15 @@ func (r *Recorder) observe(ctx context.Context, s *session.Session, step *sessio
 		e.Exit, e.Error, e.OK = 125, step.Err.Error(), false
 		e.DurationMs = float64(time.Since(step.Started).Microseconds()) / 1000
 	}
-	id, man, _, err := r.snapshotter(s.Workspace).Snapshot()
+	id, man, sst, err := r.snapshotter(s.Workspace).Snapshot()
 	if err != nil {
 		e.RecordError = "workspace snapshot: " + err.Error()
+		failed = append(failed, e.RecordError)
+		r.logger.Error("replay: workspace snapshot failed", "session", s.ID, "step", n, "error", err)
 	} else {
 		e.WorkspaceSnapshot, e.WorkspaceSkipped = id, man.Skipped
 	}
+	r.wrote(s.Workspace, sst.NewBytes)
 	if r.SaveState {
 		e.State = StatePath(s.ID, n)
 	}
@@ -363,9 +382,17 @@ func (r *Recorder) observe(ctx context.Context, s *session.Session, step *sessio
 		}
 		inlineSnap = time.Since(t1)
 	}
-	if err := st.log.Append(e); err != nil {
+	if written, err := st.log.appendN(e); err != nil {
 		r.logger.Error("replay: cannot append to the log", "path", st.log.Path(), "error", err)
+		failed = append(failed, fmt.Sprintf("step %d not in the replay log: %v", n, err))
+		if r.SaveState {
+			// No line refers to a pickle of this step: do not save one.
+			e.State = ""
+		}
+	} else {
+		r.wrote(s.Workspace, written)
 	}
+	setReplayError(step, failed)
 	inline := time.Since(t0)
 	r.statsMu.Lock()
 	r.stats.Steps++
@@ -376,7 +403,7 @@ func (r *Recorder) observe(ctx context.Context, s *session.Session, step *sessio
 	}
 	r.statsMu.Unlock()
 	r.logger.Debug("replay: step recorded", "session", s.ID, "step", n, "inline_ms", float64(inline.Microseconds())/1000)
-	if r.SaveState {
+	if e.State != "" {
 		// The session is locked while observers run: save once it is free.
 		// The job sees whether another step got in first (then the pickle
 		// would be of a later state and is discarded).
@@ -419,13 +446,57 @@ func (r *Recorder) saveState(ctx context.Context, s *session.Session, ref string
 	}
 	si.DurationMs = float64(time.Since(t0).Microseconds()) / 1000
 	r.logger.Debug("replay: state saved", "session", s.ID, "step", job.step, "ms", si.DurationMs, "error", si.Error)
+	var failure []string
+	if si.Error != "" && !job.stale {
+		// A stale save is no failure: a later step has its own.
+		failure = append(failure, strings.TrimPrefix(si.Error, "state not saved: "))
+	}
 	if err := writeStateInfo(s.Workspace, ref, si); err != nil {
 		r.logger.Warn("replay: state info", "ref", ref, "error", err)
+		failure = append(failure, "its sidecar was not written: "+err.Error())
+	}
+	if si.Error == "" {
+		r.wrote(s.Workspace, stateSize(s.Workspace, ref))
+	}
+	if len(failure) > 0 {
+		msg := fmt.Sprintf("state of step %d not saved: %s", job.step, strings.Join(failure, "; "))
+		r.logger.Warn("replay: "+msg, "session", s.ID)
+		r.mu.Lock()
+		if st := r.sessions[s.ID]; st != nil {
+			st.stateErr = msg
+		}
+		r.mu.Unlock()
 	}
 	r.statsMu.Lock()
 	r.stats.State += time.Since(t0)
 	r.stats.StateSaves++
 	r.statsMu.Unlock()
+}
+
+// setReplayError puts what was not recorded into the step's result, which
+// its caller gets once the observers have run.
+func setReplayError(step *session.Step, failed []string) {
+	if len(failed) == 0 || step.Result == nil {
+		return
+	}
+	if step.Result.ReplayError != "" {
+		failed = append([]string{step.Result.ReplayError}, failed...)
+	}
+	step.Result.ReplayError = strings.Join(failed, "; ")
+}
+
+// stateSize is the size of the pickle ref, 0 if it cannot be seen.
+func stateSize(workspace, ref string) int64 {
+	root, err := nofollow.OpenRoot(workspace)
+	if err != nil {
+		return 0
+	}
+	defer root.Close()
+	fi, err := root.Lstat(ref)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // parseLastJSON decodes the last non-empty line of out into v.

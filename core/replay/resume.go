@@ -256,7 +256,7 @@ func ResumeWith(ctx context.Context, x Executor, workspace, sessionID string, st
 		}
 	}
 	origin := &Entry{Step: 0, Time: time.Now().UTC(), Session: newID, Task: e.Task, Backend: e.Backend, OK: true,
-		WorkspaceSnapshot: e.WorkspaceSnapshot, ResumedFrom: &rep.From}
+		WorkspaceSnapshot: e.WorkspaceSnapshot, ResumedFrom: &rep.From, PreviousWorkspace: rep.PreviousWorkspace}
 	if rep.StateSnapshot != "" {
 		rep.StateSource, rep.StateError = StateFromSnapshot, ""
 		origin.StateSnapshot = rep.StateSnapshot

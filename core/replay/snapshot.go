@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
 )
 
@@ -143,6 +145,12 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 		return "", nil, st, fmt.Errorf("snapshot: %w", err)
 	}
 	defer manifests.Close()
+	// Held until the manifest is written: see lock.go.
+	unlock, err := lockStore(root, unix.LOCK_SH, snapshotLockWait)
+	if err != nil {
+		return "", nil, st, fmt.Errorf("snapshot: %w", err)
+	}
+	defer unlock()
 	max := s.MaxFileSize
 	if max <= 0 {
 		max = DefaultMaxFileSize
@@ -188,8 +196,11 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 			}
 			seen[rel] = true
 			ce := cacheEntry{size: info.Size(), mtime: info.ModTime().UnixNano(), ino: nofollow.Ino(info)}
-			if c, ok := s.cache[rel]; ok && c.size == ce.size && c.mtime == ce.mtime && c.ino == ce.ino && ce.mtime < racy {
-				ce.hash = c.hash // its object was stored or seen when cached
+			if c, ok := s.cache[rel]; ok && c.size == ce.size && c.mtime == ce.mtime && c.ino == ce.ino && ce.mtime < racy &&
+				hasObject(objects, c.hash, c.size) {
+				// Unchanged and its object still stored (retention or
+				// sandbox code may have removed it since it was cached).
+				ce.hash = c.hash
 			}
 			if ce.hash == "" {
 				h, size, n, err := s.store(parent, info.Name(), objects, max)
@@ -230,7 +241,13 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 	}
 	sum := sha256.Sum256(b)
 	id := hex.EncodeToString(sum[:])
-	if fi, err := manifests.Lstat(id + ".json"); err != nil || !fi.Mode().IsRegular() {
+	fresh := false
+	if fi, err := manifests.Lstat(id + ".json"); err == nil && fi.Mode().IsRegular() {
+		// Reused: touched, so the retention sweep counts it as recent
+		// until a log line refers to it. Rewritten if that fails.
+		fresh = touch(manifests, id+".json") == nil
+	}
+	if !fresh {
 		err := manifests.ReplaceFile(id+".json", 0o644, func(f *os.File) error {
 			if _, err := f.Write(b); err != nil {
 				return err
@@ -243,6 +260,20 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 		st.NewManifest = true
 	}
 	return id, man, st, nil
+}
+
+// hasObject reports whether the store holds a regular file h of size bytes.
+func hasObject(objects *nofollow.Dir, h string, size int64) bool {
+	fi, err := objects.Lstat(h)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == size
+}
+
+// touch sets the mtime of rel in d to now, without following a symlink.
+func touch(d *nofollow.Dir, rel string) error {
+	now := []unix.Timespec{{Nsec: unix.UTIME_NOW}, {Nsec: unix.UTIME_NOW}}
+	return d.At("touch", rel, func(dirfd int, name string) error {
+		return unix.UtimesNanoAt(dirfd, name, now, unix.AT_SYMLINK_NOFOLLOW)
+	})
 }
 
 // openStoreDir opens a directory of the store (creating it if asked),
@@ -291,7 +322,7 @@ func (s *Snapshotter) store(dir *nofollow.Dir, name string, objects *nofollow.Di
 		if size > max {
 			return "", 0, 0, fmt.Errorf("grew beyond %d MiB while read", max>>20)
 		}
-		if ofi, err := objects.Lstat(h); err == nil && ofi.Mode().IsRegular() && ofi.Size() == size {
+		if hasObject(objects, h, size) {
 			return h, size, 0, nil
 		}
 		// Copy and hash what was copied: the file may change under us.
