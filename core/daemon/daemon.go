@@ -134,6 +134,8 @@ func Serve(ctx context.Context, cfg *config.Config, m *session.Manager, logger h
 		ln.Close()
 		return fmt.Errorf("restrict %s to its owner: %w", sock, err)
 	}
+	// The sessions of the previous daemon: hibernated, or live when it died.
+	adopt(ctx, cfg, m, KindDaemon, logger)
 	// No browser reaches a unix socket; the default guard refuses any
 	// request that looks like one all the same.
 	limits := Limits(cfg)
@@ -147,7 +149,7 @@ func Serve(ctx context.Context, cfg *config.Config, m *session.Manager, logger h
 		_ = os.Remove(sock)
 		time.Sleep(socketDrain)
 	}
-	return run(ctx, server.NewHTTPServer(srv, limits, logger), ownUserOnly(ln.(*net.UnixListener), logger), srv, cfg.DaemonIdle, m, logger, stopping)
+	return run(ctx, server.NewHTTPServer(srv, limits, logger), ownUserOnly(ln.(*net.UnixListener), logger), srv, cfg.DaemonIdle, m, logger, stopping, "session daemon")
 }
 
 // waitLock takes the workspace's daemon lock. A daemon that stopped
@@ -193,12 +195,13 @@ func ServeTCP(ctx context.Context, cfg *config.Config, m *session.Manager, addr,
 		ln.Close()
 		return fmt.Errorf("serve %s: %w", addr, err)
 	}
+	adopt(ctx, cfg, m, KindServer, logger)
 	limits := Limits(cfg)
 	logger.Info("serving", "address", ln.Addr().String(), "auth", token != "",
 		"hosts", cfg.Server.Hosts, "allowed_origins", cfg.Server.AllowedOrigins, "max_connections", limits.MaxConnections)
 	srv := server.New(m, append([]server.Option{server.WithLogger(logger), server.WithToken(token), server.WithConfigDigest(Digest(cfg)),
 		server.WithGuard(guard), server.WithLimits(limits)}, opts...)...)
-	return run(ctx, server.NewHTTPServer(srv, limits, logger), server.LimitListener(ln, limits.MaxConnections), srv, 0, m, logger, nil)
+	return run(ctx, server.NewHTTPServer(srv, limits, logger), server.LimitListener(ln, limits.MaxConnections), srv, 0, m, logger, nil, "server")
 }
 
 // Limits are the server limits runtime.hcl's server block sets (zero
@@ -213,12 +216,19 @@ func Limits(cfg *config.Config) server.Limits {
 	return l.WithDefaults()
 }
 
+// hibernateBudget bounds the checkpoints of a stopping process's sessions.
+const hibernateBudget = 2 * time.Minute
+
 // socketDrain is how long a stopping daemon keeps accepting after removing
 // its socket: connections already in the listen backlog are accepted in
 // microseconds unless the machine is starved.
 const socketDrain = 200 * time.Millisecond
 
-func run(ctx context.Context, hs *http.Server, ln net.Listener, srv *server.Server, idle time.Duration, m *session.Manager, logger hclog.Logger, stopping func()) error {
+// run serves until a signal, a shutdown request, an idle period or a
+// listener error, then stops: the HTTP server drains, agent runs end, the
+// sessions are hibernated (with a registry) and the plugins stop. who
+// names the process in the hibernated sessions' notes.
+func run(ctx context.Context, hs *http.Server, ln net.Listener, srv *server.Server, idle time.Duration, m *session.Manager, logger hclog.Logger, stopping func(), who string) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
@@ -230,20 +240,24 @@ func run(ctx context.Context, hs *http.Server, ln net.Listener, srv *server.Serv
 		tick = t.C
 	}
 	var err error
+	why := "the " + who + " stopped"
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			logger.Info("signal received; shutting down")
+			why = "the " + who + " was told to stop (signal)"
 			break loop
 		case <-srv.Done():
 			logger.Info("shutdown requested")
+			why = "the " + who + " was asked to stop"
 			break loop
 		case err = <-errc:
 			break loop
 		case <-tick:
 			if srv.Idle(idle) {
 				logger.Info("idle; shutting down", "idle", idle)
+				why = fmt.Sprintf("the %s exited after %s idle", who, idle)
 				break loop
 			}
 		}
@@ -255,6 +269,11 @@ loop:
 	defer cancel()
 	_ = hs.Shutdown(sctx)
 	srv.Close()
+	// Hibernation has its own budget: the drain above may have used the
+	// shutdown's, and a session not checkpointed loses its variables.
+	hctx, hcancel := context.WithTimeout(context.Background(), hibernateBudget)
+	defer hcancel()
+	m.Hibernate(hctx, why)
 	m.Shutdown(sctx)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

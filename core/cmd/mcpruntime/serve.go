@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mcpruntime/mcpruntime/core/daemon"
+	"github.com/mcpruntime/mcpruntime/core/replay"
 	"github.com/mcpruntime/mcpruntime/core/server"
 )
 
@@ -36,6 +37,9 @@ session daemon that "exec --session" starts on demand.`,
 			}
 			rec := recordReplay(a, m)
 			defer rec.Wait()
+			// A stopping server or daemon hibernates its sessions with the
+			// replay store's state saves; the next one restores them.
+			m.SetCheckpointer(replay.NewHibernator(m, a.log(), cfg.StateDir))
 			opts := []server.Option{server.WithRecorder(rec)}
 			if runner := a.agentRunner(m, rec); runner != nil {
 				opts = append(opts, server.WithRunner(runner))
@@ -93,14 +97,14 @@ func daemonCmd(a *app) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "daemon pid %d on %s, %d session(s)\n", h.Pid, daemon.SocketPath(cfg), len(sessions))
 			for _, s := range sessions {
-				fmt.Fprintf(cmd.OutOrStdout(), "  %s  backend=%s  execs=%d  created=%s\n", s.ID, s.Backend, s.Execs, s.Created.Format(time.RFC3339))
+				fmt.Fprintf(cmd.OutOrStdout(), "  %s  backend=%s  state=%s  execs=%d  created=%s\n", s.ID, s.Backend, s.State, s.Execs, s.Created.Format(time.RFC3339))
 			}
 			return nil
 		},
 	}
 	stop := &cobra.Command{
 		Use:   "stop",
-		Short: "Stop the session daemon (its sessions end, its plugins stop)",
+		Short: "Stop the session daemon (its sessions hibernate, its plugins stop)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.load()
