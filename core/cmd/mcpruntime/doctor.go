@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +22,8 @@ import (
 type check struct {
 	Name string `json:"name"`
 	OK   bool   `json:"ok"`
+	// Warn marks a passed check that found something to look at.
+	Warn bool   `json:"warn,omitempty"`
 	Info string `json:"info"`
 	Fix  string `json:"fix,omitempty"`
 }
@@ -30,9 +33,11 @@ func doctorCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check configuration, plugins and each backend's prerequisites",
-		Long: `Check runtime.hcl, the plugin directory, and every backend runtime.hcl
-configures (plus the default one): each is started, configured, and runs
-print(1+1) in a fresh session. Failures come with a fix.`,
+		Long: `Check runtime.hcl, the plugin directory (every plugin in it must start and
+answer), what dead plugin processes left in the state dir, and every backend
+runtime.hcl configures (plus the default one): each is started, configured,
+and runs print(1+1) in a fresh session. Failures and warnings come with a
+fix. Exits 1 if any check fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			checks := doctor(cmd.Context(), a)
@@ -60,11 +65,14 @@ print(1+1) in a fresh session. Failures come with a fix.`,
 func printChecks(w io.Writer, checks []check) {
 	for _, c := range checks {
 		mark := "ok  "
-		if !c.OK {
+		switch {
+		case !c.OK:
 			mark = "FAIL"
+		case c.Warn:
+			mark = "warn"
 		}
 		fmt.Fprintf(w, "%s  %-24s %s\n", mark, c.Name, c.Info)
-		if !c.OK && c.Fix != "" {
+		if (!c.OK || c.Warn) && c.Fix != "" {
 			fmt.Fprintf(w, "      fix: %s\n", c.Fix)
 		}
 	}
@@ -99,15 +107,23 @@ func doctor(ctx context.Context, a *app) []check {
 	case len(found) == 0:
 		out = append(out, check{Name: "plugin dir", Info: "no plugins in " + cfg.PluginDir, Fix: "run `make build` (it puts plugins in bin/plugins beside bin/mcpruntime)"})
 	default:
-		names := ""
-		for i, f := range found {
-			if i > 0 {
-				names += ", "
+		var working []string
+		var broken []check
+		for _, st := range checkPlugins(ctx, found) {
+			if !st.Broken() {
+				working = append(working, st.Name)
+				continue
 			}
-			names += f.Name
+			broken = append(broken, check{Name: "plugin " + st.Name, Info: st.Path + ": " + strings.Join(strings.Fields(st.Error), " "), Fix: st.Fix})
 		}
-		out = append(out, check{Name: "plugin dir", OK: true, Info: fmt.Sprintf("%s: %s", cfg.PluginDir, names)})
+		dir := check{Name: "plugin dir", OK: len(working) > 0, Info: fmt.Sprintf("%s: %s", cfg.PluginDir, strings.Join(working, ", "))}
+		if len(working) == 0 {
+			dir.Info, dir.Fix = fmt.Sprintf("%s: no working plugin", cfg.PluginDir), "run `make build` (it puts plugins in bin/plugins beside bin/mcpruntime)"
+		}
+		out = append(out, dir)
+		out = append(out, broken...)
 	}
+	out = append(out, leftoverChecks(cfg.StateDir)...)
 
 	backends := map[string]bool{cfg.Backend: true}
 	for name := range cfg.Sandboxes {

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mcpruntime/mcpruntime/core/pluginhost"
-	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/sandboxtest"
 )
 
@@ -36,46 +35,50 @@ func pluginsCmd(a *app) *cobra.Command {
 				}
 			}
 			type row struct {
-				pluginhost.Found
-				Default bool      `json:"default"`
-				Info    *sdk.Info `json:"info,omitempty"`
-				// Protocol is the plugin protocol version negotiated with it.
-				Protocol int    `json:"protocol,omitempty"`
-				Error    string `json:"error,omitempty"`
+				pluginStatus
+				Default bool `json:"default"`
 			}
 			rows := []row{}
-			for _, f := range found {
-				ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-				info, protocol, err := pluginhost.Probe(ctx, f.Path)
-				cancel()
-				r := row{Found: f, Default: f.Name == cfg.Backend, Info: info, Protocol: protocol}
-				if err != nil {
-					r.Error = err.Error()
+			for _, st := range checkPlugins(cmd.Context(), found) {
+				rows = append(rows, row{pluginStatus: st, Default: st.Name == cfg.Backend})
+			}
+			var broken []string
+			for _, r := range rows {
+				if r.Broken() {
+					broken = append(broken, r.Name)
 				}
-				rows = append(rows, r)
 			}
 			if asJSON {
 				printJSON(cmd.OutOrStdout(), rows)
-				return nil
-			}
-			if len(rows) == 0 {
+			} else if len(rows) == 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "no plugins in %s (run `make build`)\n", cfg.PluginDir)
-				return nil
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tVERSION\tPROTOCOL\tISOLATION\tSNAPSHOTS\tPATH")
-			for _, r := range rows {
-				name := r.Name
-				if r.Default {
-					name += " (default)"
+			} else {
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tVERSION\tPROTOCOL\tISOLATION\tSNAPSHOTS\tPATH")
+				for _, r := range rows {
+					name := r.Name
+					if r.Default {
+						name += " (default)"
+					}
+					if r.Info == nil {
+						fmt.Fprintf(tw, "%s\tBROKEN\t-\t-\t-\t%s\n", name, r.Path)
+						continue
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\t%s\n", name, r.Info.Version, r.Protocol, r.Info.Capabilities.Isolation, r.Info.Capabilities.Snapshots, r.Path)
 				}
-				if r.Info == nil {
-					fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t%s  [error: %s]\n", name, r.Path, r.Error)
-					continue
+				if err := tw.Flush(); err != nil {
+					return err
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\t%s\n", name, r.Info.Version, r.Protocol, r.Info.Capabilities.Isolation, r.Info.Capabilities.Snapshots, r.Path)
+				for _, r := range rows {
+					if r.Broken() {
+						fmt.Fprintf(cmd.OutOrStdout(), "\nbroken plugin %s (%s):\n  %s\n  fix: %s\n", r.Name, r.Path, indent(r.Error), r.Fix)
+					}
+				}
 			}
-			return tw.Flush()
+			if len(broken) > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("%d broken plugin(s): %s", len(broken), strings.Join(broken, ", "))}
+			}
+			return nil
 		},
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
