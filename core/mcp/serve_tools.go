@@ -25,6 +25,7 @@ type execOutput struct {
 	DurationMs      float64 `json:"duration_ms"`
 	OutputTruncated bool    `json:"output_truncated,omitempty"`
 	StateLost       bool    `json:"state_lost,omitempty"`
+	ReplayError     string  `json:"replay_error,omitempty"`
 	// Limits are what the execution ran under: a timeout_ms above the
 	// configured limit is clamped to it.
 	Limits *sdk.AppliedLimits `json:"limits,omitempty"`
@@ -69,6 +70,7 @@ func (t *serverTools) executePython(ctx context.Context, req mcp.CallToolRequest
 	} else {
 		out.ExitCode, out.DurationMs = res.ExitCode, float64(res.Duration.Microseconds())/1000
 		out.OutputTruncated, out.StateLost, out.Limits = res.OutputTruncated, res.StateLost, res.Limits
+		out.ReplayError = res.ReplayError
 		if res.Error != sdk.ErrorNone {
 			out.Error, out.ErrorKind = res.Message, string(res.Error)
 		}
@@ -102,6 +104,9 @@ func (o execOutput) text() string {
 	}
 	if o.StateLost {
 		b.WriteString("[note] the session was restarted before this execution; earlier variables are gone\n")
+	}
+	if o.ReplayError != "" {
+		fmt.Fprintf(&b, "[note] not recorded in the replay log: %s\n", o.ReplayError)
 	}
 	if o.Persistent {
 		fmt.Fprintf(&b, "[session] %s\n", o.Session)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -234,21 +233,7 @@ func (r *Recorder) deleteSnapshots(ctx context.Context, list []*SnapshotRecord) 
 }
 
 func (r *Recorder) deleteSnapshot(ctx context.Context, rec *SnapshotRecord) error {
-	b, err := r.m.Backend(ctx, rec.Backend)
-	if err != nil {
-		return fmt.Errorf("delete snapshot %s: %w", rec.ID, err)
-	}
-	d, ok := b.(sdk.SnapshotDeleter)
-	if !ok {
-		return fmt.Errorf("delete snapshot %s: %w", rec.ID, sdk.ErrNotSupported)
-	}
-	if err := d.DeleteSnapshot(ctx, rec.ID); err != nil {
-		if errors.Is(err, sdk.ErrNotSupported) || strings.Contains(err.Error(), sdk.ErrNotSupported.Error()) {
-			return fmt.Errorf("delete snapshot %s: %w", rec.ID, sdk.ErrNotSupported)
-		}
-		return fmt.Errorf("delete snapshot %s: %w", rec.ID, err)
-	}
-	return nil
+	return DeleteBackendSnapshot(ctx, r.m, rec.Backend, rec.ID)
 }
 
 // RestoreStep creates session newID on backend from the backend snapshot

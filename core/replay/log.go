@@ -242,7 +242,11 @@ func writeRecord(w logFile, b []byte, size int64) error {
 	if err == nil {
 		return nil
 	}
-	err = fmt.Errorf("record not written (%d of %d bytes written, removed again): %w", n, len(b), err)
+	if n > 0 {
+		err = fmt.Errorf("record not written (%d of %d bytes written, removed again): %w", n, len(b), err)
+	} else {
+		err = fmt.Errorf("record not written: %w", err)
+	}
 	if terr := w.Truncate(size); terr != nil {
 		return errors.Join(err, fmt.Errorf("truncate back to %d bytes: %w (the log may end with a partial record, which readers skip)", size, terr))
 	}

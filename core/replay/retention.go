@@ -3,9 +3,12 @@ package replay
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/mcpruntime/mcpruntime/core/session"
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
 
@@ -239,4 +242,25 @@ func (r *Recorder) Close() {
 	}
 	rt.stopOnce.Do(func() { close(rt.stop) })
 	<-rt.done
+}
+
+// DeleteBackendSnapshot deletes snapshot id in backend through m (the
+// backend's plugin is started if it is not running). A backend that
+// cannot delete snapshots returns an error matching sdk.ErrNotSupported.
+func DeleteBackendSnapshot(ctx context.Context, m *session.Manager, backend, id string) error {
+	b, err := m.Backend(ctx, backend)
+	if err != nil {
+		return fmt.Errorf("delete snapshot %s: %w", id, err)
+	}
+	d, ok := b.(sdk.SnapshotDeleter)
+	if !ok {
+		return fmt.Errorf("delete snapshot %s: %w", id, sdk.ErrNotSupported)
+	}
+	if err := d.DeleteSnapshot(ctx, id); err != nil {
+		if errors.Is(err, sdk.ErrNotSupported) || strings.Contains(err.Error(), sdk.ErrNotSupported.Error()) {
+			return fmt.Errorf("delete snapshot %s: %w", id, sdk.ErrNotSupported)
+		}
+		return fmt.Errorf("delete snapshot %s: %w", id, err)
+	}
+	return nil
 }

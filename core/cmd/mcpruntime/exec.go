@@ -98,6 +98,8 @@ type execOutput struct {
 	// Limits are what the execution ran under (--timeout clamped to
 	// limits.timeout).
 	Limits *sdk.AppliedLimits `json:"limits,omitempty"`
+	// ReplayError says what of the execution was not recorded.
+	ReplayError string `json:"replay_error,omitempty"`
 }
 
 func runExec(cmd *cobra.Command, a *app, f *execFlags, args []string) error {
@@ -156,6 +158,7 @@ func runExec(cmd *cobra.Command, a *app, f *execFlags, args []string) error {
 	out.ExitCode, out.ErrorKind, out.Exception = res.ExitCode, res.Error, res.Exception
 	out.DurationMs = float64(res.Duration.Microseconds()) / 1000
 	out.OutputTruncated, out.StateLost, out.Limits = res.OutputTruncated, res.StateLost, res.Limits
+	out.ReplayError = res.ReplayError
 	if res.Error != sdk.ErrorNone {
 		msg := res.Message
 		out.Error = &msg
@@ -192,6 +195,9 @@ func reportResult(w io.Writer, res *sdk.ExecResult, sessionID string) {
 	}
 	if res.StateLost && sessionID != "" && res.Error != sdk.ErrorKernelDied && res.Error != sdk.ErrorTimeout {
 		fmt.Fprintf(w, "mcpruntime: session %s was restarted before this execution; earlier variables are gone\n", sessionID)
+	}
+	if res.ReplayError != "" {
+		fmt.Fprintln(w, "mcpruntime: replay:", res.ReplayError)
 	}
 }
 

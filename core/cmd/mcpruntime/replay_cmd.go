@@ -32,12 +32,15 @@ func replayCmd(a *app) *cobra.Command {
 		Use:   "replay",
 		Short: "Inspect, resume and fork recorded sessions",
 		Long: `Every execution is recorded in <workspace>/.replay/<session>.jsonl (one fsynced
-JSON line per step), with a content-addressed snapshot of the workspace files
-and a pickle of the session's variables after the step.
+JSON line per step, written whole or not at all), with a content-addressed
+snapshot of the workspace files and a pickle of the session's variables after
+the step. A step that could not be recorded says so in its result
+(replay_error). replay.keep and replay.max_size in runtime.hcl bound the store;
+see "replay prune".
 
 ` + replay.Semantics,
 	}
-	cmd.AddCommand(replayListCmd(a), replayShowCmd(a), replayResumeCmd(a, false), replayResumeCmd(a, true), replaySnapshotCmd(a))
+	cmd.AddCommand(replayListCmd(a), replayShowCmd(a), replayResumeCmd(a, false), replayResumeCmd(a, true), replaySnapshotCmd(a), replayPruneCmd(a))
 	return cmd
 }
 
