@@ -43,7 +43,29 @@ type Options struct {
 	Listing string
 	// AfterStep runs after every executed step.
 	AfterStep StepHook
-	Logger    hclog.Logger
+	// History is the conversation of an earlier, interrupted run to
+	// continue: its turns rebuild the message history (each reply and the
+	// observation of its steps, as the model saw them), count against
+	// MaxSteps, and the blocks of a last turn that did not all run are run
+	// first. Pass the same SessionID to keep the session.
+	History []Turn
+	// OnReply sees each reply that contains code, before its blocks run,
+	// with its turn number (from 1, continuing History). A durable run
+	// persists it here; an error ends the run.
+	OnReply func(ctx context.Context, turn int, reply string) error
+	// OnStep sees each step that completed (one cut short by the run's
+	// cancellation is not reported: it runs again on resume). A durable run
+	// persists it here; an error ends the run.
+	OnStep func(ctx context.Context, turn int, step *Step) error
+	Logger hclog.Logger
+}
+
+// Turn is one reply of the model that contained code, and the steps its
+// blocks ran (fewer than its blocks when the run stopped in between).
+type Turn struct {
+	N     int     `json:"turn"`
+	Reply string  `json:"reply"`
+	Steps []*Step `json:"steps"`
 }
 
 // Step is one executed code block.
@@ -123,7 +145,37 @@ func Run(ctx context.Context, m *session.Manager, model Chatter, task string, op
 		system += "\n\n" + opts.Listing
 	}
 	msgs := []llm.Message{{Role: "system", Content: system}, {Role: "user", Content: task}}
-	for codeReplies := 0; ; {
+	r := &runner{m: m, s: s, task: task, opts: opts, res: res}
+	codeReplies := 0
+	for i, t := range opts.History {
+		// A resumed run: the model sees its earlier replies and their
+		// observations exactly as before.
+		codeReplies++
+		res.Replies++
+		msgs = append(msgs, llm.Message{Role: "assistant", Content: t.Reply})
+		blocks := CodeBlocks(t.Reply)
+		var obs strings.Builder
+		for _, st := range t.Steps {
+			res.Steps = append(res.Steps, st)
+			obs.WriteString(observation(st, len(blocks) > 1, opts.ObservationLimit))
+		}
+		if len(t.Steps) > 0 {
+			res.Usage.Add(t.Steps[0].Usage)
+		}
+		// Only the last turn can have blocks that never ran: the run
+		// stopped while it executed them.
+		if i == len(opts.History)-1 && len(t.Steps) < len(blocks) {
+			var usage llm.Usage
+			if len(t.Steps) > 0 {
+				usage = t.Steps[0].Usage
+			}
+			if stop := r.runBlocks(ctx, t.N, blocks, len(t.Steps), usage, &obs); stop {
+				return res, nil
+			}
+		}
+		msgs = append(msgs, llm.Message{Role: "user", Content: obs.String()})
+	}
+	for {
 		reply, err := model.Chat(ctx, msgs)
 		if err != nil {
 			res.Error = budgetOr(ctx, err, opts.Budget)
@@ -145,23 +197,54 @@ func Run(ctx context.Context, m *session.Manager, model Chatter, task string, op
 			res.Error = fmt.Sprintf("stopped after %d steps without a final answer (agent.max_steps)", opts.MaxSteps)
 			return res, nil
 		}
-		msgs = append(msgs, llm.Message{Role: "assistant", Content: reply.Content})
-		var obs strings.Builder
-		for _, code := range blocks {
-			step := runStep(ctx, m, s, code, opts, len(res.Steps)+1)
-			step.Task, step.Usage = task, reply.Usage
-			res.Steps = append(res.Steps, step)
-			if opts.AfterStep != nil && step.Result != nil {
-				opts.AfterStep(ctx, s, step)
-			}
-			obs.WriteString(observation(step, len(blocks) > 1, opts.ObservationLimit))
-			if ctx.Err() != nil {
-				res.Error = budgetOr(ctx, ctx.Err(), opts.Budget)
+		if opts.OnReply != nil {
+			if err := opts.OnReply(ctx, codeReplies, reply.Content); err != nil {
+				res.Error = fmt.Sprintf("recording reply %d: %v", codeReplies, err)
 				return res, nil
 			}
 		}
+		msgs = append(msgs, llm.Message{Role: "assistant", Content: reply.Content})
+		var obs strings.Builder
+		if stop := r.runBlocks(ctx, codeReplies, blocks, 0, reply.Usage, &obs); stop {
+			return res, nil
+		}
 		msgs = append(msgs, llm.Message{Role: "user", Content: obs.String()})
 	}
+}
+
+// runner runs the blocks of one run's replies.
+type runner struct {
+	m    *session.Manager
+	s    *session.Session
+	task string
+	opts Options
+	res  *Result
+}
+
+// runBlocks runs blocks[from:] of turn's reply, appending each step's
+// observation to obs; it reports whether the run must stop (cancelled,
+// out of budget, or a step could not be recorded), with res.Error set.
+func (r *runner) runBlocks(ctx context.Context, turn int, blocks []string, from int, usage llm.Usage, obs *strings.Builder) bool {
+	for _, code := range blocks[from:] {
+		step := runStep(ctx, r.m, r.s, code, r.opts, len(r.res.Steps)+1)
+		step.Task, step.Usage = r.task, usage
+		r.res.Steps = append(r.res.Steps, step)
+		if r.opts.AfterStep != nil && step.Result != nil {
+			r.opts.AfterStep(ctx, r.s, step)
+		}
+		obs.WriteString(observation(step, len(blocks) > 1, r.opts.ObservationLimit))
+		if ctx.Err() != nil {
+			r.res.Error = budgetOr(ctx, ctx.Err(), r.opts.Budget)
+			return true
+		}
+		if r.opts.OnStep != nil {
+			if err := r.opts.OnStep(ctx, turn, step); err != nil {
+				r.res.Error = fmt.Sprintf("recording step %d: %v", step.N, err)
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func budgetOr(ctx context.Context, err error, budget time.Duration) string {
