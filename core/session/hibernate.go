@@ -79,6 +79,7 @@ func (m *Manager) UseRegistry(reg *sessionreg.Registry, who string) error {
 		}
 		s.inherited = true
 		s.execs.Store(int64(rec.Execs))
+		s.ran = rec.Execs > 0
 		switch {
 		case rec.State == sessionreg.StateHibernated && rec.Checkpoint != nil:
 			s.wake = rec.Checkpoint
@@ -180,6 +181,13 @@ func (m *Manager) hibernate(ctx context.Context, s *Session, why string) {
 	live := s.gen != 0 && s.inst.Alive(s.gen)
 	var rec sessionreg.Record
 	switch {
+	case live && !s.ran && s.lost == "":
+		// Nothing ran in it: nothing to carry, it is simply created again.
+		rec = m.record(s, sessionreg.StateLost)
+		m.closing(ctx, s)
+		if err := m.destroy(ctx, s); err != nil {
+			log.Warn("hibernate: destroy the empty session", "error", err)
+		}
 	case live:
 		rec = m.record(s, sessionreg.StateHibernated)
 		cp, err := m.checkpoint(ctx, s)
@@ -207,7 +215,7 @@ func (m *Manager) hibernate(ctx context.Context, s *Session, why string) {
 		// Never created here (or lost to a plugin crash with nothing run
 		// since): nothing to carry; created afresh on its next execution.
 		rec = m.record(s, sessionreg.StateLost)
-		if s.execs.Load() > 0 {
+		if s.ran {
 			rec.Reason = m.restartedMessage(s.Backend)
 		}
 	default:
@@ -271,6 +279,7 @@ func (m *Manager) wakeUp(ctx context.Context, s *Session) error {
 		s.lost = fmt.Sprintf("this session was hibernated (%s at %s) and %v: the session was created again and its variables were lost (workspace files are kept)",
 			cp.Why, cp.Taken.Format(time.RFC3339), failed)
 	} else {
+		s.ran = true
 		s.note = wakeNote(cp, notCarried)
 		log.Info("session woken from hibernation", "not_carried", len(notCarried))
 	}

@@ -147,6 +147,9 @@ type Session struct {
 	// and was not created in this one yet.
 	inherited bool
 	closed    bool
+	// ran: the session has state to carry (code ran in it, the runtime's
+	// own included, or it was created from a snapshot).
+	ran bool
 }
 
 // Session states (State).
@@ -297,7 +300,7 @@ func (m *Manager) create(ctx context.Context, s *Session) error {
 		if err := p.Restore(ctx, s.restore, spec); err != nil {
 			return fmt.Errorf("restore session %s on %s from snapshot %s: %w", s.ID, s.Backend, s.restore, err)
 		}
-		s.restore = ""
+		s.restore, s.ran = "", true
 	} else if err := p.CreateSession(ctx, spec); err != nil {
 		return fmt.Errorf("create session %s on %s: %w", s.ID, s.Backend, err)
 	}
@@ -381,13 +384,20 @@ func (m *Manager) Exec(ctx context.Context, s *Session, code string, timeout tim
 		res.Limits = applied
 	}
 	step.Result, step.Err = res, err
-	n := s.execs.Add(1)
-	if m.reg != nil {
-		m.reg.Execs(s.ID, int(n))
-	}
+	s.ran = true
 	m.mu.Lock()
 	obs := append([]Observer(nil), m.observers...)
+	internal, reg := m.internal, m.reg
 	m.mu.Unlock()
+	// The runtime's own executions (state saves) are not the caller's.
+	if internal == nil || !internal(code) {
+		n := s.execs.Add(1)
+		if reg != nil {
+			if err := reg.Execs(s.ID, int(n)); err != nil {
+				m.logger.Warn("session registry: should this process die, the session's next execution in the next one may not report state_lost", "session", s.ID, "error", err)
+			}
+		}
+	}
 	for _, o := range obs {
 		o(ctx, s, step)
 	}
@@ -435,7 +445,7 @@ func (m *Manager) revive(ctx context.Context, s *Session) error {
 	if s.wake != nil {
 		return m.wakeUp(ctx, s)
 	}
-	existed := s.gen != 0 || s.execs.Load() > 0
+	existed := s.gen != 0 || s.ran
 	if err := m.create(ctx, s); err != nil {
 		return err
 	}

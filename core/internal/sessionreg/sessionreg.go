@@ -185,20 +185,40 @@ func (r *Registry) write(rec *Record) error {
 	return nil
 }
 
-// Execs records a session's exec count. It is written in the background,
-// coalesced: a count is informative, not worth a synced write per
-// execution.
-func (r *Registry) Execs(id string, n int) {
+// Execs records a session's exec count. The first execution is written
+// at once (from then on the session has state to lose, and a process
+// that dies right after must leave that known); later counts are written
+// in the background, coalesced: a count is informative, not worth a
+// synced write per execution. It reports a failed write of the first.
+func (r *Registry) Execs(id string, n int) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed || r.recs[id] == nil {
-		return
+	rec := r.recs[id]
+	if r.closed || rec == nil {
+		r.mu.Unlock()
+		return nil
 	}
+	if rec.Execs == 0 && n > 0 {
+		r.mu.Unlock()
+		r.wmu.Lock()
+		defer r.wmu.Unlock()
+		r.mu.Lock()
+		rec = r.recs[id]
+		if rec == nil { // deleted meanwhile
+			r.mu.Unlock()
+			return nil
+		}
+		rec.Execs, rec.Updated = n, time.Now().UTC()
+		c := *rec
+		r.mu.Unlock()
+		return r.write(&c)
+	}
+	defer r.mu.Unlock()
 	r.pending[id] = n
 	select {
 	case r.kick <- struct{}{}:
 	default:
 	}
+	return nil
 }
 
 // flushDelay coalesces the exec-count writes of a busy session.
