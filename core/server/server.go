@@ -110,20 +110,14 @@ func (s *Server) Done() <-chan struct{} { return s.stop }
 
 // Idle reports whether nothing happened for d and nothing is running.
 func (s *Server) Idle(d time.Duration) bool {
-	if s.runs != nil {
-		s.runs.mu.Lock()
-		for _, r := range s.runs.tasks {
-			if r.Status == "running" {
-				s.runs.mu.Unlock()
-				return false
-			}
-		}
-		s.runs.mu.Unlock()
+	if s.runs != nil && s.runs.busy() {
+		return false
 	}
 	return s.inflight.Load() == 0 && time.Since(time.Unix(0, s.last.Load())) > d
 }
 
-// Close cancels agent runs still going and waits for them.
+// Close checkpoints agent runs still going (they stop, stored as
+// interrupted) and waits for them.
 func (s *Server) Close() { s.waitRuns() }
 
 // Health is the body of GET /v1/health.
