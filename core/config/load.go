@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -20,6 +22,13 @@ import (
 
 // DefaultBackend serves when runtime.hcl names none.
 const DefaultBackend = "wasm"
+
+// Defaults of the llm block: each attempt of a call, and a whole call with
+// its retries.
+const (
+	DefaultLLMTimeout  = 120 * time.Second
+	DefaultLLMDeadline = 3 * time.Minute
+)
 
 // Defaults for every backend's limits.
 const (
@@ -90,7 +99,7 @@ func Load(path string, optional bool) (*Config, error) {
 		if werr != nil {
 			return nil, werr
 		}
-		return build(&file{}, "", wd, nil)
+		return build(&file{}, "", wd, nil, nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -112,22 +121,34 @@ func Parse(src []byte, filename string) (*Config, error) {
 	}
 	var raw file
 	diags = gohcl.DecodeBody(f.Body, evalContext(), &raw)
-	if diags.HasErrors() {
-		return nil, diagError(diags, p.Files())
+	// build goes on with whatever decoded, so that one run reports every
+	// mistake of the file: its checks and the type errors above.
+	c, err := build(&raw, filename, filepath.Dir(filename), p.Files(), diags)
+	var cerr *Error
+	if errors.As(err, &cerr) {
+		explainUnsetEnv(cerr.Diags, unsetEnvCalls(f.Body))
 	}
-	return build(&raw, filename, filepath.Dir(filename), p.Files())
+	return c, err
 }
 
-func build(raw *file, path, dir string, files map[string]*hcl.File) (*Config, error) {
+// build applies defaults and checks to a decoded file; diags are the
+// decoder's, reported with build's own.
+func build(raw *file, path, dir string, files map[string]*hcl.File, diags hcl.Diagnostics) (*Config, error) {
 	c := &Config{Path: path, Dir: dir, src: files, Sandboxes: map[string]*Sandbox{}}
-	var diags hcl.Diagnostics
 	ctx := evalContext()
 
 	rt := raw.Runtime
 	if rt == nil {
 		rt = &runtimeBlock{}
 	}
+	nonEmpty("backend", rt.Backend, rt.BackendRange, &diags)
+	nonEmpty("workspace", rt.Workspace, rt.WorkspaceRange, &diags)
+	nonEmpty("plugin_dir", rt.PluginDir, rt.PluginDirRange, &diags)
+	nonEmpty("state_dir", rt.StateDir, rt.StateDirRange, &diags)
 	c.Backend = str(rt.Backend, DefaultBackend)
+	if rt.Backend != nil {
+		c.backendRange = rt.BackendRange.Ptr()
+	}
 	c.Workspace = c.abs(str(rt.Workspace, "./workspace"))
 	if rt.PluginDir != nil {
 		c.PluginDir = c.abs(*rt.PluginDir)
@@ -147,6 +168,7 @@ func build(raw *file, path, dir string, files map[string]*hcl.File) (*Config, er
 			continue
 		}
 		s := DefaultSandbox(sb.Name)
+		nonEmpty("plugin", sb.Plugin, sb.PluginRange, &diags)
 		if sb.Plugin != nil {
 			s.Plugin = c.abs(*sb.Plugin)
 		}
@@ -181,21 +203,32 @@ func build(raw *file, path, dir string, files map[string]*hcl.File) (*Config, er
 			c.LLM.MaxTokens = *l.MaxTokens
 		}
 		c.LLM.Timeout = duration(ctx, l.Timeout, 0, &diags)
+		c.LLM.Deadline = duration(ctx, l.Deadline, 0, &diags)
 	}
 	c.LLM.applyEnv()
 	if c.LLM.Timeout == 0 {
-		c.LLM.Timeout = 120 * time.Second
+		c.LLM.Timeout = DefaultLLMTimeout
+	}
+	if c.LLM.Deadline == 0 {
+		// A longer attempt than the default deadline was asked for: the
+		// deadline must leave room for one.
+		c.LLM.Deadline = max(DefaultLLMDeadline, c.LLM.Timeout)
 	}
 	if c.LLM.Model == "" {
 		c.LLM.Model = "gpt-4o-mini"
 	}
 
 	for _, m := range raw.MCPServers {
+		if len(m.Command) == 0 || strings.TrimSpace(m.Command[0]) == "" {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Empty command",
+				Detail: fmt.Sprintf("mcp_server %q: command must name a program, as in [\"npx\", \"some-mcp-server\"].", m.Name), Subject: m.CommandRange.Ptr()})
+		}
 		c.MCP = append(c.MCP, MCPServer{Name: m.Name, Command: m.Command, Env: m.Env, PassEnv: m.PassEnv})
 		diags = append(diags, checkEnv(fmt.Sprintf("mcp_server %q", m.Name), m.Env, m.PassEnv, m.Range)...)
 	}
 	c.Skills = Skills{Dir: c.abs("./skills"), AutoSave: true}
 	if s := raw.Skills; s != nil {
+		nonEmpty("dir", s.Dir, s.DirRange, &diags)
 		if s.Dir != nil {
 			c.Skills.Dir = c.abs(*s.Dir)
 		}
@@ -215,6 +248,7 @@ func build(raw *file, path, dir string, files map[string]*hcl.File) (*Config, er
 	}
 	c.Replay = buildReplay(ctx, raw.Replay, &diags)
 	diags = append(diags, c.runtimeFilesInWorkspace()...)
+	sortDiags(diags)
 	if err := diagError(diags, files); err != nil {
 		return nil, err
 	}
@@ -267,6 +301,32 @@ func (c *Config) abs(p string) string {
 		return filepath.Clean(p)
 	}
 	return filepath.Join(c.Dir, p)
+}
+
+// nonEmpty reports a setting written with an empty value (often an env()
+// of an unset variable) where a name or path is needed.
+func nonEmpty(what string, v *string, rng hcl.Range, diags *hcl.Diagnostics) {
+	if v == nil || strings.TrimSpace(*v) != "" {
+		return
+	}
+	*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Empty " + what,
+		Detail: fmt.Sprintf("%s needs a value; leave it out for the default.", what), Subject: rng.Ptr()})
+}
+
+// sortDiags orders diagnostics by where they point, so a file's mistakes
+// read top to bottom (the decoder reports blocks by type, not by line).
+func sortDiags(diags hcl.Diagnostics) {
+	sort.SliceStable(diags, func(i, j int) bool {
+		a, b := diags[i].Subject, diags[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a != nil && b == nil
+		case a.Filename != b.Filename:
+			return a.Filename < b.Filename
+		default:
+			return a.Start.Byte < b.Start.Byte
+		}
+	})
 }
 
 func str(p *string, def string) string {

@@ -27,6 +27,11 @@ type runtimeBlock struct {
 	PluginDir *string        `hcl:"plugin_dir,optional"`
 	StateDir  *string        `hcl:"state_dir,optional"`
 	IdleExit  hcl.Expression `hcl:"daemon_idle_timeout,optional"`
+	// Where each value was written, for messages about it.
+	BackendRange   hcl.Range `hcl:"backend,attr_value_range"`
+	WorkspaceRange hcl.Range `hcl:"workspace,attr_value_range"`
+	PluginDirRange hcl.Range `hcl:"plugin_dir,attr_value_range"`
+	StateDirRange  hcl.Range `hcl:"state_dir,attr_value_range"`
 }
 
 type sandboxBlock struct {
@@ -39,6 +44,8 @@ type sandboxBlock struct {
 	Env     map[string]string `hcl:"env,optional"`
 	PassEnv []string          `hcl:"pass_env,optional"`
 	Range   hcl.Range         `hcl:",def_range"`
+	// PluginRange is where plugin's value was written.
+	PluginRange hcl.Range `hcl:"plugin,attr_value_range"`
 }
 
 type poolBlock struct {
@@ -65,6 +72,7 @@ type llmBlock struct {
 	Temperature *float64       `hcl:"temperature,optional"`
 	MaxTokens   *int           `hcl:"max_tokens,optional"`
 	Timeout     hcl.Expression `hcl:"timeout,optional"`
+	Deadline    hcl.Expression `hcl:"deadline,optional"`
 }
 
 type mcpBlock struct {
@@ -73,11 +81,15 @@ type mcpBlock struct {
 	Env     map[string]string `hcl:"env,optional"`
 	PassEnv []string          `hcl:"pass_env,optional"`
 	Range   hcl.Range         `hcl:",def_range"`
+	// CommandRange is where command's value was written.
+	CommandRange hcl.Range `hcl:"command,attr_value_range"`
 }
 
 type skillsBlock struct {
 	Dir      *string `hcl:"dir,optional"`
 	AutoSave *bool   `hcl:"auto_save,optional"`
+	// DirRange is where dir's value was written.
+	DirRange hcl.Range `hcl:"dir,attr_value_range"`
 }
 
 type agentBlock struct {
@@ -111,6 +123,9 @@ type Config struct {
 	Replay    Replay
 
 	src map[string]*hcl.File
+	// backendRange is where runtime.hcl names the default backend (nil
+	// when the built-in default applies).
+	backendRange *hcl.Range
 }
 
 // Sandbox is one `sandbox "NAME" { ... }` block (or the defaults for a
@@ -147,7 +162,11 @@ type LLM struct {
 	Model       string
 	Temperature float64
 	MaxTokens   int
-	Timeout     time.Duration
+	// Timeout bounds each attempt of a call.
+	Timeout time.Duration
+	// Deadline bounds a whole call: every attempt and the waits between
+	// them (default DefaultLLMDeadline, and never less than Timeout).
+	Deadline time.Duration
 }
 
 // MCPServer is an MCP server whose tools sandbox code may call.

@@ -184,3 +184,34 @@ func lineWith(out, s string) string {
 	}
 	return ""
 }
+
+// TestConfigErrorsExitTwoAtTheirPlace: a backend no plugin provides and an
+// env() of an unset variable where a value is needed are configuration
+// errors: exit 2, reported at runtime.hcl:LINE:COL, with a suggestion or
+// the reason; every error of the file at once.
+func TestConfigErrorsExitTwoAtTheirPlace(t *testing.T) {
+	t.Parallel()
+	cases := map[string][]string{
+		"runtime {\n  backend = \"hostpyton\"\n}\n": {"runtime.hcl:2:13: Unknown backend", `Did you mean "hostpython"?`, "Available: hostpython."},
+		"runtime {\n  backend = env(\"MCPRT_E2E_UNSET\")\n}\nsandbox \"hostpython\" {\n  limits {\n    timeout = \"soon\"\n  }\n}\n": {
+			"runtime.hcl:2:13: Empty backend", "MCPRT_E2E_UNSET is not set in the environment", "runtime.hcl:6:15: Invalid duration"},
+	}
+	for src, wants := range cases {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "runtime.hcl"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"exec", "-c", "print(1)"}, {"plugins", "list"}} {
+			r := cli(t, dir, "", args...)
+			flat := strings.Join(strings.Fields(r.stderr), " ")
+			if r.code != 2 {
+				t.Errorf("%v with %q: exit %d, want 2\n%s", args, src, r.code, r.stderr)
+			}
+			for _, want := range wants {
+				if !strings.Contains(flat, want) {
+					t.Errorf("%v with %q: stderr lacks %q:\n%s", args, src, want, r.stderr)
+				}
+			}
+		}
+	}
+}

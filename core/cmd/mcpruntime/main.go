@@ -81,6 +81,9 @@ func (a *app) load() (*config.Config, error) {
 		path, optional = "runtime.hcl", true
 	}
 	cfg, err := config.Load(path, optional)
+	if err == nil {
+		err = checkBackend(cfg)
+	}
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcpruntime/mcpruntime/core/config"
 	"github.com/mcpruntime/mcpruntime/core/pluginhost"
 	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/host"
@@ -155,19 +156,23 @@ func elfExtent(ef *elf.File) int64 {
 	return int64(end)
 }
 
-// brokenNames lists the broken plugins' names.
-func brokenNames(st []pluginStatus) []string {
-	var names []string
-	for _, s := range st {
-		if s.Broken() {
-			names = append(names, s.Name)
-		}
-	}
-	return names
-}
-
 // indent indents the continuation lines of a multi-line message (go-plugin's
 // errors span several) to sit under its first.
 func indent(msg string) string {
 	return strings.ReplaceAll(strings.TrimRight(msg, "\n"), "\n", "\n  ")
+}
+
+// checkBackend reports a default backend runtime.hcl names that no plugin
+// provides, at its place in the file (a configuration error).
+func checkBackend(cfg *config.Config) error {
+	found, err := pluginhost.Discover(cfg.PluginDir)
+	if err != nil {
+		// An unreadable plugin_dir is reported where a plugin is needed.
+		return nil
+	}
+	names := make([]string, len(found))
+	for i, f := range found {
+		names[i] = f.Name
+	}
+	return cfg.CheckBackend(names)
 }
