@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
@@ -102,6 +103,7 @@ func TestFullDiskReportsReplayErrorAndKeepsTheLogWhole(t *testing.T) {
 	ws := smallTmpfs(t, "5m")
 	m := hostpythonManager(t, ws)
 	rec := Record(m, nil)
+	t.Cleanup(rec.Close)
 	ctx := t.Context()
 	s, err := m.Open(ctx, session.Options{})
 	if err != nil {
@@ -185,5 +187,38 @@ func TestFullDiskReportsReplayErrorAndKeepsTheLogWhole(t *testing.T) {
 	}
 	if fmt.Sprint(steps) != "[1 4 5 6]" {
 		t.Fatalf("recorded steps %v, want [1 4 5 6] (2 and 3 were not recorded and said so)", steps)
+	}
+}
+
+// The recorder prunes in the background: a pass soon after it starts
+// removes a session older than replay.keep (30d by default) and keeps a
+// live one just as old.
+func TestRecorderPrunesInTheBackground(t *testing.T) {
+	ws := t.TempDir()
+	m := hostpythonManager(t, ws)
+	b := &storeBuilder{t: t, ws: ws, snap: NewSnapshotter(ws)}
+	b.session("old", map[string]string{"a.txt": "old's"}, 40*day)
+	b.session("live", map[string]string{"b.txt": "live's"}, 40*day)
+	b.age(50 * day)
+	if _, err := m.Open(t.Context(), session.Options{ID: "live"}); err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { retentionDelay = d }(retentionDelay)
+	retentionDelay = 10 * time.Millisecond
+	rec := Record(m, nil)
+	t.Cleanup(rec.Close)
+	deadline := time.Now().Add(30 * time.Second)
+	for rec.LastPrune() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no retention pass within 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rep := rec.LastPrune()
+	if got := sessionsOf(rep); strings.Join(got, " ") != "old:age" {
+		t.Fatalf("the pass removed %v, want old only", got)
+	}
+	if b.exists("old.jsonl") || !b.exists("live.jsonl") || !b.exists("objects/"+sha("live's")) || b.exists("objects/"+sha("old's")) {
+		t.Fatalf("store after the pass: %v", b.files())
 	}
 }

@@ -10,6 +10,24 @@
 //	manifests/<id>.json      one workspace snapshot; id = sha256 of the manifest
 //	state/<session>-<n>.pkl  the kernel's variables after step n (save_state)
 //	state/<session>-<n>.pkl.json  what was saved and skipped, or why not
+//	lock                     the store lock (snapshots shared, sweeps exclusive)
+//	swept                    replaced by each sweep that removed objects
+//
+// Durability: a record is one write(2) of the whole line, under a flock of
+// the log, followed by fsync (and, for a new log, an fsync of the
+// directory) before the step's result reaches its caller. A short or
+// failed write or fsync truncates the log back to its size before the
+// append, so a log only ever ends with a whole record; the step's result
+// then carries replay_error. fsync per record costs about 0.15 ms per step
+// on a local ext4 disk (BenchmarkAppendDurability) against 2-100 ms for
+// the step itself, and is what makes "recorded" mean "survives a power
+// cut". Readers (replay show, list, resume, retention) skip and report a
+// torn or unparsable line (left by an older version or a crash) instead
+// of failing.
+//
+// Retention (prune.go, retention.go): replay.keep and replay.max_size
+// remove whole sessions, oldest first, and sweep what no kept session
+// refers to; see Prune.
 package replay
 
 import (

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -135,7 +136,8 @@ type pruneState struct {
 	manifests map[string]storeFile // id → file
 	objects   map[string]storeFile // hash → file
 	state     map[string][]storeFile
-	others    []storeFile // stale temporaries
+	stateOf   map[string][]string // session → state refs saved for it
+	others    []storeFile         // stale temporaries
 	total     int64
 
 	manObjects map[string][]string // manifest id → distinct object hashes
@@ -286,8 +288,13 @@ func (p *pruneState) scan(store *nofollow.Dir) error {
 	}); err != nil {
 		return err
 	}
+	p.stateOf = map[string][]string{}
 	return list(Dir+"/state", func(fi fs.FileInfo, f storeFile) {
 		if ref, ok := stateRef(fi.Name()); ok {
+			if _, known := p.state[ref]; !known {
+				id := sessionOfState(ref)
+				p.stateOf[id] = append(p.stateOf[id], ref)
+			}
 			p.state[ref] = append(p.state[ref], f)
 		} else {
 			stale(fi, f)
@@ -396,8 +403,8 @@ func (p *pruneState) sessionStates(s *pruneSession) []string {
 	for _, r := range out {
 		seen[r] = true
 	}
-	for ref := range p.state {
-		if !seen[ref] && sessionOfState(ref) == s.id {
+	for _, ref := range p.stateOf[s.id] {
+		if !seen[ref] {
 			out = append(out, ref)
 			seen[ref] = true
 		}
@@ -691,6 +698,14 @@ func (p *pruneState) remove(ctx context.Context, root *nofollow.Dir) {
 	states = p.removeFiles(root, states)
 	manifests = p.removeFiles(root, manifests)
 	objects = p.removeFiles(root, objects)
+	if len(objects) > 0 {
+		// Snapshotters drop what they cached as stored (snapshot.go).
+		// An empty file: a new inode (and mtime) per sweep.
+		err := root.ReplaceFile(sweptRel, 0o644, func(*os.File) error { return nil })
+		if err != nil {
+			p.rep.Errors = append(p.rep.Errors, "mark the sweep for snapshotters: "+err.Error())
+		}
+	}
 	p.addSwept(states, manifests, objects)
 }
 

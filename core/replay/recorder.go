@@ -225,7 +225,9 @@ type saveJob struct {
 	stale   bool
 }
 
-// Record registers a recorder on m and returns it.
+// Record registers a recorder on m and returns it. When the configuration
+// sets replay.keep or replay.max_size (the defaults do), the recorder also
+// prunes the store in the background (retention.go) until Close.
 func Record(m *session.Manager, logger hclog.Logger) *Recorder {
 	if logger == nil {
 		logger = hclog.NewNullLogger()

@@ -29,6 +29,9 @@ var (
 type retention struct {
 	keep    time.Duration
 	maxSize int64
+	// delay, interval and minGap are the timing variables as they were
+	// when the recorder started.
+	delay, interval, minGap time.Duration
 
 	mu   sync.Mutex
 	est  map[string]int64 // workspace → store size at the last pass plus writes since
@@ -49,6 +52,7 @@ func (r *Recorder) startRetention() {
 		return
 	}
 	rt := &retention{keep: cfg.Replay.Keep, maxSize: cfg.Replay.MaxSize, est: map[string]int64{},
+		delay: retentionDelay, interval: retentionInterval, minGap: retentionMinGap,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	r.ret = rt
 	go r.retentionLoop(rt)
@@ -56,7 +60,7 @@ func (r *Recorder) startRetention() {
 
 func (r *Recorder) retentionLoop(rt *retention) {
 	defer close(rt.done)
-	timer := time.NewTimer(retentionDelay)
+	timer := time.NewTimer(rt.delay)
 	defer timer.Stop()
 	for {
 		select {
@@ -76,7 +80,7 @@ func (r *Recorder) retentionLoop(rt *retention) {
 		}()
 		r.retentionPass(ctx, rt)
 		cancel()
-		timer.Reset(retentionInterval)
+		timer.Reset(rt.interval)
 	}
 }
 
@@ -131,7 +135,7 @@ func (r *Recorder) wrote(workspace string, n int64) {
 		est += n
 		rt.est[workspace] = est
 	}
-	due := known && rt.maxSize > 0 && est > rt.maxSize && time.Since(rt.last) >= retentionMinGap
+	due := known && rt.maxSize > 0 && est > rt.maxSize && time.Since(rt.last) >= rt.minGap
 	rt.mu.Unlock()
 	if due {
 		select {

@@ -72,6 +72,7 @@ type Snapshotter struct {
 
 	mu    sync.Mutex
 	cache map[string]cacheEntry
+	swept string // sweepGeneration when the cache was last valid
 }
 
 type cacheEntry struct {
@@ -151,6 +152,11 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 		return "", nil, st, fmt.Errorf("snapshot: %w", err)
 	}
 	defer unlock()
+	// A retention sweep may have removed objects the cache knows as
+	// stored: then nothing cached is trusted.
+	if gen := sweepGeneration(root); gen != s.swept {
+		s.cache, s.swept = map[string]cacheEntry{}, gen
+	}
 	max := s.MaxFileSize
 	if max <= 0 {
 		max = DefaultMaxFileSize
@@ -196,11 +202,8 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 			}
 			seen[rel] = true
 			ce := cacheEntry{size: info.Size(), mtime: info.ModTime().UnixNano(), ino: nofollow.Ino(info)}
-			if c, ok := s.cache[rel]; ok && c.size == ce.size && c.mtime == ce.mtime && c.ino == ce.ino && ce.mtime < racy &&
-				hasObject(objects, c.hash, c.size) {
-				// Unchanged and its object still stored (retention or
-				// sandbox code may have removed it since it was cached).
-				ce.hash = c.hash
+			if c, ok := s.cache[rel]; ok && c.size == ce.size && c.mtime == ce.mtime && c.ino == ce.ino && ce.mtime < racy {
+				ce.hash = c.hash // its object was stored or seen when cached, and not swept since
 			}
 			if ce.hash == "" {
 				h, size, n, err := s.store(parent, info.Name(), objects, max)
@@ -260,6 +263,20 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 		st.NewManifest = true
 	}
 	return id, man, st, nil
+}
+
+// sweptRel is replaced by every retention sweep that removed objects
+// (under the store lock): its identity tells snapshotters that objects
+// they cached as stored may be gone.
+const sweptRel = Dir + "/swept"
+
+// sweepGeneration identifies the last sweep that removed objects.
+func sweepGeneration(root *nofollow.Dir) string {
+	fi, err := root.Lstat(sweptRel)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d", nofollow.Ino(fi), fi.ModTime().UnixNano())
 }
 
 // hasObject reports whether the store holds a regular file h of size bytes.
