@@ -324,3 +324,64 @@ func TestManagementDoesNotWaitForCode(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// A killed daemon's plugins leave what they owned (wasm: a run dir); the
+// next daemon starts such a plugin at once, whose start-up sweep removes
+// it, even if no session uses that backend.
+func TestRestartedDaemonSweepsDeadPluginsLeftovers(t *testing.T) {
+	wasm := needBackend(t, "wasm")
+	hostpython := needBackend(t, "hostpython")
+	plugins := t.TempDir()
+	for dir, name := range map[string]string{wasm: "mcpruntime-plugin-wasm", hostpython: "mcpruntime-plugin-hostpython"} {
+		if err := os.Symlink(filepath.Join(dir, name), filepath.Join(plugins, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// wasm finds its artefacts beside its executable.
+	for _, extra := range []string{"wasm-python"} {
+		if _, err := os.Stat(filepath.Join(wasm, extra)); err == nil {
+			if err := os.Symlink(filepath.Join(wasm, extra), filepath.Join(plugins, extra)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dir := durableProject(t, "hostpython", plugins, "2m", "sandbox \"wasm\" {}\n")
+	if r := cli(t, dir, "", "exec", "--session", "w", "--backend", "wasm", "-c", "1"); r.code != 0 {
+		t.Fatalf("wasm session: %+v", r)
+	}
+	if code, _, _ := apiExec(t, unixHTTP(socketOf(t, dir)), "http://daemon", "w", "1", false); code != http.StatusOK {
+		t.Fatalf("wasm session again: %d", code)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, "http://daemon/v1/sessions/w", nil)
+	if resp, err := unixHTTP(socketOf(t, dir)).Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE: %v %v", resp, err)
+	}
+	runDirs, _ := filepath.Glob(filepath.Join(dir, ".mcpruntime", "plugins", "wasm", "run-*"))
+	if len(runDirs) == 0 {
+		t.Fatal("the wasm plugin made no run dir")
+	}
+	pid := daemonPid(t, dir)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitPidGone(t, pid, 30*time.Second)
+	if r := cli(t, dir, "", "exec", "--session", "h", "-c", "1"); r.code != 0 {
+		t.Fatalf("hostpython session in the next daemon: %+v", r)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		left := 0
+		for _, d := range runDirs {
+			if _, err := os.Stat(d); err == nil {
+				left++
+			}
+		}
+		if left == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead wasm plugin's run dirs %v are still there", runDirs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
