@@ -154,6 +154,9 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(root, "bin", "mcpruntime")
+	if b := os.Getenv("MCPRUNTIME_BIN"); b != "" {
+		bin = b // another build of the core, against the same plugins
+	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s: %v (run make build first)", bin, err)
 	}
