@@ -320,10 +320,32 @@ func stateRef(name string) (string, bool) {
 	if i <= 0 {
 		return "", false
 	}
-	if _, err := strconv.Atoi(base[i+1:]); err != nil {
+	if _, err := strconv.Atoi(base[i+1:]); err != nil && base[i+1:] != hibernatedSuffix {
 		return "", false
 	}
 	return Dir + "/state/" + base + ".pkl", true
+}
+
+// hibernatedSuffix ends the state ref of a hibernation checkpoint
+// (<session>-hibernated.pkl, hibernate.go): it goes with its session's
+// log, and without one only once older than OlderThan.
+const hibernatedSuffix = "hibernated"
+
+// youngState reports whether the state files of ref are too recent to sweep.
+func (p *pruneState) youngState(ref string, files []storeFile) bool {
+	limit := p.recent
+	if strings.HasSuffix(ref, "-"+hibernatedSuffix+".pkl") {
+		if p.opts.OlderThan <= 0 {
+			return true
+		}
+		limit = p.start.Add(-p.opts.OlderThan)
+	}
+	for _, f := range files {
+		if !f.mtime.Before(limit) {
+			return true
+		}
+	}
+	return false
 }
 
 // sessionOfState is the session a state ref was saved for.
@@ -350,11 +372,8 @@ func (p *pruneState) count() {
 		}
 	}
 	for ref, files := range p.state {
-		for _, f := range files {
-			if !f.mtime.Before(p.recent) {
-				p.sref[ref]++
-				break
-			}
+		if p.youngState(ref, files) {
+			p.sref[ref]++
 		}
 	}
 	for _, s := range p.order {

@@ -296,3 +296,29 @@ func sha(s string) string {
 	h, _, _ := hashReader(strings.NewReader(s))
 	return h
 }
+
+// Hibernation checkpoints (<session>-hibernated.pkl) go with their
+// session; one without a log goes once older than OlderThan, not before.
+func TestPruneHibernationCheckpoints(t *testing.T) {
+	b := newStore(t)
+	b.session("old", map[string]string{"a.txt": "a"}, 40*day)
+	b.session("young", map[string]string{"b.txt": "b"}, 2*day)
+	for id, age := range map[string]time.Duration{"old": 40 * day, "young": 2 * day, "nolog-recent": 2 * day, "nolog-old": 40 * day} {
+		p := filepath.Join(b.ws, HibernationPath(id))
+		write(t, p, "checkpoint")
+		write(t, p+".json", "{}")
+		at := time.Now().Add(-age)
+		os.Chtimes(p, at, at)
+		os.Chtimes(p+".json", at, at)
+	}
+	b.age(50 * day)
+	if _, err := Prune(t.Context(), b.ws, PruneOptions{OlderThan: 30 * day}); err != nil {
+		t.Fatal(err)
+	}
+	for id, kept := range map[string]bool{"old": false, "young": true, "nolog-recent": true, "nolog-old": false} {
+		rel := strings.TrimPrefix(HibernationPath(id), Dir+"/")
+		if b.exists(rel) != kept || b.exists(rel+".json") != kept {
+			t.Errorf("checkpoint of %s: exists %v, want %v", id, b.exists(rel), kept)
+		}
+	}
+}
