@@ -158,6 +158,10 @@ func TestDaemonIdleExitHibernatesSessions(t *testing.T) {
 			if r.stdout != "42\n" || r.code != 0 {
 				t.Fatalf("after the idle exit: %+v", r)
 			}
+			// The CLI tells a person what the result's note says.
+			if !strings.Contains(r.stderr, "mcpruntime: note:") || !strings.Contains(r.stderr, "hibernated") {
+				t.Fatalf("the wake's note is not on stderr: %q", r.stderr)
+			}
 		})
 	}
 }

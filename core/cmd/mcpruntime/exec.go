@@ -100,6 +100,10 @@ type execOutput struct {
 	Limits *sdk.AppliedLimits `json:"limits,omitempty"`
 	// ReplayError says what of the execution was not recorded.
 	ReplayError string `json:"replay_error,omitempty"`
+	// Note is what the runtime says about a successful execution: a
+	// session woken from hibernation and what it could not carry, a
+	// session re-created after its process died.
+	Note string `json:"note,omitempty"`
 }
 
 func runExec(cmd *cobra.Command, a *app, f *execFlags, args []string) error {
@@ -162,6 +166,8 @@ func runExec(cmd *cobra.Command, a *app, f *execFlags, args []string) error {
 	if res.Error != sdk.ErrorNone {
 		msg := res.Message
 		out.Error = &msg
+	} else {
+		out.Note = res.Message
 	}
 	if f.json {
 		printJSON(stdout, out)
@@ -193,8 +199,14 @@ func reportResult(w io.Writer, res *sdk.ExecResult, sessionID string) {
 	if res.OutputTruncated {
 		fmt.Fprintln(w, "mcpruntime: output truncated (limit reached; raise limits.output in runtime.hcl)")
 	}
-	if res.StateLost && sessionID != "" && res.Error != sdk.ErrorKernelDied && res.Error != sdk.ErrorTimeout {
+	lost := res.StateLost && sessionID != "" && res.Error != sdk.ErrorKernelDied && res.Error != sdk.ErrorTimeout
+	switch {
+	case lost && res.Error == sdk.ErrorNone && res.Message != "":
+		fmt.Fprintf(w, "mcpruntime: session %s lost its variables before this execution: %s\n", sessionID, res.Message)
+	case lost:
 		fmt.Fprintf(w, "mcpruntime: session %s was restarted before this execution; earlier variables are gone\n", sessionID)
+	case res.Error == sdk.ErrorNone && res.Message != "":
+		fmt.Fprintln(w, "mcpruntime: note:", res.Message)
 	}
 	if res.ReplayError != "" {
 		fmt.Fprintln(w, "mcpruntime: replay:", res.ReplayError)
