@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +23,12 @@ import (
 
 // MaxResponseBytes bounds a response body; a larger reply is an error.
 const MaxResponseBytes = 16 << 20
+
+// Defaults of Client's bounds.
+const (
+	DefaultTimeout  = 120 * time.Second
+	DefaultDeadline = 3 * time.Minute
+)
 
 // Message is one chat message.
 type Message struct {
@@ -57,9 +65,14 @@ type Client struct {
 	Model       string
 	Temperature float64
 	MaxTokens   int
-	// Timeout bounds each attempt.
+	// Timeout bounds each attempt (default DefaultTimeout).
 	Timeout time.Duration
-	// Retries on 429/5xx/transport errors (default 3).
+	// Deadline bounds a whole Chat call, its attempts and the waits
+	// between them: a hung endpoint fails the call within it (default
+	// DefaultDeadline, or Timeout when that is longer).
+	Deadline time.Duration
+	// Retries on 429/5xx/transport errors and timeouts (default 3), as
+	// long as the deadline allows.
 	Retries int
 	HTTP    *http.Client
 	Logger  hclog.Logger
@@ -120,27 +133,71 @@ func (c *Client) Chat(ctx context.Context, msgs []Message, opts ...Option) (*Res
 	if retries <= 0 {
 		retries = 3
 	}
+	timeout, deadline := c.bounds()
+	dctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	start := time.Now()
+	var tried []string
 	var last error
 	for attempt := 0; attempt <= retries; attempt++ {
 		if attempt > 0 {
 			wait := time.Duration(250<<(attempt-1)) * time.Millisecond
 			c.log().Warn("llm call failed; retrying", "attempt", attempt, "wait", wait, "error", last)
+			t := time.NewTimer(wait)
 			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(wait):
+			case <-dctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			if dctx.Err() != nil {
+				break
 			}
 		}
-		resp, retry, err := c.once(ctx, body)
+		resp, retry, outcome, err := c.once(dctx, body, timeout)
 		if err == nil {
 			return resp, nil
 		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("llm: call to %s: %w", c.url(), ctx.Err())
+		}
 		last = err
-		if !retry || ctx.Err() != nil {
+		tried = append(tried, outcome)
+		if !retry {
 			return nil, err
 		}
+		if dctx.Err() != nil {
+			break
+		}
 	}
-	return nil, fmt.Errorf("%w (gave up after %d retries)", last, retries)
+	why := "no retries left"
+	if dctx.Err() != nil {
+		why = fmt.Sprintf("the call's deadline of %s passed (llm { deadline } in runtime.hcl)", deadline)
+	}
+	return nil, fmt.Errorf("llm: no answer from %s: %d attempt(s) over %s: %s; %s. Last error: %w",
+		c.url(), len(tried), roundElapsed(time.Since(start)), strings.Join(tried, ", "), why, last)
+}
+
+// bounds are the per-attempt timeout and the whole call's deadline.
+func (c *Client) bounds() (timeout, deadline time.Duration) {
+	timeout = c.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	deadline = c.Deadline
+	if deadline <= 0 {
+		deadline = max(DefaultDeadline, timeout)
+	}
+	return timeout, deadline
+}
+
+func (c *Client) url() string { return strings.TrimRight(c.BaseURL, "/") + "/chat/completions" }
+
+// roundElapsed keeps a duration readable in a message.
+func roundElapsed(d time.Duration) time.Duration {
+	if d < 10*time.Second {
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 func (c *Client) log() hclog.Logger {
@@ -150,15 +207,49 @@ func (c *Client) log() hclog.Logger {
 	return c.Logger
 }
 
-// once makes one attempt; retry says whether another may succeed.
-func (c *Client) once(ctx context.Context, body []byte) (*Response, bool, error) {
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 120 * time.Second
+// once makes one attempt of at most timeout; retry says whether another
+// may succeed, outcome names what happened in a word or two ("timeout",
+// "503", "connect: connection refused") for the message of a call that
+// gives up.
+func (c *Client) once(ctx context.Context, body []byte, timeout time.Duration) (_ *Response, retry bool, outcome string, _ error) {
+	resp, retry, err := c.attempt(ctx, body, timeout)
+	return resp, retry, outcomeOf(err), err
+}
+
+// attemptStatus is an attempt's HTTP status, for outcomeOf.
+type attemptStatus struct {
+	code int
+	err  error
+}
+
+func (e *attemptStatus) Error() string { return e.err.Error() }
+func (e *attemptStatus) Unwrap() error { return e.err }
+
+// errTimedOut marks an attempt that got no answer in time.
+var errTimedOut = errors.New("timeout")
+
+func outcomeOf(err error) string {
+	var st *attemptStatus
+	var op *net.OpError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, errTimedOut) || errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.As(err, &st):
+		return strconv.Itoa(st.code)
+	case errors.As(err, &op):
+		return op.Err.Error()
+	default:
+		return "error"
 	}
+}
+
+func (c *Client) attempt(ctx context.Context, body []byte, timeout time.Duration) (*Response, bool, error) {
+	began := time.Now()
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	url := strings.TrimRight(c.BaseURL, "/") + "/chat/completions"
+	url := c.url()
 	hreq, err := http.NewRequestWithContext(actx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, false, fmt.Errorf("llm: %w", err)
@@ -173,8 +264,9 @@ func (c *Client) once(ctx context.Context, body []byte) (*Response, bool, error)
 	}
 	hresp, err := hc.Do(hreq)
 	if err != nil {
-		if actx.Err() != nil && ctx.Err() == nil {
-			return nil, true, fmt.Errorf("llm: no answer from %s within %s", url, timeout)
+		if actx.Err() != nil {
+			// The attempt's timeout, or the call's deadline cutting it short.
+			return nil, true, fmt.Errorf("llm: no answer from %s within %s: %w", url, roundElapsed(time.Since(began)), errTimedOut)
 		}
 		return nil, true, fmt.Errorf("llm: %w", err)
 	}
@@ -192,7 +284,7 @@ func (c *Client) once(ctx context.Context, body []byte) (*Response, bool, error)
 	case code == http.StatusNotFound:
 		return nil, false, fmt.Errorf("llm: %s from %s: check base_url (it usually ends in /v1) and model %q", hresp.Status, url, c.Model)
 	case code == http.StatusTooManyRequests || code >= 500:
-		return nil, true, fmt.Errorf("llm: %s from %s: %s", hresp.Status, url, snippet(raw))
+		return nil, true, &attemptStatus{code: code, err: fmt.Errorf("llm: %s from %s: %s", hresp.Status, url, snippet(raw))}
 	case code >= 300:
 		return nil, false, fmt.Errorf("llm: %s from %s: %s", hresp.Status, url, snippet(raw))
 	}
