@@ -45,7 +45,8 @@ func llmClient(cfg *config.Config, logger hclog.Logger) *llm.Client {
 		return nil
 	}
 	return &llm.Client{BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Model: cfg.LLM.Model,
-		Temperature: cfg.LLM.Temperature, MaxTokens: cfg.LLM.MaxTokens, Timeout: cfg.LLM.Timeout, Logger: logger.Named("llm")}
+		Temperature: cfg.LLM.Temperature, MaxTokens: cfg.LLM.MaxTokens, Timeout: cfg.LLM.Timeout, Deadline: cfg.LLM.Deadline,
+		Logger: logger.Named("llm")}
 }
 
 func runCmd(a *app) *cobra.Command {
