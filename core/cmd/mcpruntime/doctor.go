@@ -141,7 +141,8 @@ func doctor(ctx context.Context, a *app) []check {
 	if cfg.LLM.BaseURL == "" {
 		out = append(out, check{Name: "llm", OK: true, Info: "not configured (needed by `run` and ask_llm; set llm { base_url } or OPENAI_BASE_URL)"})
 	} else {
-		out = append(out, check{Name: "llm", OK: true, Info: fmt.Sprintf("%s model %s", cfg.LLM.BaseURL, cfg.LLM.Model)})
+		out = append(out, check{Name: "llm", OK: true, Info: fmt.Sprintf("%s model %s (each attempt %s, each call with its retries %s)",
+			cfg.LLM.BaseURL, cfg.LLM.Model, cfg.LLM.Timeout, cfg.LLM.Deadline)})
 	}
 	if _, h, err := daemon.Connect(ctx, cfg); err == nil {
 		out = append(out, check{Name: "session daemon", OK: true, Info: fmt.Sprintf("pid %d, %d session(s)", h.Pid, h.Sessions)})
