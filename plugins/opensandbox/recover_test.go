@@ -82,11 +82,16 @@ func TestRecoverAfterKill(t *testing.T) {
 	h.expect(t, gone, "y = 1", "")
 	dead := h.session(t, limits)
 	h.expect(t, dead, "z = 1", "")
+	// The core forgets this one before the crash (it is not offered for
+	// recovery): nobody will recover its container.
+	forgotten := h.session(t, limits)
+	h.expect(t, forgotten, "w = 1", "")
 	old, err := testenv.Instance(h.p.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	killPlugin(t, h)
+	forgottenCtr := sessionContainer(t, ctx, c, old, forgotten)
 	removeCtr(t, ctx, sessionContainer(t, ctx, c, old, gone))
 	// The third session's kernel dies while no plugin runs; its
 	// container stays.
@@ -130,6 +135,13 @@ func TestRecoverAfterKill(t *testing.T) {
 	if _, err := c.LoadContainer(ctx, deadCtr.ID()); !errdefs.IsNotFound(err) {
 		t.Errorf("container %s of the session whose kernel died: %v, want removed", deadCtr.ID(), err)
 	}
+	// The same core restarted the plugin and offered every session it
+	// holds: the forgotten session's container goes now, not after its
+	// recovery grace (60s).
+	waitFor(t, "the container of a session its core no longer holds to go", 20*time.Second, func() bool {
+		_, err := c.LoadContainer(ctx, forgottenCtr.ID())
+		return errdefs.IsNotFound(err)
+	})
 
 	o := h2.exec(t, kept, "print(x + 1)")
 	if !o.res.OK() || o.stdout != "42\n" || o.res.StateLost {

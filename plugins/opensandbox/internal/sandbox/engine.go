@@ -52,7 +52,10 @@ type engine struct {
 	seccomp   *seccompCache // crun only
 	// owner is the plugin process's owner id (see sweep.go), named by
 	// every container, slot and FIFO directory it creates.
-	owner    string
+	owner string
+	// core names the process that started this plugin (coreID): a dead
+	// owner with the same core was this core's previous plugin process.
+	core     string
 	defaults limits
 	pool     *pool
 	// sweepDone is closed when the background sweep has finished.
@@ -79,7 +82,7 @@ func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, o
 		return nil, err
 	}
 	bctx, cancel := context.WithCancel(namespaces.WithNamespace(context.Background(), s.Namespace))
-	e := &engine{s: s, log: log, client: c, ctx: bctx, cancel: cancel, owner: ownerID,
+	e := &engine{s: s, log: log, client: c, ctx: bctx, cancel: cancel, owner: ownerID, core: coreID(),
 		defaults: limits{memory: s.memoryBytes, pids: int64(s.Pids), cpu: s.CPUs}}
 	defer func() {
 		if err != nil {

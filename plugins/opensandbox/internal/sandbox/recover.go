@@ -36,7 +36,10 @@ import (
 // the containers: a dead owner's session containers are kept for the
 // recovery grace of the plugin that created them (recovery_grace, in the
 // record), counted from the first sweep that found them orphaned, and
-// removed by a later sweep when nobody recovered them.
+// removed by a later sweep when nobody recovered them. The grace is for
+// other cores: when the core that started the dead plugin process starts
+// the next one, its RecoverSessions offers every session it holds, and
+// its other containers go at once (releaseUnclaimed).
 
 // sessionRecord is what a slot says about the session its container
 // serves. It lives in the slot's root, which no container sees.
@@ -44,6 +47,10 @@ type sessionRecord struct {
 	ID        string        `json:"id"`
 	Workspace string        `json:"workspace"`
 	Grace     time.Duration `json:"grace"`
+	// Core is the process that started the plugin which created the
+	// container (coreID): once that core has said which sessions it
+	// holds, its other containers are nobody's.
+	Core string `json:"core,omitempty"`
 }
 
 func writeRecord(slot slotPaths, r sessionRecord) error {
@@ -123,8 +130,12 @@ func (b *Backend) RecoverSessions(ctx context.Context, specs []*sdk.SessionSpec)
 		return nil, err
 	}
 	out := make([]sdk.RecoveredSession, 0, len(specs))
+	offered := map[string]bool{}
 	for _, spec := range specs {
 		r := sdk.RecoveredSession{ID: spec.ID, Recovered: true}
+		if ws, err := workspaceOf(spec); err == nil {
+			offered[recordKey(spec.ID, ws)] = true
+		}
 		if err := b.recoverOne(ctx, e, spec, cands); err != nil {
 			r.Recovered, r.Reason = false, err.Error()
 			b.log.Info("session not recovered", "session", spec.ID, "reason", r.Reason)
@@ -133,7 +144,63 @@ func (b *Backend) RecoverSessions(ctx context.Context, specs []*sdk.SessionSpec)
 		}
 		out = append(out, r)
 	}
+	go e.releaseUnclaimed(cands, offered)
 	return out, nil
+}
+
+// releaseUnclaimed removes, without waiting for their recovery grace, the
+// session containers that this core's previous plugin processes left and
+// this core did not offer: the core offers every session it holds, so
+// nobody will recover those. Containers of other cores (another daemon,
+// a server, a core that died too) keep their grace.
+func (e *engine) releaseUnclaimed(cands map[string]candidate, offered map[string]bool) {
+	ctx := e.scoped(e.ctx)
+	for key, cand := range cands {
+		if offered[key] || cand.rec.Core == "" || cand.rec.Core != e.core {
+			continue
+		}
+		if err := e.removeUnclaimed(ctx, cand); err != nil {
+			e.log.Warn("remove a session container nobody recovered", "container", cand.ctr.ID(), "session", cand.rec.ID, "error", err)
+			continue
+		}
+		e.log.Info("removed a session container its core no longer holds", "container", cand.ctr.ID(), "session", cand.rec.ID, "dead_owner", cand.owner)
+	}
+}
+
+// removeUnclaimed removes a dead owner's container under the owner's lock,
+// unless it was taken over meanwhile.
+func (e *engine) removeUnclaimed(ctx context.Context, cand candidate) error {
+	unlock, err := lockDeadOwner(ctx, cand.owner)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	info, err := cand.ctr.Info(ctx)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("container %s: %w", cand.ctr.ID(), err)
+	}
+	if info.Labels[labelInstance] != cand.owner {
+		return nil // taken over: no longer the dead owner's
+	}
+	if err := removeContainer(ctx, cand.ctr); err != nil {
+		return err
+	}
+	return removeSlot(filepath.Join(e.slots, cand.ctr.ID()))
+}
+
+// coreID names the process that started this plugin, the core: its pid
+// and start time, so a reused pid is another core. Empty if unreadable
+// (containers then keep their grace).
+func coreID() string {
+	ppid := os.Getppid()
+	start, err := owner.StartTime(ppid)
+	if err != nil || ppid <= 1 {
+		return ""
+	}
+	return strconv.Itoa(ppid) + ":" + start
 }
 
 func recordKey(id, workspace string) string { return id + "\x00" + workspace }
@@ -214,7 +281,7 @@ func (e *engine) adopt(ctx context.Context, cand candidate, spec *sdk.SessionSpe
 	if err := os.Remove(filepath.Join(bx.slot.root, "orphaned")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		e.log.Warn("remove orphan stamp", "container", id, "error", err)
 	}
-	if err := writeRecord(bx.slot, sessionRecord{ID: spec.ID, Workspace: cand.rec.Workspace, Grace: e.s.recoveryGrace}); err != nil {
+	if err := writeRecord(bx.slot, sessionRecord{ID: spec.ID, Workspace: cand.rec.Workspace, Grace: e.s.recoveryGrace, Core: e.core}); err != nil {
 		e.log.Warn("session record", "container", id, "error", err)
 	}
 	s := e.newSession(spec, bx)

@@ -81,7 +81,7 @@ func (e *engine) claim(b *box, spec *sdk.SessionSpec) (*session, error) {
 		return nil, fmt.Errorf("session limits: %w", err)
 	}
 	b.lim = want
-	if err := writeRecord(b.slot, sessionRecord{ID: spec.ID, Workspace: ws, Grace: e.s.recoveryGrace}); err != nil {
+	if err := writeRecord(b.slot, sessionRecord{ID: spec.ID, Workspace: ws, Grace: e.s.recoveryGrace, Core: e.core}); err != nil {
 		return nil, err
 	}
 	return e.newSession(spec, b), nil
