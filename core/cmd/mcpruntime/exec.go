@@ -202,7 +202,7 @@ func reportResult(w io.Writer, res *sdk.ExecResult, sessionID string) {
 	lost := res.StateLost && sessionID != "" && res.Error != sdk.ErrorKernelDied && res.Error != sdk.ErrorTimeout
 	switch {
 	case lost && res.Error == sdk.ErrorNone && res.Message != "":
-		fmt.Fprintf(w, "mcpruntime: session %s lost its variables before this execution: %s\n", sessionID, res.Message)
+		fmt.Fprintf(w, "mcpruntime: session %s was restarted before this execution; earlier variables are gone (%s)\n", sessionID, res.Message)
 	case lost:
 		fmt.Fprintf(w, "mcpruntime: session %s was restarted before this execution; earlier variables are gone\n", sessionID)
 	case res.Error == sdk.ErrorNone && res.Message != "":
