@@ -140,6 +140,17 @@ func (m *Manager) restartedMessage(backend string) string {
 // wake from hibernation (without state_lost: nothing was lost but what the
 // note names). The caller holds s.mu.
 func (m *Manager) reportLost(res *sdk.ExecResult, s *Session, code string) {
+	m.mu.Lock()
+	internal := m.internal
+	m.mu.Unlock()
+	isInternal := internal != nil && internal(code)
+	if isInternal && res.StateLost && s.lost == "" {
+		// The backend tells a loss once (a kernel that died while the
+		// session was idle): when the runtime's own code (a state save
+		// right after a step) is what hears it, the caller's next
+		// execution must still say it.
+		s.lost = KernelLostMessage(s.Backend, res.Message)
+	}
 	if s.lost == "" && s.note == "" {
 		return
 	}
@@ -155,12 +166,20 @@ func (m *Manager) reportLost(res *sdk.ExecResult, s *Session, code string) {
 	if s.lost != "" {
 		res.StateLost = true
 	}
-	m.mu.Lock()
-	internal := m.internal
-	m.mu.Unlock()
-	if internal == nil || !internal(code) {
+	if !isInternal {
 		s.lost, s.note = "", ""
 	}
+}
+
+// KernelLostMessage is the state_lost note of a session whose backend
+// reported the loss to an execution of the runtime's own code; why is what
+// the backend said.
+func KernelLostMessage(backend, why string) string {
+	msg := fmt.Sprintf("the session's %s sandbox lost its variables since the previous execution (its kernel was restarted)", backend)
+	if why != "" {
+		msg += ": " + why
+	}
+	return msg
 }
 
 // Protocol is the plugin protocol version the named backend's plugin

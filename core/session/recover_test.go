@@ -339,3 +339,33 @@ func TestHostPythonRestartLosesVariablesKeepsFiles(t *testing.T) {
 		t.Fatalf("after the second restart: %q %+v", out, res)
 	}
 }
+
+// A kernel that dies while its session is idle is reported by the backend
+// to the next execution, once. When that execution is the runtime's own
+// (the replay recorder's state save right after a step), the caller's next
+// execution must still say state_lost.
+func TestKernelLossSeenByInternalExecutionReachesTheCaller(t *testing.T) {
+	m, _ := newManager(t, "hostpython", "")
+	m.SetInternal(func(code string) bool { return strings.HasPrefix(code, "# internal\n") })
+	a := open(t, m, "a")
+	// The kernel ends itself a moment after this execution returned.
+	run(t, m, a, "x = 41\nimport os, threading\nthreading.Timer(0.2, lambda: os._exit(9)).start()")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, _ := run(t, m, a, "# internal\npass")
+		if res.StateLost {
+			break // the runtime's own execution heard of the loss
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no internal execution was told the kernel died")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res, _ := run(t, m, a, "print(x)")
+	if !res.StateLost || !strings.Contains(res.Message, "lost its variables") {
+		t.Fatalf("the caller's first execution after the kernel died: %+v, want state_lost", res)
+	}
+	if res, _ := run(t, m, a, "x = 1"); res.StateLost {
+		t.Fatalf("state_lost told twice: %+v", res)
+	}
+}
