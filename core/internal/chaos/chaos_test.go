@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -116,6 +117,7 @@ func TestChaos(t *testing.T) {
 			t.Errorf("write %s: %v", path, err)
 		}
 	}
+	t.Cleanup(func() { h.keepLogs(t) })
 	switch {
 	case rep.Execs == 0:
 		t.Error("no execution succeeded")
@@ -197,7 +199,7 @@ sandbox "opensandbox" {
 func (h *harness) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(h.bin, args...)
 	cmd.Dir = h.dir
-	cmd.Env = append(os.Environ(), "MCPRUNTIME_LOG=warn")
+	cmd.Env = append(os.Environ(), "MCPRUNTIME_LOG=info")
 	return cmd
 }
 
@@ -216,6 +218,7 @@ func (h *harness) startServer(t *testing.T) {
 	h.mu.Lock()
 	h.server = cmd
 	h.mu.Unlock()
+	t.Cleanup(func() { _ = cmd.Process.Kill() }) // after a failure; a no-op once it exited
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, err := h.get("/v1/health"); err == nil {
@@ -223,7 +226,33 @@ func (h *harness) startServer(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatal("mcpruntime serve did not answer within 30s (see serve.log)")
+	log, _ := os.ReadFile(filepath.Join(h.dir, "serve.log"))
+	t.Fatalf("mcpruntime serve did not answer within 30s; its log:\n%s", log)
+}
+
+// keepLogs copies the server's and the daemon's logs out of the run's
+// temporary directory when the run failed (CHAOS_LOGS, default
+// /tmp/mcpruntime-chaos-logs).
+func (h *harness) keepLogs(t *testing.T) {
+	if !t.Failed() {
+		return
+	}
+	dst := os.Getenv("CHAOS_LOGS")
+	if dst == "" {
+		dst = "/tmp/mcpruntime-chaos-logs"
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Logf("keep logs: %v", err)
+		return
+	}
+	for _, src := range []string{"serve.log", ".mcpruntime/daemon.log"} {
+		if b, err := os.ReadFile(filepath.Join(h.dir, src)); err == nil {
+			if err := os.WriteFile(filepath.Join(dst, filepath.Base(src)), b, 0o644); err != nil {
+				t.Logf("keep %s: %v", src, err)
+			}
+		}
+	}
+	t.Logf("logs of the failed run kept in %s", dst)
 }
 
 // corePids are the live core processes: the server and the daemon.
@@ -264,6 +293,10 @@ func (h *harness) inject(t *testing.T) string {
 			return ""
 		}
 		_ = srv.Process.Kill()
+		// Its port is free once it is gone.
+		if !waitGone(srv.Process.Pid, 30*time.Second) {
+			t.Fatalf("mcpruntime serve pid %d outlived SIGKILL by 30s", srv.Process.Pid)
+		}
 		h.startServer(t)
 		return "server_killed"
 	case 1:
@@ -271,13 +304,20 @@ func (h *harness) inject(t *testing.T) string {
 			return "daemon_killed"
 		}
 	default:
-		plugins := descendants(h.corePids(), func(p proc) bool { return strings.HasPrefix(p.comm, "mcpruntime-plug") })
+		// Plugins are children of a core process; wasm workers, the same
+		// binary, are the plugin's children: killing one kills a kernel.
+		cores := h.corePids()
+		plugins := descendants(cores, func(p proc) bool { return strings.HasPrefix(p.comm, "mcpruntime-plug") })
 		if len(plugins) == 0 {
 			return ""
 		}
 		p := plugins[rand.IntN(len(plugins))]
+		what := "kernel_killed"
+		if slices.Contains(cores, p.ppid) {
+			what = "plugin_killed"
+		}
 		if kill9(p.pid) {
-			return "plugin_killed"
+			return what
 		}
 	}
 	return ""

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -33,9 +34,11 @@ type session struct {
 
 	mu sync.Mutex
 	// last is the counter the last acknowledged execution printed;
-	// uncertain: an execution since then failed, so it may have run.
+	// uncertain: an execution since then failed, so it may have run;
+	// lostTold: a result since then said state_lost.
 	last      int
 	uncertain bool
+	lostTold  bool
 	// acked counts results received; their printed counters, in order.
 	acked, errors, lost, recovered, replayErrors int
 	printed                                      []int
@@ -74,6 +77,12 @@ func (s *session) loop(h *harness, stop <-chan struct{}) {
 func (s *session) record(o outcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if o.stateLost {
+		// Told, even on a result without the counter (a kernel that died
+		// under the execution): the next counter may start again.
+		s.lost++
+		s.lostTold = true
+	}
 	if o.err != nil {
 		s.errors++
 		s.uncertain = true
@@ -91,18 +100,17 @@ func (s *session) record(o outcome) {
 		s.replayErrors++
 	}
 	switch {
-	case o.stateLost:
-		s.lost++
+	case s.lostTold && n == 1:
 	case n == s.last+1:
 	case s.uncertain && n == s.last+2:
 		// The failed execution ran after all, and the state survived.
 	default:
 		s.silent = append(s.silent, fmt.Sprintf("%s (%s): counter went %d -> %d without state_lost", s.id, s.backend, s.last, n))
 	}
-	if s.uncertain && !o.stateLost && n > 1 {
+	if s.uncertain && !s.lostTold && n > 1 {
 		s.recovered++
 	}
-	s.last, s.uncertain = n, false
+	s.last, s.uncertain, s.lostTold = n, false, false
 }
 
 // execHTTP runs the counter through `mcpruntime serve`.
@@ -166,20 +174,30 @@ func (h *harness) execCLI(id, backend string) outcome {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() != 0 {
-		return outcome{err: fmt.Errorf("exit %d: %s", ee.ExitCode(), strings.TrimSpace(errb.String()))}
-	} else if err != nil {
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
 		return outcome{err: err}
 	}
+	// --json prints the result whatever the exit status (the code's own,
+	// or 125 with an error when mcpruntime failed).
 	var res struct {
-		Stdout      string `json:"stdout"`
-		StateLost   bool   `json:"state_lost"`
-		ReplayError string `json:"replay_error"`
+		Stdout      string  `json:"stdout"`
+		Error       *string `json:"error"`
+		StateLost   bool    `json:"state_lost"`
+		ReplayError string  `json:"replay_error"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return outcome{err: fmt.Errorf("exec --json: %w: %q", err, out.String())}
+	if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil {
+		return outcome{err: fmt.Errorf("exec --json (%v): %w: %q %s", err, jerr, out.String(), strings.TrimSpace(errb.String()))}
 	}
-	return outcome{stdout: res.Stdout, stateLost: res.StateLost, replayError: res.ReplayError}
+	o := outcome{stdout: res.Stdout, stateLost: res.StateLost, replayError: res.ReplayError}
+	if err != nil {
+		msg := ""
+		if res.Error != nil {
+			msg = *res.Error
+		}
+		o.err = fmt.Errorf("exit %d: %s", ee.ExitCode(), msg)
+	}
+	return o
 }
 
 // get requests path from the server.
