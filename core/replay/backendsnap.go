@@ -139,7 +139,7 @@ func (r *Recorder) SnapshotNow(ctx context.Context, sessionID string) (*Snapshot
 			r.logger.Info("replay: snapshot taken", "session", s.ID, "step", before, "snapshot", rec.ID, "bytes", rec.SizeBytes)
 			return rec, nil
 		}
-		r.deleteSnapshots(ctx, []*SnapshotRecord{rec})
+		r.deleteSnapshots(ctx, []*SnapshotRecord{rec}, false)
 	}
 	return nil, fmt.Errorf("snapshot %s: steps kept running while the snapshot was taken; try again", sessionID)
 }
@@ -166,7 +166,7 @@ func (r *Recorder) keepSnapshot(ctx context.Context, rec *SnapshotRecord) {
 	}
 	r.bsnaps.bySession[rec.Session] = kept
 	r.bsnaps.mu.Unlock()
-	r.deleteSnapshots(ctx, drop)
+	r.deleteSnapshots(ctx, drop, false)
 }
 
 // Snapshot returns the backend snapshot the recorder holds of session's
@@ -203,21 +203,28 @@ func (r *Recorder) sessionClosed(ctx context.Context, s *session.Session) {
 	delete(r.bsnaps.bySession, s.ID)
 	r.bsnaps.mu.Unlock()
 	if len(list) > 0 {
-		r.deleteSnapshots(context.WithoutCancel(ctx), list)
+		r.deleteSnapshots(context.WithoutCancel(ctx), list, false)
 	}
 }
 
 // deleteSnapshots frees what the snapshots hold in their backends
 // (sdk.SnapshotDeleter). A backend that cannot delete (ErrNotSupported:
-// contract v1) keeps them; that is logged once per backend.
-func (r *Recorder) deleteSnapshots(ctx context.Context, list []*SnapshotRecord) {
+// contract v1) keeps them; that is logged once per backend. stale lists
+// come from removed logs (retention): most of those snapshots went when
+// their session closed, so failures are expected and logged at debug
+// level only.
+func (r *Recorder) deleteSnapshots(ctx context.Context, list []*SnapshotRecord, stale bool) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for _, rec := range list {
 		err := r.deleteSnapshot(ctx, rec)
 		switch {
 		case err == nil:
-			r.logger.Debug("replay: snapshot deleted", "session", rec.Session, "step", rec.Step, "snapshot", rec.ID)
+			r.logger.Debug("replay: snapshot deleted", "session", rec.Session, "step", rec.Step, "snapshot", rec.ID, "stale", stale)
+		case stale:
+			if !errors.Is(err, sdk.ErrNotSupported) {
+				r.logger.Debug("replay retention: backend snapshot not deleted", "session", rec.Session, "snapshot", rec.ID, "error", err)
+			}
 		case errors.Is(err, sdk.ErrNotSupported):
 			r.bsnaps.mu.Lock()
 			first := !r.bsnaps.warned[rec.Backend]

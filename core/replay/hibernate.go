@@ -161,7 +161,7 @@ func (h *Hibernator) Restore(ctx context.Context, s *session.Session, cp *sessio
 // Discard implements session.Checkpointer.
 func (h *Hibernator) Discard(ctx context.Context, s *session.Session, cp *sessionreg.Checkpoint) {
 	if cp.Snapshot != "" {
-		if err := h.deleteSnapshot(ctx, s.Backend, cp.Snapshot); err != nil && !errors.Is(err, sdk.ErrNotSupported) {
+		if err := DeleteBackendSnapshot(ctx, h.m, s.Backend, cp.Snapshot); err != nil && !errors.Is(err, sdk.ErrNotSupported) {
 			h.logger.Warn("hibernation: delete the backend snapshot", "session", s.ID, "snapshot", cp.Snapshot, "error", err)
 		}
 	}
@@ -170,19 +170,4 @@ func (h *Hibernator) Discard(ctx context.Context, s *session.Session, cp *sessio
 			h.logger.Warn("hibernation: remove the pickle", "session", s.ID, "error", err)
 		}
 	}
-}
-
-func (h *Hibernator) deleteSnapshot(ctx context.Context, backend, id string) error {
-	b, err := h.m.Backend(ctx, backend)
-	if err != nil {
-		return err
-	}
-	d, ok := b.(sdk.SnapshotDeleter)
-	if !ok {
-		return sdk.ErrNotSupported
-	}
-	if err := d.DeleteSnapshot(ctx, id); err != nil {
-		return fmt.Errorf("delete snapshot %s: %w", id, err)
-	}
-	return nil
 }

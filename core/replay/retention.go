@@ -186,7 +186,7 @@ func (r *Recorder) Prune(ctx context.Context, workspace string, opts PruneOption
 		drop = append(drop, &SnapshotRecord{ID: ref.ID, Session: ref.Session, Backend: ref.Backend, Step: ref.Step})
 	}
 	if len(drop) > 0 {
-		r.deleteGoneSnapshots(ctx, drop)
+		r.deleteSnapshots(ctx, drop, true)
 	}
 	return rep, nil
 }
@@ -205,24 +205,6 @@ func (r *Recorder) holdsSnapshot(id string) bool {
 		}
 	}
 	return false
-}
-
-// deleteGoneSnapshots deletes backend snapshots of removed steps. Most
-// were deleted already when their session closed, so failures are
-// expected and only logged at debug level.
-func (r *Recorder) deleteGoneSnapshots(ctx context.Context, list []*SnapshotRecord) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	for _, rec := range list {
-		err := r.deleteSnapshot(ctx, rec)
-		switch {
-		case err == nil:
-			r.logger.Debug("replay retention: backend snapshot deleted", "session", rec.Session, "step", rec.Step, "snapshot", rec.ID)
-		case errors.Is(err, sdk.ErrNotSupported):
-		default:
-			r.logger.Debug("replay retention: backend snapshot not deleted", "session", rec.Session, "snapshot", rec.ID, "error", err)
-		}
-	}
 }
 
 // LastPrune is the report of the recorder's last retention pass, or nil.
