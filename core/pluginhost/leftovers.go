@@ -14,6 +14,13 @@ import (
 // sdk.Config.StateDir).
 func StateDir(stateDir, backend string) string { return filepath.Join(stateDir, "plugins", backend) }
 
+// OwnersDir is the sdk/owner directory in backend's plugin state
+// directory, where plugin processes claim the owner ids they name what
+// they create after.
+func OwnersDir(stateDir, backend string) string {
+	return filepath.Join(StateDir(stateDir, backend), "owners")
+}
+
 // DeadOwners lists the owner ids in backend's plugin state directory
 // (its owners directory, sdk/owner) whose process is gone: plugin
 // processes that died, SIGKILL included, without removing what they
@@ -22,7 +29,7 @@ func StateDir(stateDir, backend string) string { return filepath.Join(stateDir, 
 // session daemon's start-up). A backend whose plugin keeps its owners
 // elsewhere (outside the state dir) shows none here.
 func DeadOwners(stateDir, backend string) ([]string, error) {
-	dir := filepath.Join(StateDir(stateDir, backend), "owners")
+	dir := OwnersDir(stateDir, backend)
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil

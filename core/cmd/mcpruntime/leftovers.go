@@ -24,8 +24,6 @@ import (
 // ownerIDIn finds an owner id (sdk/owner's "<pid>-<12 letters>") in a name.
 var ownerIDIn = regexp.MustCompile(`(?:^|[^0-9a-z])([0-9]+-[a-z]{12})(?:$|[^a-z])`)
 
-const ownersDirName = "owners"
-
 // leftoverChecks reports, per backend, what dead plugin processes left in
 // the state dir: a warning with the fix, or nothing when there is none.
 func leftoverChecks(stateDir string) []check {
@@ -43,7 +41,7 @@ func leftoverChecks(stateDir string) []check {
 			continue
 		}
 		backend := e.Name()
-		found, err := deadLeftovers(pluginhost.StateDir(stateDir, backend))
+		found, err := deadLeftovers(stateDir, backend)
 		switch {
 		case err != nil:
 			out = append(out, check{Name: "leftovers " + backend, OK: true, Warn: true, Info: err.Error()})
@@ -58,10 +56,10 @@ func leftoverChecks(stateDir string) []check {
 	return out
 }
 
-// deadLeftovers lists the entries of a plugin state dir that name an owner
-// id whose owner is dead, and the dead owners' lock files, sorted.
-func deadLeftovers(dir string) ([]string, error) {
-	owners := filepath.Join(dir, ownersDirName)
+// deadLeftovers lists the entries of backend's plugin state dir that name
+// an owner id whose owner is dead, and the dead owners' lock files, sorted.
+func deadLeftovers(stateDir, backend string) ([]string, error) {
+	dir, owners := pluginhost.StateDir(stateDir, backend), pluginhost.OwnersDir(stateDir, backend)
 	alive := map[string]bool{}
 	isDead := func(id string) bool {
 		live, ok := alive[id]
@@ -80,7 +78,7 @@ func deadLeftovers(dir string) ([]string, error) {
 		return nil, fmt.Errorf("leftovers: %w", err)
 	}
 	for _, e := range ents {
-		if e.Name() == ownersDirName {
+		if filepath.Join(dir, e.Name()) == owners {
 			continue
 		}
 		if m := ownerIDIn.FindStringSubmatch(e.Name()); m != nil && isDead(m[1]) {
@@ -91,15 +89,12 @@ func deadLeftovers(dir string) ([]string, error) {
 			found = append(found, fmt.Sprintf("%s (%s)", filepath.Join(dir, e.Name()), kind))
 		}
 	}
-	locks, err := os.ReadDir(owners)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	dead, err := pluginhost.DeadOwners(stateDir, backend)
+	if err != nil {
 		return nil, fmt.Errorf("leftovers: %w", err)
 	}
-	for _, e := range locks {
-		id, ok := strings.CutSuffix(e.Name(), ".lock")
-		if ok && owner.ValidID(id) && isDead(id) {
-			found = append(found, fmt.Sprintf("owner %s (lock file)", id))
-		}
+	for _, id := range dead {
+		found = append(found, fmt.Sprintf("owner %s (lock file)", id))
 	}
 	sort.Strings(found)
 	return found, nil
