@@ -167,28 +167,19 @@ func (e *engine) releaseUnclaimed(cands map[string]candidate, offered map[string
 	}
 }
 
-// removeUnclaimed removes a dead owner's container under the owner's lock,
-// unless it was taken over meanwhile.
+// removeUnclaimed removes a dead owner's container (withOrphan), unless it
+// went or was taken over meanwhile.
 func (e *engine) removeUnclaimed(ctx context.Context, cand candidate) error {
-	unlock, err := lockDeadOwner(ctx, cand.owner)
-	if err != nil {
-		return err
+	err := withOrphan(ctx, cand, func() error {
+		if err := removeContainer(ctx, cand.ctr); err != nil {
+			return err
+		}
+		return removeSlot(filepath.Join(e.slots, cand.ctr.ID()))
+	})
+	if errors.Is(err, errOrphanGone) || errors.Is(err, errOrphanTaken) {
+		return nil // removed, or no longer the dead owner's
 	}
-	defer unlock()
-	info, err := cand.ctr.Info(ctx)
-	if errdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("container %s: %w", cand.ctr.ID(), err)
-	}
-	if info.Labels[labelInstance] != cand.owner {
-		return nil // taken over: no longer the dead owner's
-	}
-	if err := removeContainer(ctx, cand.ctr); err != nil {
-		return err
-	}
-	return removeSlot(filepath.Join(e.slots, cand.ctr.ID()))
+	return err
 }
 
 // coreID names the process that started this plugin, the core: its pid
@@ -289,11 +280,30 @@ func (e *engine) adopt(ctx context.Context, cand candidate, spec *sdk.SessionSpe
 	return s, nil
 }
 
-// takeOver relabels a dead owner's container as this process's, holding
-// the dead owner's lock meanwhile: a sweep removes an owner's containers
+// takeOver relabels a dead owner's container as this process's under the
+// dead owner's lock (withOrphan): a sweep removes an owner's containers
 // under the same lock, after reading their labels again (removeOwned), so
 // the container is either taken over or removed, never both.
 func (e *engine) takeOver(ctx context.Context, cand candidate) error {
+	return withOrphan(ctx, cand, func() error {
+		if _, err := cand.ctr.SetLabels(ctx, map[string]string{labelInstance: e.owner}); err != nil {
+			return fmt.Errorf("take over container %s: %w", cand.ctr.ID(), err)
+		}
+		return nil
+	})
+}
+
+// Why withOrphan did not run its function.
+var (
+	errOrphanGone  = errors.New("the session's container was removed meanwhile")
+	errOrphanTaken = errors.New("the session's container was taken over by another plugin process")
+)
+
+// withOrphan runs fn holding the lock of cand's dead owner, if the
+// container still exists and still names that owner (errOrphanGone,
+// errOrphanTaken otherwise): a take-over, a removal and the sweep's
+// reaping of the same owner exclude each other.
+func withOrphan(ctx context.Context, cand candidate, fn func() error) error {
 	unlock, err := lockDeadOwner(ctx, cand.owner)
 	if err != nil {
 		return err
@@ -301,18 +311,15 @@ func (e *engine) takeOver(ctx context.Context, cand candidate) error {
 	defer unlock()
 	info, err := cand.ctr.Info(ctx)
 	if errdefs.IsNotFound(err) {
-		return errors.New("the session's container was removed meanwhile")
+		return errOrphanGone
 	}
 	if err != nil {
 		return fmt.Errorf("container %s: %w", cand.ctr.ID(), err)
 	}
 	if info.Labels[labelInstance] != cand.owner {
-		return errors.New("the session's container was taken over by another plugin process")
+		return errOrphanTaken
 	}
-	if _, err := cand.ctr.SetLabels(ctx, map[string]string{labelInstance: e.owner}); err != nil {
-		return fmt.Errorf("take over container %s: %w", cand.ctr.ID(), err)
-	}
-	return nil
+	return fn()
 }
 
 // lockDeadOwner takes the lock of a dead owner id without removing its
