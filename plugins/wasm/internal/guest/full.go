@@ -30,17 +30,15 @@ func (b *BindableFS) OnStorageFull(fn func()) {
 }
 
 // errno is toErrno, telling the mount's hook of a full file system.
-func (b *BindableFS) errno(err error) experimentalsys.Errno {
-	if err != nil && b.onFull != nil && storageFull(err) {
-		b.onFull()
-	}
-	return toErrno(err)
-}
+func (b *BindableFS) errno(err error) experimentalsys.Errno { return errnoNoting(b.onFull, err) }
 
 // errno is toErrno, telling the file's mount of a full file system.
-func (f *file) errno(err error) experimentalsys.Errno {
-	if err != nil && f.onFull != nil && storageFull(err) {
-		f.onFull()
+func (f *file) errno(err error) experimentalsys.Errno { return errnoNoting(f.onFull, err) }
+
+// errnoNoting is toErrno that calls onFull (if set) for a full file system.
+func errnoNoting(onFull func(), err error) experimentalsys.Errno {
+	if err != nil && onFull != nil && storageFull(err) {
+		onFull()
 	}
 	return toErrno(err)
 }
