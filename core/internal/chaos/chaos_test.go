@@ -19,10 +19,12 @@
 package chaos
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +33,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpruntime/mcpruntime/core/config"
+	"github.com/mcpruntime/mcpruntime/core/daemon"
 )
 
 // Report is what a run measured; the README's reliability section quotes it.
@@ -135,6 +140,7 @@ func TestChaos(t *testing.T) {
 // harness owns the project directory and the core processes of the run.
 type harness struct {
 	root, bin, dir, addr, token string
+	socket                      string // the session daemon's
 
 	mu     sync.Mutex
 	server *exec.Cmd
@@ -190,9 +196,15 @@ sandbox "opensandbox" {
   }
 }
 `, filepath.Join(root, "bin", "plugins"), addr, h.token)
-	if err := os.WriteFile(filepath.Join(h.dir, "runtime.hcl"), []byte(hcl), 0o644); err != nil {
+	path := filepath.Join(h.dir, "runtime.hcl")
+	if err := os.WriteFile(path, []byte(hcl), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	cfg, err := config.Parse([]byte(hcl), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.socket = daemon.SocketPath(cfg)
 	return h
 }
 
@@ -269,17 +281,28 @@ func (h *harness) corePids() []int {
 	return out
 }
 
-// daemonPid reads the daemon's pid from `daemon status` (0: none runs).
+// daemonPid asks the daemon's socket for its pid (0: none answers). The
+// tracker polls it ten times a second, so it is one request, not a CLI
+// process.
 func (h *harness) daemonPid() int {
-	out, err := h.command("daemon", "status").Output()
+	c := http.Client{Timeout: time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", h.socket)
+		},
+	}}
+	resp, err := c.Get("http://daemon/v1/health")
 	if err != nil {
 		return 0
 	}
-	var pid int
-	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "daemon pid %d", &pid); err != nil {
+	defer resp.Body.Close()
+	var health struct {
+		Pid int `json:"pid"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&health) != nil {
 		return 0
 	}
-	return pid
+	return health.Pid
 }
 
 // inject applies one fault at random and names it ("" if none applied).
