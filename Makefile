@@ -18,7 +18,7 @@ LDFLAGS    := -s -w -X main.version=$(VERSION)
 # Backends built from this repository: every plugins/NAME with a Makefile.
 PLUGINS    := $(patsubst plugins/%/Makefile,%,$(wildcard plugins/*/Makefile))
 
-.PHONY: all build core hostpython plugins deps run test test-core test-sdk test-examples test-plugins test-fuzz chaos proto bench clean
+.PHONY: npm-deps all build core hostpython plugins deps run test test-core test-sdk test-examples test-plugins test-fuzz chaos proto bench clean
 
 all: build
 
@@ -41,11 +41,23 @@ plugins:
 		$(MAKE) --no-print-directory -C plugins/$$p build BIN=$(PLUGIN_BIN); \
 	done
 
-deps: ## install what the plugins need (Debian packages, daemons)
+deps: npm-deps ## install what the plugins need (Debian packages, daemons) and the MCP peers
 	@set -e; for p in $(PLUGINS); do \
 		echo "==> dependencies of plugin $$p"; \
 		$(MAKE) --no-print-directory -C plugins/$$p deps; \
 	done
+
+# Real MCP servers and the official TypeScript client, pinned by
+# deps/npm/package-lock.json, installed into deps/npm/node_modules (never
+# npx). Node.js comes from Debian when the machine has none.
+NPM_DIR := $(ROOT)/deps/npm
+
+npm-deps:
+	@command -v npm >/dev/null || { echo "installing nodejs and npm"; apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends nodejs npm; }
+	@if ! cmp -s $(NPM_DIR)/package-lock.json $(NPM_DIR)/node_modules/.package-lock.json.installed; then \
+		echo "==> npm ci (MCP servers and client in deps/npm)"; \
+		cd $(NPM_DIR) && npm ci --no-audit --no-fund --ignore-scripts && cp package-lock.json node_modules/.package-lock.json.installed; \
+	fi
 
 run: build ## the main job: run examples/hello.py on the default backend
 	$(BIN)/mcpruntime exec examples/hello.py
