@@ -218,14 +218,7 @@ func build(raw *file, path, dir string, files map[string]*hcl.File, diags hcl.Di
 		c.LLM.Model = "gpt-4o-mini"
 	}
 
-	for _, m := range raw.MCPServers {
-		if len(m.Command) == 0 || strings.TrimSpace(m.Command[0]) == "" {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Empty command",
-				Detail: fmt.Sprintf("mcp_server %q: command must name a program, as in [\"npx\", \"some-mcp-server\"].", m.Name), Subject: m.CommandRange.Ptr()})
-		}
-		c.MCP = append(c.MCP, MCPServer{Name: m.Name, Command: m.Command, Env: m.Env, PassEnv: m.PassEnv})
-		diags = append(diags, checkEnv(fmt.Sprintf("mcp_server %q", m.Name), m.Env, m.PassEnv, m.Range)...)
-	}
+	c.MCP = buildMCP(ctx, raw.MCPServers, &diags)
 	c.Skills = Skills{Dir: c.abs("./skills"), AutoSave: true}
 	if s := raw.Skills; s != nil {
 		nonEmpty("dir", s.Dir, s.DirRange, &diags)

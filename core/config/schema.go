@@ -77,12 +77,20 @@ type llmBlock struct {
 
 type mcpBlock struct {
 	Name    string            `hcl:"name,label"`
-	Command []string          `hcl:"command"`
+	Command []string          `hcl:"command,optional"`
 	Env     map[string]string `hcl:"env,optional"`
 	PassEnv []string          `hcl:"pass_env,optional"`
-	Range   hcl.Range         `hcl:",def_range"`
-	// CommandRange is where command's value was written.
+	// URL and Headers reach a streamable-HTTP server instead of a command.
+	URL          *string           `hcl:"url,optional"`
+	Headers      map[string]string `hcl:"headers,optional"`
+	Timeout      hcl.Expression    `hcl:"timeout,optional"`
+	InitTimeout  hcl.Expression    `hcl:"init_timeout,optional"`
+	ToolTimeouts hcl.Expression    `hcl:"tool_timeouts,optional"`
+	Range        hcl.Range         `hcl:",def_range"`
+	// CommandRange and URLRange are where command's and url's values were
+	// written.
 	CommandRange hcl.Range `hcl:"command,attr_value_range"`
+	URLRange     hcl.Range `hcl:"url,attr_value_range"`
 }
 
 type skillsBlock struct {
@@ -169,7 +177,9 @@ type LLM struct {
 	Deadline time.Duration
 }
 
-// MCPServer is an MCP server whose tools sandbox code may call.
+// MCPServer is an MCP server whose tools sandbox code may call: a command
+// spoken to over stdio, or a URL spoken to over streamable HTTP (exactly
+// one of the two).
 type MCPServer struct {
 	Name    string
 	Command []string
@@ -177,6 +187,16 @@ type MCPServer struct {
 	// what the server receives beyond host.AllowedEnv's base set.
 	Env     map[string]string
 	PassEnv []string
+	// URL is a streamable-HTTP server's endpoint; Headers go with every
+	// request to it (e.g. Authorization).
+	URL     string
+	Headers map[string]string
+	// Timeout bounds each tool call and ToolTimeouts overrides it per tool
+	// (zero: the runtime's default); InitTimeout bounds a start: launch,
+	// initialize and list tools (zero: the runtime's default).
+	Timeout      time.Duration
+	ToolTimeouts map[string]time.Duration
+	InitTimeout  time.Duration
 }
 
 // Skills configures the skill registry.
