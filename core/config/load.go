@@ -230,15 +230,7 @@ func build(raw *file, path, dir string, files map[string]*hcl.File, diags hcl.Di
 		}
 	}
 	c.Server = buildServer(ctx, raw.Server, &diags)
-	c.Agent = Agent{MaxSteps: 10, StepTimeout: 0, Budget: 10 * time.Minute, ObservationLimit: 16 << 10}
-	if a := raw.Agent; a != nil {
-		if a.MaxSteps != nil {
-			c.Agent.MaxSteps = *a.MaxSteps
-		}
-		c.Agent.StepTimeout = duration(ctx, a.StepTimeout, c.Agent.StepTimeout, &diags)
-		c.Agent.Budget = duration(ctx, a.Budget, c.Agent.Budget, &diags)
-		c.Agent.ObservationLimit = size(ctx, a.ObservationLimit, c.Agent.ObservationLimit, &diags)
-	}
+	c.Agent = buildAgent(ctx, raw.Agent, &diags)
 	c.Replay = buildReplay(ctx, raw.Replay, &diags)
 	diags = append(diags, c.runtimeFilesInWorkspace()...)
 	sortDiags(diags)

@@ -105,6 +105,8 @@ type agentBlock struct {
 	StepTimeout      hcl.Expression `hcl:"step_timeout,optional"`
 	Budget           hcl.Expression `hcl:"budget,optional"`
 	ObservationLimit hcl.Expression `hcl:"observation_limit,optional"`
+	AskLLMCalls      hcl.Expression `hcl:"ask_llm_calls,optional"`
+	AskLLMTokens     hcl.Expression `hcl:"ask_llm_tokens,optional"`
 }
 
 // Config is runtime.hcl decoded, with defaults applied and relative paths
@@ -211,4 +213,8 @@ type Agent struct {
 	StepTimeout      time.Duration
 	Budget           time.Duration
 	ObservationLimit int64
+	// AskLLMCalls and AskLLMTokens bound the ask_llm calls of one run
+	// (0: no bound).
+	AskLLMCalls  int
+	AskLLMTokens int64
 }
