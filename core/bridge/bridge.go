@@ -33,6 +33,8 @@ type Bridge struct {
 
 	mu    sync.Mutex
 	usage map[string]*Usage
+	// budgets are the ask_llm budgets of the sessions agent runs use.
+	budgets map[string]*budgetState
 }
 
 // Usage is what a session's host calls consumed.
@@ -79,10 +81,14 @@ func (h *sessionHost) AskLLM(ctx context.Context, req *sdk.LLMRequest) (*sdk.LLM
 	if h.b.LLM == nil {
 		return nil, ErrNoLLM
 	}
+	if err := h.b.reserve(h.id); err != nil {
+		return nil, err
+	}
 	resp, err := h.b.LLM.Ask(ctx, req)
 	if err != nil {
 		return nil, err
 	}
+	h.b.spend(h.id, resp.PromptTokens+resp.CompletionTokens)
 	h.b.add(h.id, func(u *Usage) {
 		u.LLMCalls++
 		u.PromptTokens += resp.PromptTokens
