@@ -232,6 +232,7 @@ func build(raw *file, path, dir string, files map[string]*hcl.File, diags hcl.Di
 	c.Server = buildServer(ctx, raw.Server, &diags)
 	c.Agent = buildAgent(ctx, raw.Agent, &diags)
 	c.Replay = buildReplay(ctx, raw.Replay, &diags)
+	c.MCPServe = buildMCPServe(ctx, raw.MCPServe, &diags)
 	diags = append(diags, c.runtimeFilesInWorkspace()...)
 	sortDiags(diags)
 	if err := diagError(diags, files); err != nil {

@@ -19,6 +19,7 @@ type file struct {
 	Server     *serverBlock    `hcl:"server,block"`
 	Agent      *agentBlock     `hcl:"agent,block"`
 	Replay     *replayBlock    `hcl:"replay,block"`
+	MCPServe   *mcpServeBlock  `hcl:"mcp_serve,block"`
 }
 
 type runtimeBlock struct {
@@ -131,6 +132,7 @@ type Config struct {
 	Server    Server
 	Agent     Agent
 	Replay    Replay
+	MCPServe  MCPServe
 
 	src map[string]*hcl.File
 	// backendRange is where runtime.hcl names the default backend (nil
