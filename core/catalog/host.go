@@ -1,0 +1,69 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
+
+// Server is the MCP server name under which sandbox code reaches the
+// runtime's own helpers (search_skills, search_tools, describe); runtime.hcl
+// may not give it to an mcp_server block.
+const Server = "mcpruntime"
+
+// Caller calls MCP tools (bridge.Tools; a *mcp.Hub).
+type Caller interface {
+	CallTool(ctx context.Context, server, tool string, args json.RawMessage) (*sdk.ToolResult, error)
+}
+
+// Host answers sandbox tool calls: those addressed to Server from the
+// catalog, the rest from next (nil: no MCP servers are configured).
+type Host struct {
+	Catalog *Catalog
+	Next    Caller
+}
+
+// CallTool implements bridge.Tools.
+func (h *Host) CallTool(ctx context.Context, server, tool string, args json.RawMessage) (*sdk.ToolResult, error) {
+	if server != Server {
+		if h.Next == nil {
+			return nil, fmt.Errorf("no MCP server named %q is configured (add mcp_server %q { command = [...] } to runtime.hcl)", server, server)
+		}
+		return h.Next.CallTool(ctx, server, tool, args)
+	}
+	var req struct {
+		Query string `json:"query"`
+		Limit int    `json:"limit"`
+		Name  string `json:"name"`
+	}
+	if len(args) > 0 {
+		if err := json.Unmarshal(args, &req); err != nil {
+			return nil, fmt.Errorf("%s.%s: arguments: %w", Server, tool, err)
+		}
+	}
+	if req.Limit <= 0 {
+		req.Limit = 10
+	}
+	var out any
+	var err error
+	switch tool {
+	case "search_skills":
+		out, err = h.Catalog.Search(KindSkill, req.Query, req.Limit)
+	case "search_tools":
+		out, err = h.Catalog.Search(KindTool, req.Query, req.Limit)
+	case "describe":
+		out, err = h.Catalog.Describe(req.Name)
+	default:
+		return nil, fmt.Errorf("%s has no helper %q (it has search_skills, search_tools, describe)", Server, tool)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("%s.%s: encode result: %w", Server, tool, err)
+	}
+	return &sdk.ToolResult{Result: b}, nil
+}
