@@ -2,8 +2,9 @@
 //
 // Tools: add(a, b), echo(text, shout=False), fail(), stats(numbers) with
 // structured output, getenv(name), sleep(ms), spawn_child() (starts a
-// long-lived child process and returns its pid), and odd_names(...) whose
-// names exercise stub sanitizing.
+// long-lived child process and returns its pid), crash() (writes to stderr
+// and exits 7 while the call is in flight), pid() (the server's pid), and
+// odd_names(...) whose names exercise stub sanitizing.
 //
 // TESTMCP_MODE changes its behaviour for failure tests: "crash" writes to
 // stderr and exits 3 before answering; "hang" reads stdin but never answers.
@@ -117,6 +118,18 @@ func addTools(s *server.MCPServer) {
 			}
 			go cmd.Wait()
 			return mcp.NewToolResultText(fmt.Sprint(cmd.Process.Pid)), nil
+		})
+
+	s.AddTool(mcp.NewTool("crash", mcp.WithDescription("Exit the server in the middle of the call.")),
+		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			fmt.Fprintln(os.Stderr, "testmcp: crashing on purpose")
+			os.Exit(7)
+			return nil, nil
+		})
+
+	s.AddTool(mcp.NewTool("pid", mcp.WithDescription("Return the server's process id.")),
+		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText(fmt.Sprint(os.Getpid())), nil
 		})
 
 	s.AddTool(mcp.NewTool("odd-name.v2",
