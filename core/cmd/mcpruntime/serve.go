@@ -19,9 +19,11 @@ func serveCmd(a *app) *cobra.Command {
 	var asDaemon bool
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve the HTTP API (sessions, streaming execution)",
-		Long: `Serve the HTTP API on server.listen (default 127.0.0.1:7878). A bearer token
-(server.token) is required to listen on anything but loopback.
+		Short: "Serve the HTTP API (sessions, streaming execution) and MCP at /mcp",
+		Long: `Serve the HTTP API on server.listen (default 127.0.0.1:7878), and MCP over
+streamable HTTP at /mcp (the tools of "mcpruntime mcp", on the same sessions).
+A bearer token (server.token) is required to listen on anything but loopback;
+it, the Host and the Origin rules apply to /mcp as to /v1.
 
 With --daemon it serves the workspace's unix socket instead: this is the
 session daemon that "exec --session" starts on demand.`,
@@ -40,7 +42,13 @@ session daemon that "exec --session" starts on demand.`,
 			// A stopping server or daemon hibernates its sessions with the
 			// replay store's state saves; the next one restores them.
 			m.SetCheckpointer(replay.NewHibernator(m, a.log(), cfg.StateDir))
-			opts := []server.Option{server.WithRecorder(rec)}
+			mcpSrv, err := newMCPServer(a, m)
+			if err != nil {
+				return err
+			}
+			// MCP over streamable HTTP at /mcp, behind the API's guard and
+			// token; the daemon's is what `mcpruntime mcp` relays to.
+			opts := []server.Option{server.WithRecorder(rec), server.WithMCP(mcpSrv.Handler())}
 			if runner := a.agentRunner(m, rec); runner != nil {
 				opts = append(opts, server.WithRunner(runner))
 			}
