@@ -411,7 +411,7 @@ const MaxHostCalls = 16
 
 // refuseHostCall answers a host call with err without making it.
 func refuseHostCall(m *Frame, err error) hostReply {
-	return hostReply{msg: &Frame{Type: "host_result", Call: m.Call, Error: err.Error()},
+	return hostReply{msg: &Frame{Type: "host_result", Call: m.Call, Error: err.Error(), ErrorCode: sdk.ToolErrorRefused},
 		notice: &sdk.HostCallNotice{Method: m.Method, Error: err.Error()}}
 }
 
@@ -419,26 +419,27 @@ func serveHostCall(ctx context.Context, host sdk.Host, m *Frame) hostReply {
 	start := time.Now()
 	reply := &Frame{Type: "host_result", Call: m.Call}
 	notice := &sdk.HostCallNotice{Method: m.Method}
-	fail := func(err error) hostReply {
+	fail := func(code string, err error) hostReply {
 		reply.OK = false
 		reply.Error = err.Error()
+		reply.ErrorCode = code
 		notice.Error = reply.Error
 		notice.Duration = time.Since(start)
 		return hostReply{msg: reply, notice: notice}
 	}
 	if host == nil {
-		return fail(errors.New("host calls are not available in this session"))
+		return fail(sdk.ToolErrorRefused, errors.New("host calls are not available in this session"))
 	}
 	switch m.Method {
 	case "ask_llm":
 		var req sdk.LLMRequest
 		if err := json.Unmarshal(m.Args, &req); err != nil {
-			return fail(fmt.Errorf("ask_llm: bad arguments: %w", err))
+			return fail(sdk.ToolErrorFailed, fmt.Errorf("ask_llm: bad arguments: %w", err))
 		}
 		notice.Detail = clip(req.Prompt, 80)
 		resp, err := host.AskLLM(ctx, &req)
 		if err != nil {
-			return fail(fmt.Errorf("ask_llm: %w", err))
+			return fail(errorCode(err), fmt.Errorf("ask_llm: %w", err))
 		}
 		reply.Result = resp.Text
 	case "call_tool":
@@ -448,31 +449,52 @@ func serveHostCall(ctx context.Context, host sdk.Host, m *Frame) hostReply {
 			Arguments json.RawMessage `json:"arguments"`
 		}
 		if err := json.Unmarshal(m.Args, &req); err != nil {
-			return fail(fmt.Errorf("call_tool: bad arguments: %w", err))
+			return fail(sdk.ToolErrorFailed, fmt.Errorf("call_tool: bad arguments: %w", err))
 		}
 		notice.Detail = req.Server + "." + req.Tool
 		resp, err := host.CallTool(ctx, &sdk.ToolCall{Server: req.Server, Tool: req.Tool, Arguments: req.Arguments})
 		if err != nil {
-			return fail(fmt.Errorf("call_tool %s.%s: %w", req.Server, req.Tool, err))
+			return fail(errorCode(err), fmt.Errorf("call_tool %s.%s: %w", req.Server, req.Tool, err))
 		}
 		if resp.IsError {
+			code := resp.Code
+			if code == "" {
+				code = sdk.ToolErrorReported
+			}
 			msg := string(resp.Result)
 			var text string
 			if json.Unmarshal(resp.Result, &text) == nil {
 				msg = text // a plain message, not JSON for the reader
 			}
-			return fail(fmt.Errorf("tool %s.%s failed: %s", req.Server, req.Tool, msg))
+			if code != sdk.ToolErrorReported {
+				// The host's own failure (a timeout, a dead server): its
+				// message already names the call.
+				return fail(code, errors.New(msg))
+			}
+			return fail(code, fmt.Errorf("tool %s.%s failed: %s", req.Server, req.Tool, msg))
 		}
 		reply.Result = json.RawMessage(resp.Result)
 		if len(resp.Result) == 0 {
 			reply.Result = nil
 		}
+		reply.Content = resp.Content
 	default:
-		return fail(fmt.Errorf("unknown host method %q", m.Method))
+		return fail(sdk.ToolErrorFailed, fmt.Errorf("unknown host method %q", m.Method))
 	}
 	reply.OK = true
 	notice.Duration = time.Since(start)
 	return hostReply{msg: reply, notice: notice}
+}
+
+// errorCode is the code sandbox code sees for a failed host call.
+func errorCode(err error) string {
+	if code := sdk.ToolErrorCode(err); code != "" {
+		return code
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return sdk.ToolErrorTimeout
+	}
+	return sdk.ToolErrorFailed
 }
 
 func clip(s string, n int) string {

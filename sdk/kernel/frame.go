@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
 )
 
 // MaxFrame bounds one frame in either direction. The kernel coalesces output
@@ -33,6 +35,11 @@ type Frame struct {
 	OK     bool            `json:"ok,omitempty"`
 	Result any             `json:"result,omitempty"`
 	Error  string          `json:"error,omitempty"`
+	// ErrorCode says why a host call failed (sdk.ToolError* codes).
+	ErrorCode string `json:"error_code,omitempty"`
+	// Content is a tool result's content items, when it has more than
+	// text; the kernel turns it into a list of parts.
+	Content []sdk.ContentPart `json:"content,omitempty"`
 
 	// result
 	ExitCode  int             `json:"exit_code,omitempty"`

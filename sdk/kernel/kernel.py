@@ -5,7 +5,8 @@ length-prefixed JSON frames (4-byte big-endian length, then UTF-8 JSON).
 
 Requests (host -> kernel):
   {"type": "exec", "id": N, "code": "...", "output_limit": BYTES}
-  {"type": "host_result", "call": N, "ok": bool, "result": ..., "error": "..."}
+  {"type": "host_result", "call": N, "ok": bool, "result": ..., "error": "...",
+   "error_code": "...", "content": [{"type", "text", "data" (base64), "mime_type", "uri"}]}
   {"type": "configure", "env": {...}, "cwd": "...", "forget_import_caches": bool,
    "preload": ["module", ...], "import_paths": ["dir", ...],
    "memory_limit": BYTES, "reseed": bool}
@@ -21,6 +22,10 @@ Events (kernel -> host):
   {"type": "configured", "error": "..."}   (error only when something failed)
   {"type": "pong"}
   {"type": "reaped"}
+
+Host calls carry ids, so several may be in flight: sandbox threads and
+asyncio tasks each send theirs and wait; one of them at a time reads the
+channel and hands the others their results (see Kernel.host_submit).
 
 It depends on the standard library only and runs on CPython 3.11+, on a
 normal host as well as on WASI (no threads, no dup2, no signals).
@@ -155,6 +160,63 @@ class _Sources:
 
 
 sys.meta_path.insert(0, _Sources)
+
+
+class _AfterImport:
+    """Runs a callback on a module right after its first import."""
+
+    def __init__(self, name, callback):
+        self.name, self.callback = name, callback
+
+    @classmethod
+    def add(cls, name, callback):
+        if name in sys.modules:
+            callback(sys.modules[name])
+        else:
+            sys.meta_path.insert(0, cls(name, callback))
+
+    def find_spec(self, name, path=None, target=None):
+        if name != self.name:
+            return None
+        sys.meta_path.remove(self)
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        load, callback = spec.loader.exec_module, self.callback
+
+        def exec_module(module):
+            load(module)
+            callback(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def _wasi_event_loop(asyncio):
+    """Make asyncio.run work on WASI.
+
+    The default loop makes a self-pipe with socket.socketpair(), which WASI
+    does not have. The pipe only wakes the loop from other threads, and WASI
+    has none, so a loop without it is complete.
+    """
+
+    class WasiEventLoop(asyncio.SelectorEventLoop):
+        def _make_self_pipe(self):
+            pass
+
+        def _close_self_pipe(self):
+            pass
+
+        def _write_to_self(self):
+            pass
+
+    class WasiEventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+        def new_event_loop(self):
+            return WasiEventLoop()
+
+    asyncio.set_event_loop_policy(WasiEventLoopPolicy())
 
 
 def _frame(msg):
@@ -323,8 +385,142 @@ class _NullLock:
         return False
 
 
+class _NullCondition(_NullLock):
+    """The condition of a kernel without threads: nobody else can hold it."""
+
+    def acquire(self):
+        return True
+
+    def release(self):
+        pass
+
+    def wait(self, timeout=None):
+        raise RuntimeError("a host call waits for itself (no threads to wake it)")
+
+    def notify_all(self):
+        pass
+
+
 class HostCallError(Exception):
-    """Raised in sandbox code when the host refuses or fails a host call."""
+    """Raised in sandbox code when the host refuses or fails a host call.
+
+    .code says why: "timeout", "refused", "error", ... (None if unknown).
+    """
+
+    __module__ = "mcpruntime"
+
+    def __init__(self, message="", code=None):
+        super().__init__(message)
+        self.code = code
+
+
+class ToolError(HostCallError):
+    """A failed MCP tool call: .server, .tool, .code and the message.
+
+    code is "tool_error" when the tool itself reported the error, else the
+    host's reason: "timeout", "unavailable", "crashed", "unknown_tool",
+    "unknown_server", "refused" or "error".
+    """
+
+    __module__ = "mcpruntime"
+
+    def __init__(self, message="", server=None, tool=None, code=None):
+        super().__init__(message, code)
+        self.server = server
+        self.tool = tool
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.server, self.tool, self.code))
+
+
+class _Blob:
+    """Bytes a tool returned, with their media type."""
+
+    __module__ = "mcpruntime"
+    __slots__ = ("data", "mime_type")
+
+    def __init__(self, data, mime_type=None):
+        self.data = data
+        self.mime_type = mime_type
+
+    def __repr__(self):
+        return "%s(mime_type=%r, data=<%d bytes>)" % (type(self).__name__, self.mime_type, len(self.data))
+
+    def __eq__(self, other):
+        return type(other) is type(self) and (self.data, self.mime_type) == (other.data, other.mime_type)
+
+    __hash__ = None
+
+    def __reduce__(self):
+        return (type(self), (self.data, self.mime_type))
+
+
+class Image(_Blob):
+    """An image a tool returned: .data (bytes) and .mime_type."""
+
+    __module__ = "mcpruntime"
+    __slots__ = ()
+
+
+class Audio(_Blob):
+    """An audio clip a tool returned: .data (bytes) and .mime_type."""
+
+    __module__ = "mcpruntime"
+    __slots__ = ()
+
+
+class Resource:
+    """A resource a tool returned: .uri, .mime_type and .text or .data (bytes).
+
+    Both are None for a link to a resource the tool did not embed.
+    """
+
+    __module__ = "mcpruntime"
+    __slots__ = ("uri", "mime_type", "text", "data")
+
+    def __init__(self, uri, mime_type=None, text=None, data=None):
+        self.uri, self.mime_type, self.text, self.data = uri, mime_type, text, data
+
+    def __repr__(self):
+        body = "text=<%d chars>" % len(self.text) if self.text is not None else None
+        if self.data is not None:
+            body = "data=<%d bytes>" % len(self.data)
+        return "Resource(uri=%r, mime_type=%r%s)" % (self.uri, self.mime_type, ", " + body if body else "")
+
+    def __eq__(self, other):
+        return type(other) is Resource and all(getattr(self, a) == getattr(other, a) for a in self.__slots__)
+
+    __hash__ = None
+
+    def __reduce__(self):
+        return (Resource, (self.uri, self.mime_type, self.text, self.data))
+
+
+def _resolve(fut):
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _parts(content):
+    """A tool's content items as Python values: str, Image, Audio, Resource."""
+    from binascii import a2b_base64
+
+    out = []
+    for p in content:
+        kind = p.get("type")
+        data = p.get("data")
+        raw = a2b_base64(data) if data else b""
+        if kind == "text":
+            out.append(p.get("text") or "")
+        elif kind == "image":
+            out.append(Image(raw, p.get("mime_type")))
+        elif kind == "audio":
+            out.append(Audio(raw, p.get("mime_type")))
+        elif kind == "resource":
+            out.append(Resource(p.get("uri"), p.get("mime_type"), p.get("text"), raw if data else None))
+        else:
+            out.append(p)
+    return out
 
 
 class Kernel:
@@ -338,8 +534,17 @@ class Kernel:
             import threading
 
             self.lock = threading.RLock()
+            self.calls_cond = threading.Condition(threading.Lock())
         else:
             self.lock = _NullLock()
+            self.calls_cond = _NullCondition()
+        # Host calls in flight (see host_submit), under calls_cond.
+        self.pending = {}  # call id -> None until its host_result arrives
+        self.reading = False  # someone reads the channel
+        self.async_turn = None  # the call whose coroutine may read
+        self.wakers = []  # (loop, future) of coroutines waiting for a change
+        self.inbox = []  # requests read by a host call while no cell runs
+        self.in_cell = False
         self.stdout = OutStream(self, "stdout")
         self.stderr = OutStream(self, "stderr")
         self.fd_pipes = []
@@ -355,7 +560,12 @@ class Kernel:
         sys.stdout = self.stdout
         sys.stderr = self.stderr
         sys.modules["mcpruntime"] = _helper_module(self)
-        builtins.ask_llm = sys.modules["mcpruntime"].ask_llm
+        helper = sys.modules["mcpruntime"]
+        builtins.ask_llm = helper.ask_llm
+        builtins.search_skills = helper.search_skills
+        builtins.search_tools = helper.search_tools
+        if sys.platform == "wasi":
+            _AfterImport.add("asyncio", _wasi_event_loop)
         if self.threads:
             self._start_flusher()
 
@@ -412,24 +622,147 @@ class Kernel:
     # ---- host calls -----------------------------------------------------
 
     def host_call(self, method, args):
-        with self.lock:
-            self.stdout._flush_locked(time.monotonic())
-            self.stderr._flush_locked(time.monotonic())
-            call = next(self.calls)
-            self.channel.send(
-                {"type": "host_call", "id": self.exec_id, "call": call, "method": method, "args": args}
-            )
+        """Make a host call and wait for its result message."""
+        return self.host_wait(self.host_submit(method, args))
+
+    def host_submit(self, method, args):
+        """Send a host call; returns its id for host_wait/host_wait_async.
+
+        The host serves calls concurrently and answers each with its id.
+        Whoever waits reads the channel, one reader at a time, and keeps
+        results of other calls for their waiters: threads wait on
+        calls_cond, coroutines on a future (host_wait_async).
+        """
+        call = next(self.calls)
+        with self.calls_cond:
+            self.pending[call] = None
+        try:
+            with self.lock:
+                now = time.monotonic()
+                self.stdout._flush_locked(now)
+                self.stderr._flush_locked(now)
+                self.channel.send({"type": "host_call", "id": self.exec_id, "call": call, "method": method, "args": args})
+        except BaseException:
+            with self.calls_cond:
+                self.pending.pop(call, None)
+            raise
+        return call
+
+    def host_wait(self, call):
+        """Block until call's result message arrives; returns it."""
+        cond = self.calls_cond
+        with cond:
+            try:
+                while self.pending.get(call) is None:
+                    if self.reading:
+                        cond.wait()
+                    else:
+                        self._read_locked()
+                return self.pending[call]
+            finally:
+                self.pending.pop(call, None)  # a late result is dropped
+
+    async def host_wait_async(self, call):
+        """Await call's result message without blocking other coroutines.
+
+        One coroutine at a time (the one holding async_turn) reads; it
+        yields while other coroutines of its loop are ready to run and
+        reads (blocking the loop) only when none is, which is safe: its own
+        result is outstanding, so a frame will come. The others await a
+        future that every frame read wakes.
+        """
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        cond = self.calls_cond
+        try:
             while True:
-                msg = self.channel.recv()
-                if msg is None:
-                    raise HostCallError("host channel closed during %s" % method)
-                if msg.get("type") == "host_result" and msg.get("call") == call:
-                    break
-                if msg.get("type") == "ping":
-                    self.channel.send({"type": "pong"})
-        if not msg.get("ok"):
-            raise HostCallError(msg.get("error") or "%s failed" % method)
-        return msg.get("result")
+                fut = None
+                with cond:
+                    msg = self.pending.get(call)
+                    if msg is not None:
+                        return msg
+                    if self.reading or self.async_turn not in (None, call):
+                        fut = loop.create_future()
+                        self.wakers.append((loop, fut))
+                    else:
+                        self.async_turn = call
+                        if not getattr(loop, "_ready", None):
+                            self._read_locked()
+                            continue
+                if fut is not None:
+                    await fut
+                else:
+                    await asyncio.sleep(0)
+        finally:
+            with cond:
+                self.pending.pop(call, None)
+                if self.async_turn == call:
+                    self.async_turn = None
+                    self._wake_locked()
+
+    def _read_locked(self):
+        """Read one frame (calls_cond held, released while reading)."""
+        cond = self.calls_cond
+        self.reading = True
+        cond.release()
+        msg, got = None, False
+        try:
+            msg = self.channel.recv()
+            got = True
+        finally:
+            cond.acquire()
+            self.reading = False
+            try:
+                if got:
+                    self._dispatch_locked(msg)
+            finally:
+                self._wake_locked()
+
+    def _dispatch_locked(self, msg):
+        if msg is None:
+            for call, got in self.pending.items():
+                if got is None:
+                    self.pending[call] = {"ok": False, "error": "host channel closed during the call", "error_code": "error"}
+            self.inbox.append(None)
+            return
+        kind = msg.get("type")
+        if kind == "host_result":
+            call = msg.get("call")
+            if call in self.pending and self.pending[call] is None:
+                self.pending[call] = msg
+            # else stale: a call abandoned (interrupted); dropped
+        elif kind == "ping":
+            with self.lock:
+                self.channel.send({"type": "pong"})
+        elif not self.in_cell:
+            self.inbox.append(msg)  # a request for serve()
+        # during a cell, other frames are dropped (see settle in opensandbox)
+
+    def _wake_locked(self):
+        """Wake every waiter: a frame was read or the reader's turn ended."""
+        self.calls_cond.notify_all()
+        wakers, self.wakers = self.wakers, []
+        if not wakers:
+            return
+        running = sys.modules["asyncio"]._get_running_loop()
+        for loop, fut in wakers:
+            if loop is running:
+                if not fut.done():
+                    fut.set_result(None)
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(_resolve, fut)
+
+    def next_request(self):
+        """The next request for serve(), None when the channel closed."""
+        cond = self.calls_cond
+        with cond:
+            while not self.inbox:
+                if self.reading:
+                    cond.wait()
+                else:
+                    self._read_locked()
+            return self.inbox.pop(0)
 
     # ---- cells ----------------------------------------------------------
 
@@ -444,6 +777,7 @@ class Kernel:
         name = "<cell-%d>" % self.cells
         code = req.get("code", "")
         result = {"type": "result", "id": self.exec_id, "exit_code": 0, "kind": "none"}
+        self.in_cell = True
         try:
             _execute(code, name, self.globals)
         except SystemExit as e:
@@ -484,6 +818,7 @@ class Kernel:
             frames = [f for f in (self.stdout._take_locked(now), self.stderr._take_locked(now)) if f]
             frames.append(result)
             self.channel.send_all(frames)
+        self.in_cell = False
 
     def configure(self, msg):
         """Adapt a kernel started ahead of its session (a pooled one)."""
@@ -538,7 +873,7 @@ class Kernel:
             }
         )
         while True:
-            msg = self.channel.recv()
+            msg = self.next_request()
             if msg is None:
                 return
             kind = msg.get("type")
@@ -553,7 +888,6 @@ class Kernel:
                 self.channel.send({"type": "reaped"})
             elif kind == "shutdown":
                 return
-            # host_result outside a host call is stale (a cancelled call); drop it
 
 
 # The value of a cell's last expression reaches the kernel through this
@@ -636,22 +970,79 @@ def _threads_available():
 def _helper_module(kernel):
     m = types.ModuleType("mcpruntime", "Host bridge for code running in an mcpruntime sandbox.")
     m.HostCallError = HostCallError
+    m.ToolError = ToolError
+    m.Image, m.Audio, m.Resource = Image, Audio, Resource
 
-    def ask_llm(prompt, *, system=None, model=None, max_tokens=None, temperature=None):
-        """Ask the host's language model; returns its reply text."""
+    def llm_args(prompt, system, model, max_tokens, temperature, context, recursive):
         if not isinstance(prompt, str):
             raise TypeError("ask_llm() prompt must be str, not %s" % type(prompt).__name__)
+        if context is not None and not isinstance(context, str):
+            raise TypeError("ask_llm() context must be str, not %s" % type(context).__name__)
         args = {"prompt": prompt}
-        for k, v in (("system", system), ("model", model), ("max_tokens", max_tokens), ("temperature", temperature)):
+        for k, v in (("system", system), ("model", model), ("max_tokens", max_tokens), ("temperature", temperature),
+                     ("context", context)):
             if v is not None:
                 args[k] = v
-        return kernel.host_call("ask_llm", args) or ""
+        if recursive:
+            args["recursive"] = True
+        return args
 
-    def call_tool(server, tool, arguments=None, **kwargs):
-        """Call tool `tool` of the host's MCP server `server`; returns its result."""
+    def llm_reply(msg):
+        if not msg.get("ok"):
+            raise HostCallError(msg.get("error") or "ask_llm failed", msg.get("error_code"))
+        return msg.get("result") or ""
+
+    def ask_llm(prompt, *, system=None, model=None, max_tokens=None, temperature=None, context=None, recursive=False):
+        """Ask the host's language model; returns its reply text.
+
+        context is text the host appends to the prompt (e.g. a slice of a
+        large input); recursive=True asks for a sub-agent with its own
+        sandbox session instead of one model call.
+        """
+        args = llm_args(prompt, system, model, max_tokens, temperature, context, recursive)
+        return llm_reply(kernel.host_call("ask_llm", args))
+
+    async def ask_llm_async(prompt, *, system=None, model=None, max_tokens=None, temperature=None, context=None,
+                            recursive=False):
+        """ask_llm as a coroutine: several run at once under asyncio.gather."""
+        args = llm_args(prompt, system, model, max_tokens, temperature, context, recursive)
+        return llm_reply(await kernel.host_wait_async(kernel.host_submit("ask_llm", args)))
+
+    def tool_args(server, tool, arguments, kwargs):
         args = dict(arguments or {})
         args.update(kwargs)
-        return kernel.host_call("call_tool", {"server": server, "tool": tool, "arguments": args})
+        return {"server": server, "tool": tool, "arguments": args}
+
+    def tool_reply(server, tool, msg):
+        if not msg.get("ok"):
+            raise ToolError(msg.get("error") or "%s.%s failed" % (server, tool), server, tool,
+                            msg.get("error_code") or "error")
+        content = msg.get("content")
+        if content:
+            return _parts(content)
+        return msg.get("result")
+
+    def call_tool(server, tool, arguments=None, **kwargs):
+        """Call tool `tool` of the host's MCP server `server`; returns its result.
+
+        The result is the tool's text (str), its structured content (dict),
+        or a list of parts (str, Image, Audio, Resource) when it returned
+        more than text. Raises ToolError (.server, .tool, .code) on failure.
+        """
+        return tool_reply(server, tool, kernel.host_call("call_tool", tool_args(server, tool, arguments, kwargs)))
+
+    async def call_tool_async(server, tool, arguments=None, **kwargs):
+        """call_tool as a coroutine: several run at once under asyncio.gather."""
+        call = kernel.host_submit("call_tool", tool_args(server, tool, arguments, kwargs))
+        return tool_reply(server, tool, await kernel.host_wait_async(call))
+
+    def search_skills(query, limit=10):
+        """Skills of the library that match query, best first (a list of dicts)."""
+        return call_tool("mcpruntime", "search_skills", {"query": query, "limit": limit})
+
+    def search_tools(query, limit=10):
+        """MCP tools that match query, best first (a list of dicts)."""
+        return call_tool("mcpruntime", "search_tools", {"query": query, "limit": limit})
 
     def save_state(path):
         """Write the session's variables to `path`; returns what was skipped."""
@@ -662,7 +1053,11 @@ def _helper_module(kernel):
         return _load_state(kernel.globals, path)
 
     m.ask_llm = ask_llm
+    m.ask_llm_async = ask_llm_async
     m.call_tool = call_tool
+    m.call_tool_async = call_tool_async
+    m.search_skills = search_skills
+    m.search_tools = search_tools
     m.save_state = save_state
     m.load_state = load_state
     return m
@@ -673,7 +1068,7 @@ def _save_state(g, path):
 
     entries, skipped = [], {}
     for name, value in list(g.items()):
-        if name.startswith("__") or name in ("_", "ask_llm"):
+        if name.startswith("__") or name in ("_", "ask_llm", "search_skills", "search_tools"):
             continue
         if isinstance(value, types.ModuleType):
             entries.append(["module", name, value.__name__])

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -73,9 +74,18 @@ func (r *hostRegistry) CallTool(ctx context.Context, req *pb.CallToolRequest) (*
 	}
 	res, err := h.CallTool(ctx, &sdk.ToolCall{Server: req.GetServer(), Tool: req.GetTool(), Arguments: req.GetArgumentsJson()})
 	if err != nil {
+		if code := sdk.ToolErrorCode(err); code != "" {
+			// A failure with a code answers as a failed result, which
+			// carries the code (a status would lose it).
+			msg, merr := json.Marshal(err.Error())
+			if merr != nil {
+				return nil, toStatus(err)
+			}
+			return &pb.CallToolResponse{ResultJson: msg, IsError: true, ErrorCode: code}, nil
+		}
 		return nil, toStatus(err)
 	}
-	return &pb.CallToolResponse{ResultJson: res.Result, IsError: res.IsError}, nil
+	return &pb.CallToolResponse{ResultJson: res.Result, IsError: res.IsError, ErrorCode: res.Code, Content: contentToPB(res.Content)}, nil
 }
 
 func (r *hostRegistry) AskLLM(ctx context.Context, req *pb.AskLLMRequest) (*pb.AskLLMResponse, error) {
@@ -86,6 +96,7 @@ func (r *hostRegistry) AskLLM(ctx context.Context, req *pb.AskLLMRequest) (*pb.A
 	res, err := h.AskLLM(ctx, &sdk.LLMRequest{
 		Prompt: req.GetPrompt(), System: req.GetSystem(), Model: req.GetModel(),
 		MaxTokens: int(req.GetMaxTokens()), Temperature: req.GetTemperature(),
+		Context: req.GetContext(), Recursive: req.GetRecursive(),
 	})
 	if err != nil {
 		return nil, toStatus(err)

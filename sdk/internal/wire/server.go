@@ -239,13 +239,14 @@ func (h *remoteHost) CallTool(ctx context.Context, req *sdk.ToolCall) (*sdk.Tool
 	if err != nil {
 		return nil, fromStatus(err)
 	}
-	return &sdk.ToolResult{Result: resp.GetResultJson(), IsError: resp.GetIsError()}, nil
+	return &sdk.ToolResult{Result: resp.GetResultJson(), IsError: resp.GetIsError(), Code: resp.GetErrorCode(), Content: contentFromPB(resp.GetContent())}, nil
 }
 
 func (h *remoteHost) AskLLM(ctx context.Context, req *sdk.LLMRequest) (*sdk.LLMResponse, error) {
 	resp, err := h.client.AskLLM(ctx, &pb.AskLLMRequest{
 		Token: h.token, Prompt: req.Prompt, System: req.System, Model: req.Model,
 		MaxTokens: int32(req.MaxTokens), Temperature: req.Temperature,
+		Context: req.Context, Recursive: req.Recursive,
 	})
 	if err != nil {
 		return nil, fromStatus(err)

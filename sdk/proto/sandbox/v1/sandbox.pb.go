@@ -1983,9 +1983,16 @@ func (x *CallToolRequest) GetArgumentsJson() []byte {
 }
 
 type CallToolResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ResultJson    []byte                 `protobuf:"bytes,1,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
-	IsError       bool                   `protobuf:"varint,2,opt,name=is_error,json=isError,proto3" json:"is_error,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ResultJson []byte                 `protobuf:"bytes,1,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
+	IsError    bool                   `protobuf:"varint,2,opt,name=is_error,json=isError,proto3" json:"is_error,omitempty"`
+	// Since 2, additive: why an is_error result failed ("tool_error",
+	// "timeout", "unavailable", ...; empty means "tool_error"). The core
+	// answers a failure that has a code this way instead of with a status.
+	ErrorCode string `protobuf:"bytes,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	// Since 2, additive: the result's content items when they hold more than
+	// text (images, audio, resources).
+	Content       []*ContentPart `protobuf:"bytes,4,rep,name=content,proto3" json:"content,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2034,21 +2041,116 @@ func (x *CallToolResponse) GetIsError() bool {
 	return false
 }
 
-type AskLLMRequest struct {
+func (x *CallToolResponse) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *CallToolResponse) GetContent() []*ContentPart {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+// One content item of a tool's result.
+type ContentPart struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	Prompt        string                 `protobuf:"bytes,2,opt,name=prompt,proto3" json:"prompt,omitempty"`
-	System        string                 `protobuf:"bytes,3,opt,name=system,proto3" json:"system,omitempty"`
-	Model         string                 `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
-	MaxTokens     int32                  `protobuf:"varint,5,opt,name=max_tokens,json=maxTokens,proto3" json:"max_tokens,omitempty"`
-	Temperature   float64                `protobuf:"fixed64,6,opt,name=temperature,proto3" json:"temperature,omitempty"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"` // "text", "image", "audio", "resource"
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	MimeType      string                 `protobuf:"bytes,4,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
+	Uri           string                 `protobuf:"bytes,5,opt,name=uri,proto3" json:"uri,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContentPart) Reset() {
+	*x = ContentPart{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContentPart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContentPart) ProtoMessage() {}
+
+func (x *ContentPart) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContentPart.ProtoReflect.Descriptor instead.
+func (*ContentPart) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ContentPart) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ContentPart) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ContentPart) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ContentPart) GetMimeType() string {
+	if x != nil {
+		return x.MimeType
+	}
+	return ""
+}
+
+func (x *ContentPart) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+type AskLLMRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Token       string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Prompt      string                 `protobuf:"bytes,2,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	System      string                 `protobuf:"bytes,3,opt,name=system,proto3" json:"system,omitempty"`
+	Model       string                 `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	MaxTokens   int32                  `protobuf:"varint,5,opt,name=max_tokens,json=maxTokens,proto3" json:"max_tokens,omitempty"`
+	Temperature float64                `protobuf:"fixed64,6,opt,name=temperature,proto3" json:"temperature,omitempty"`
+	// Since 2, additive: text appended to the prompt by the host.
+	Context string `protobuf:"bytes,7,opt,name=context,proto3" json:"context,omitempty"`
+	// Since 2, additive: answer with a sub-agent instead of one model call.
+	Recursive     bool `protobuf:"varint,8,opt,name=recursive,proto3" json:"recursive,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AskLLMRequest) Reset() {
 	*x = AskLLMRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[33]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2162,7 @@ func (x *AskLLMRequest) String() string {
 func (*AskLLMRequest) ProtoMessage() {}
 
 func (x *AskLLMRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[33]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2175,7 @@ func (x *AskLLMRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskLLMRequest.ProtoReflect.Descriptor instead.
 func (*AskLLMRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{33}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AskLLMRequest) GetToken() string {
@@ -2118,6 +2220,20 @@ func (x *AskLLMRequest) GetTemperature() float64 {
 	return 0
 }
 
+func (x *AskLLMRequest) GetContext() string {
+	if x != nil {
+		return x.Context
+	}
+	return ""
+}
+
+func (x *AskLLMRequest) GetRecursive() bool {
+	if x != nil {
+		return x.Recursive
+	}
+	return false
+}
+
 type AskLLMResponse struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Text             string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
@@ -2129,7 +2245,7 @@ type AskLLMResponse struct {
 
 func (x *AskLLMResponse) Reset() {
 	*x = AskLLMResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[34]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2141,7 +2257,7 @@ func (x *AskLLMResponse) String() string {
 func (*AskLLMResponse) ProtoMessage() {}
 
 func (x *AskLLMResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[34]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2154,7 +2270,7 @@ func (x *AskLLMResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskLLMResponse.ProtoReflect.Descriptor instead.
 func (*AskLLMResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{34}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AskLLMResponse) GetText() string {
@@ -2317,11 +2433,20 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x16\n" +
 	"\x06server\x18\x02 \x01(\tR\x06server\x12\x12\n" +
 	"\x04tool\x18\x03 \x01(\tR\x04tool\x12%\n" +
-	"\x0earguments_json\x18\x04 \x01(\fR\rargumentsJson\"N\n" +
+	"\x0earguments_json\x18\x04 \x01(\fR\rargumentsJson\"\xab\x01\n" +
 	"\x10CallToolResponse\x12\x1f\n" +
 	"\vresult_json\x18\x01 \x01(\fR\n" +
 	"resultJson\x12\x19\n" +
-	"\bis_error\x18\x02 \x01(\bR\aisError\"\xac\x01\n" +
+	"\bis_error\x18\x02 \x01(\bR\aisError\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\tR\terrorCode\x12<\n" +
+	"\acontent\x18\x04 \x03(\v2\".mcpruntime.sandbox.v1.ContentPartR\acontent\"x\n" +
+	"\vContentPart\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12\x1b\n" +
+	"\tmime_type\x18\x04 \x01(\tR\bmimeType\x12\x10\n" +
+	"\x03uri\x18\x05 \x01(\tR\x03uri\"\xe4\x01\n" +
 	"\rAskLLMRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x16\n" +
 	"\x06prompt\x18\x02 \x01(\tR\x06prompt\x12\x16\n" +
@@ -2329,7 +2454,9 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x05model\x18\x04 \x01(\tR\x05model\x12\x1d\n" +
 	"\n" +
 	"max_tokens\x18\x05 \x01(\x05R\tmaxTokens\x12 \n" +
-	"\vtemperature\x18\x06 \x01(\x01R\vtemperature\"v\n" +
+	"\vtemperature\x18\x06 \x01(\x01R\vtemperature\x12\x18\n" +
+	"\acontext\x18\a \x01(\tR\acontext\x12\x1c\n" +
+	"\trecursive\x18\b \x01(\bR\trecursive\"v\n" +
 	"\x0eAskLLMResponse\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12#\n" +
 	"\rprompt_tokens\x18\x02 \x01(\x03R\fpromptTokens\x12+\n" +
@@ -2379,7 +2506,7 @@ func file_sandbox_v1_sandbox_proto_rawDescGZIP() []byte {
 }
 
 var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_sandbox_v1_sandbox_proto_goTypes = []any{
 	(Isolation)(0),                  // 0: mcpruntime.sandbox.v1.Isolation
 	(ErrorKind)(0),                  // 1: mcpruntime.sandbox.v1.ErrorKind
@@ -2416,16 +2543,17 @@ var file_sandbox_v1_sandbox_proto_goTypes = []any{
 	(*HealthResponse)(nil),          // 32: mcpruntime.sandbox.v1.HealthResponse
 	(*CallToolRequest)(nil),         // 33: mcpruntime.sandbox.v1.CallToolRequest
 	(*CallToolResponse)(nil),        // 34: mcpruntime.sandbox.v1.CallToolResponse
-	(*AskLLMRequest)(nil),           // 35: mcpruntime.sandbox.v1.AskLLMRequest
-	(*AskLLMResponse)(nil),          // 36: mcpruntime.sandbox.v1.AskLLMResponse
-	nil,                             // 37: mcpruntime.sandbox.v1.CreateSessionRequest.EnvEntry
+	(*ContentPart)(nil),             // 35: mcpruntime.sandbox.v1.ContentPart
+	(*AskLLMRequest)(nil),           // 36: mcpruntime.sandbox.v1.AskLLMRequest
+	(*AskLLMResponse)(nil),          // 37: mcpruntime.sandbox.v1.AskLLMResponse
+	nil,                             // 38: mcpruntime.sandbox.v1.CreateSessionRequest.EnvEntry
 }
 var file_sandbox_v1_sandbox_proto_depIdxs = []int32{
 	0,  // 0: mcpruntime.sandbox.v1.Capabilities.isolation:type_name -> mcpruntime.sandbox.v1.Isolation
 	2,  // 1: mcpruntime.sandbox.v1.InfoResponse.capabilities:type_name -> mcpruntime.sandbox.v1.Capabilities
 	5,  // 2: mcpruntime.sandbox.v1.ConfigSchemaResponse.attributes:type_name -> mcpruntime.sandbox.v1.ConfigAttribute
 	10, // 3: mcpruntime.sandbox.v1.CreateSessionRequest.limits:type_name -> mcpruntime.sandbox.v1.Limits
-	37, // 4: mcpruntime.sandbox.v1.CreateSessionRequest.env:type_name -> mcpruntime.sandbox.v1.CreateSessionRequest.EnvEntry
+	38, // 4: mcpruntime.sandbox.v1.CreateSessionRequest.env:type_name -> mcpruntime.sandbox.v1.CreateSessionRequest.EnvEntry
 	11, // 5: mcpruntime.sandbox.v1.CreateSessionRequest.mounts:type_name -> mcpruntime.sandbox.v1.Mount
 	1,  // 6: mcpruntime.sandbox.v1.ExecResult.error_kind:type_name -> mcpruntime.sandbox.v1.ErrorKind
 	17, // 7: mcpruntime.sandbox.v1.ExecResult.exception:type_name -> mcpruntime.sandbox.v1.ExceptionInfo
@@ -2436,37 +2564,38 @@ var file_sandbox_v1_sandbox_proto_depIdxs = []int32{
 	12, // 12: mcpruntime.sandbox.v1.RestoreRequest.session:type_name -> mcpruntime.sandbox.v1.CreateSessionRequest
 	12, // 13: mcpruntime.sandbox.v1.RecoverSessionsRequest.sessions:type_name -> mcpruntime.sandbox.v1.CreateSessionRequest
 	27, // 14: mcpruntime.sandbox.v1.RecoverSessionsResponse.sessions:type_name -> mcpruntime.sandbox.v1.RecoveredSession
-	3,  // 15: mcpruntime.sandbox.v1.Sandbox.Info:input_type -> mcpruntime.sandbox.v1.InfoRequest
-	6,  // 16: mcpruntime.sandbox.v1.Sandbox.ConfigSchema:input_type -> mcpruntime.sandbox.v1.ConfigSchemaRequest
-	8,  // 17: mcpruntime.sandbox.v1.Sandbox.Configure:input_type -> mcpruntime.sandbox.v1.ConfigureRequest
-	12, // 18: mcpruntime.sandbox.v1.Sandbox.CreateSession:input_type -> mcpruntime.sandbox.v1.CreateSessionRequest
-	14, // 19: mcpruntime.sandbox.v1.Sandbox.Execute:input_type -> mcpruntime.sandbox.v1.ExecuteRequest
-	20, // 20: mcpruntime.sandbox.v1.Sandbox.Snapshot:input_type -> mcpruntime.sandbox.v1.SnapshotRequest
-	22, // 21: mcpruntime.sandbox.v1.Sandbox.Restore:input_type -> mcpruntime.sandbox.v1.RestoreRequest
-	24, // 22: mcpruntime.sandbox.v1.Sandbox.DestroySession:input_type -> mcpruntime.sandbox.v1.DestroySessionRequest
-	31, // 23: mcpruntime.sandbox.v1.Sandbox.Health:input_type -> mcpruntime.sandbox.v1.HealthRequest
-	26, // 24: mcpruntime.sandbox.v1.Sandbox.RecoverSessions:input_type -> mcpruntime.sandbox.v1.RecoverSessionsRequest
-	29, // 25: mcpruntime.sandbox.v1.Sandbox.DeleteSnapshot:input_type -> mcpruntime.sandbox.v1.DeleteSnapshotRequest
-	33, // 26: mcpruntime.sandbox.v1.Host.CallTool:input_type -> mcpruntime.sandbox.v1.CallToolRequest
-	35, // 27: mcpruntime.sandbox.v1.Host.AskLLM:input_type -> mcpruntime.sandbox.v1.AskLLMRequest
-	4,  // 28: mcpruntime.sandbox.v1.Sandbox.Info:output_type -> mcpruntime.sandbox.v1.InfoResponse
-	7,  // 29: mcpruntime.sandbox.v1.Sandbox.ConfigSchema:output_type -> mcpruntime.sandbox.v1.ConfigSchemaResponse
-	9,  // 30: mcpruntime.sandbox.v1.Sandbox.Configure:output_type -> mcpruntime.sandbox.v1.ConfigureResponse
-	13, // 31: mcpruntime.sandbox.v1.Sandbox.CreateSession:output_type -> mcpruntime.sandbox.v1.CreateSessionResponse
-	19, // 32: mcpruntime.sandbox.v1.Sandbox.Execute:output_type -> mcpruntime.sandbox.v1.ExecuteEvent
-	21, // 33: mcpruntime.sandbox.v1.Sandbox.Snapshot:output_type -> mcpruntime.sandbox.v1.SnapshotResponse
-	23, // 34: mcpruntime.sandbox.v1.Sandbox.Restore:output_type -> mcpruntime.sandbox.v1.RestoreResponse
-	25, // 35: mcpruntime.sandbox.v1.Sandbox.DestroySession:output_type -> mcpruntime.sandbox.v1.DestroySessionResponse
-	32, // 36: mcpruntime.sandbox.v1.Sandbox.Health:output_type -> mcpruntime.sandbox.v1.HealthResponse
-	28, // 37: mcpruntime.sandbox.v1.Sandbox.RecoverSessions:output_type -> mcpruntime.sandbox.v1.RecoverSessionsResponse
-	30, // 38: mcpruntime.sandbox.v1.Sandbox.DeleteSnapshot:output_type -> mcpruntime.sandbox.v1.DeleteSnapshotResponse
-	34, // 39: mcpruntime.sandbox.v1.Host.CallTool:output_type -> mcpruntime.sandbox.v1.CallToolResponse
-	36, // 40: mcpruntime.sandbox.v1.Host.AskLLM:output_type -> mcpruntime.sandbox.v1.AskLLMResponse
-	28, // [28:41] is the sub-list for method output_type
-	15, // [15:28] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	35, // 15: mcpruntime.sandbox.v1.CallToolResponse.content:type_name -> mcpruntime.sandbox.v1.ContentPart
+	3,  // 16: mcpruntime.sandbox.v1.Sandbox.Info:input_type -> mcpruntime.sandbox.v1.InfoRequest
+	6,  // 17: mcpruntime.sandbox.v1.Sandbox.ConfigSchema:input_type -> mcpruntime.sandbox.v1.ConfigSchemaRequest
+	8,  // 18: mcpruntime.sandbox.v1.Sandbox.Configure:input_type -> mcpruntime.sandbox.v1.ConfigureRequest
+	12, // 19: mcpruntime.sandbox.v1.Sandbox.CreateSession:input_type -> mcpruntime.sandbox.v1.CreateSessionRequest
+	14, // 20: mcpruntime.sandbox.v1.Sandbox.Execute:input_type -> mcpruntime.sandbox.v1.ExecuteRequest
+	20, // 21: mcpruntime.sandbox.v1.Sandbox.Snapshot:input_type -> mcpruntime.sandbox.v1.SnapshotRequest
+	22, // 22: mcpruntime.sandbox.v1.Sandbox.Restore:input_type -> mcpruntime.sandbox.v1.RestoreRequest
+	24, // 23: mcpruntime.sandbox.v1.Sandbox.DestroySession:input_type -> mcpruntime.sandbox.v1.DestroySessionRequest
+	31, // 24: mcpruntime.sandbox.v1.Sandbox.Health:input_type -> mcpruntime.sandbox.v1.HealthRequest
+	26, // 25: mcpruntime.sandbox.v1.Sandbox.RecoverSessions:input_type -> mcpruntime.sandbox.v1.RecoverSessionsRequest
+	29, // 26: mcpruntime.sandbox.v1.Sandbox.DeleteSnapshot:input_type -> mcpruntime.sandbox.v1.DeleteSnapshotRequest
+	33, // 27: mcpruntime.sandbox.v1.Host.CallTool:input_type -> mcpruntime.sandbox.v1.CallToolRequest
+	36, // 28: mcpruntime.sandbox.v1.Host.AskLLM:input_type -> mcpruntime.sandbox.v1.AskLLMRequest
+	4,  // 29: mcpruntime.sandbox.v1.Sandbox.Info:output_type -> mcpruntime.sandbox.v1.InfoResponse
+	7,  // 30: mcpruntime.sandbox.v1.Sandbox.ConfigSchema:output_type -> mcpruntime.sandbox.v1.ConfigSchemaResponse
+	9,  // 31: mcpruntime.sandbox.v1.Sandbox.Configure:output_type -> mcpruntime.sandbox.v1.ConfigureResponse
+	13, // 32: mcpruntime.sandbox.v1.Sandbox.CreateSession:output_type -> mcpruntime.sandbox.v1.CreateSessionResponse
+	19, // 33: mcpruntime.sandbox.v1.Sandbox.Execute:output_type -> mcpruntime.sandbox.v1.ExecuteEvent
+	21, // 34: mcpruntime.sandbox.v1.Sandbox.Snapshot:output_type -> mcpruntime.sandbox.v1.SnapshotResponse
+	23, // 35: mcpruntime.sandbox.v1.Sandbox.Restore:output_type -> mcpruntime.sandbox.v1.RestoreResponse
+	25, // 36: mcpruntime.sandbox.v1.Sandbox.DestroySession:output_type -> mcpruntime.sandbox.v1.DestroySessionResponse
+	32, // 37: mcpruntime.sandbox.v1.Sandbox.Health:output_type -> mcpruntime.sandbox.v1.HealthResponse
+	28, // 38: mcpruntime.sandbox.v1.Sandbox.RecoverSessions:output_type -> mcpruntime.sandbox.v1.RecoverSessionsResponse
+	30, // 39: mcpruntime.sandbox.v1.Sandbox.DeleteSnapshot:output_type -> mcpruntime.sandbox.v1.DeleteSnapshotResponse
+	34, // 40: mcpruntime.sandbox.v1.Host.CallTool:output_type -> mcpruntime.sandbox.v1.CallToolResponse
+	37, // 41: mcpruntime.sandbox.v1.Host.AskLLM:output_type -> mcpruntime.sandbox.v1.AskLLMResponse
+	29, // [29:42] is the sub-list for method output_type
+	16, // [16:29] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_sandbox_v1_sandbox_proto_init() }
@@ -2486,7 +2615,7 @@ func file_sandbox_v1_sandbox_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sandbox_v1_sandbox_proto_rawDesc), len(file_sandbox_v1_sandbox_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   36,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
