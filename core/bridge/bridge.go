@@ -84,7 +84,7 @@ func (h *sessionHost) AskLLM(ctx context.Context, req *sdk.LLMRequest) (*sdk.LLM
 	if err := h.b.reserve(h.id); err != nil {
 		return nil, err
 	}
-	resp, err := h.b.LLM.Ask(ctx, req)
+	resp, err := h.b.LLM.Ask(WithSession(ctx, h.id), req)
 	if err != nil {
 		return nil, err
 	}
@@ -102,5 +102,5 @@ func (h *sessionHost) CallTool(ctx context.Context, call *sdk.ToolCall) (*sdk.To
 		return nil, fmt.Errorf("no MCP server named %q is configured (add mcp_server %q { command = [...] } to runtime.hcl)", call.Server, call.Server)
 	}
 	h.b.add(h.id, func(u *Usage) { u.ToolCalls++ })
-	return h.b.Tools.CallTool(ctx, call.Server, call.Tool, call.Arguments)
+	return h.b.Tools.CallTool(WithSession(ctx, h.id), call.Server, call.Tool, call.Arguments)
 }
