@@ -46,6 +46,8 @@ func Checks() []Check {
 		{"kernel_exit", "os._exit kills only the kernel; the error says so; the session recovers", checkKernelExit},
 		{"concurrent_sessions", "sessions execute in parallel without mixing output", checkConcurrent},
 		{"host_calls", "ask_llm and tool calls reach the core with the session's token; a revoked token is refused", checkHostCalls},
+		{"host_calls_concurrent", "host calls of asyncio tasks (and of threads, where the sandbox has them) are in flight at once", checkHostCallsConcurrent},
+		{"host_call_results", "tool results with images, audio and resources arrive as bytes; failures carry their code", checkHostCallResults},
 		{"snapshots", "snapshot and restore fork a session (when declared)", checkSnapshots},
 		{"configure_again", "a second Configure is refused or applies to new sessions; existing sessions keep working", checkConfigureAgain},
 		{"destroy", "destroyed sessions are gone; duplicate ids are refused", checkDestroy},

@@ -137,6 +137,7 @@ type Suite struct {
 	mu         sync.Mutex
 	calls      []hostCall
 	created    []string
+	meetings   map[string]*meeting // see rendezvous
 }
 
 type hostCall struct {
@@ -259,8 +260,11 @@ func (h *suiteHost) AskLLM(_ context.Context, r *sdk.LLMRequest) (*sdk.LLMRespon
 	return &sdk.LLMResponse{Text: "pong: " + r.Prompt, PromptTokens: 1, CompletionTokens: 2}, nil
 }
 
-func (h *suiteHost) CallTool(_ context.Context, c *sdk.ToolCall) (*sdk.ToolResult, error) {
+func (h *suiteHost) CallTool(ctx context.Context, c *sdk.ToolCall) (*sdk.ToolResult, error) {
 	h.record("call_tool", c.Server+"."+c.Tool)
+	if c.Server == suiteServer {
+		return h.s.suiteTool(ctx, c)
+	}
 	return &sdk.ToolResult{Result: c.Arguments}, nil
 }
 
