@@ -20,72 +20,102 @@ import (
 // clientVersion is what mcpruntime tells MCP servers it is.
 const clientVersion = "0.1.0"
 
-// serverConn is one running MCP server.
+// serverConn is one connection to a server: a process spoken to over
+// stdio, or a streamable-HTTP session.
 type serverConn struct {
 	name   string
 	client *client.Client
+	proc   *process // nil for HTTP
 	stderr *tailWriter
+	raw    []mcp.Tool
 	tools  []Tool
-	byName map[string]*Tool
+	byName map[string]bool
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	goneOnce sync.Once
+	goneCh   chan struct{}
+	goneErr  error
 }
 
-// startServer launches s, initializes it and lists its tools.
+// startServer connects to s (launching its command, or opening an HTTP
+// session), initializes it and lists its tools, within ctx.
 func startServer(ctx context.Context, s config.MCPServer, logger hclog.Logger) (*serverConn, error) {
-	if len(s.Command) == 0 || s.Command[0] == "" {
-		return nil, fmt.Errorf("mcp_server %q: command is empty", s.Name)
-	}
-	path, err := exec.LookPath(s.Command[0])
-	if err != nil {
-		return nil, fmt.Errorf("mcp_server %q: command %q not found: %w", s.Name, s.Command[0], err)
-	}
-	// The server is a third party: it gets the allow-listed environment
-	// and what its block names, never the host's secrets.
-	env := host.AllowedEnv(s.PassEnv, s.Env)
-	c := &serverConn{name: s.Name, stderr: newTailWriter(8<<10, logger), byName: map[string]*Tool{}}
-	tr := transport.NewStdioWithOptions(path, env, s.Command[1:],
-		transport.WithCommandFunc(c.command),
-		transport.WithCommandStderrWriter(c.stderr))
-	// The process must outlive ctx (which only bounds start-up), so the
-	// transport gets a context of its own.
-	if err := tr.Start(context.WithoutCancel(ctx)); err != nil {
-		return nil, fmt.Errorf("mcp_server %q: start %s: %w", s.Name, path, err)
+	c := &serverConn{name: s.Name, stderr: newTailWriter(8<<10, logger), byName: map[string]bool{}, goneCh: make(chan struct{})}
+	var tr transport.Interface
+	if s.URL != "" {
+		h, err := newHTTPTransport(s)
+		if err != nil {
+			return nil, fmt.Errorf("mcp_server %q: %w", s.Name, err)
+		}
+		tr = h
+	} else {
+		if len(s.Command) == 0 || s.Command[0] == "" {
+			return nil, fmt.Errorf("mcp_server %q: command is empty", s.Name)
+		}
+		path, err := exec.LookPath(s.Command[0])
+		if err != nil {
+			return nil, fmt.Errorf("mcp_server %q: command %q not found: %w", s.Name, s.Command[0], err)
+		}
+		// The server is a third party: it gets the allow-listed
+		// environment and what its block names, never the host's secrets.
+		env := host.AllowedEnv(s.PassEnv, s.Env)
+		p, err := startProcess(path, s.Command[1:], env, c.stderr)
+		if err != nil {
+			return nil, fmt.Errorf("mcp_server %q: start %s: %w", s.Name, path, err)
+		}
+		c.proc = p
+		go func() {
+			<-p.done
+			c.markGone(p.err)
+		}()
+		tr = transport.NewIO(p.stdout, p.stdin, nil)
+		logger.Debug("started", "command", s.Command, "pid", p.pid())
 	}
 	c.client = client.NewClient(tr)
+	// The connection must outlive ctx (which only bounds start-up).
 	if err := c.client.Start(context.WithoutCancel(ctx)); err != nil {
 		c.stop()
 		return nil, fmt.Errorf("mcp_server %q: %w", s.Name, err)
 	}
-	logger.Debug("started", "command", s.Command, "pid", c.pid())
-
-	if err := c.initialize(ctx); err != nil {
-		status := c.stop()
-		return nil, c.startError("initialize", err, status, ctx)
+	// A server that dies during start-up ends the wait at once.
+	ictx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-c.goneCh:
+			cancel(errExited)
+		case <-ictx.Done():
+		}
+	}()
+	if err := c.initialize(ictx); err != nil {
+		return nil, c.startError("initialize", err, ctx)
 	}
-	if err := c.listTools(ctx); err != nil {
-		status := c.stop()
-		return nil, c.startError("list tools", err, status, ctx)
+	if err := c.listTools(ictx); err != nil {
+		return nil, c.startError("list tools", err, ctx)
 	}
-	logger.Info("MCP server ready", "tools", len(c.tools))
 	return c, nil
 }
 
-// startError explains a failed start-up, with the server's last words.
-func (c *serverConn) startError(stage string, err error, status error, ctx context.Context) error {
-	msg := fmt.Sprintf("mcp_server %q: %s failed: %v", c.name, stage, err)
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		msg = fmt.Sprintf("mcp_server %q: %s timed out (the server did not answer)", c.name, stage)
+var errExited = errors.New("the server exited")
+
+// startError stops the half-started server and explains the failure, with
+// the server's last words.
+func (c *serverConn) startError(stage string, err error, ctx context.Context) error {
+	c.stop()
+	msg := fmt.Sprintf("%s failed: %v", stage, err)
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		msg = fmt.Sprintf("%s timed out (the server did not answer; raise init_timeout in its mcp_server block if it is slow to start)", stage)
+	case c.proc != nil && c.isGone():
+		msg = fmt.Sprintf("%s failed: the server exited", stage)
 	}
 	var ee *exec.ExitError
-	if errors.As(status, &ee) {
-		msg += fmt.Sprintf("; the server exited (%v)", ee)
+	if c.proc != nil && errors.As(c.proc.err, &ee) {
+		msg += fmt.Sprintf(" (%v)", ee)
 	}
 	if tail := strings.TrimSpace(c.stderr.String()); tail != "" {
-		msg += "; its stderr:\n" + tail
+		msg += "; its stderr:\n" + lastLines(tail, 10)
 	}
-	return errors.New(msg)
+	return fmt.Errorf("mcp_server %q: %s", c.name, msg)
 }
 
 func (c *serverConn) initialize(ctx context.Context) error {
@@ -101,53 +131,67 @@ func (c *serverConn) listTools(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range res.Tools {
-		tool := toolFromMCP(t)
-		if _, dup := c.byName[tool.Name]; dup {
-			continue
-		}
-		c.tools = append(c.tools, tool)
-	}
-	for i := range c.tools {
-		c.byName[c.tools[i].Name] = &c.tools[i]
+	c.raw = res.Tools
+	c.tools = convertTools(res.Tools)
+	for _, t := range c.tools {
+		c.byName[t.Name] = true
 	}
 	return nil
 }
 
-// command builds the server's process: its own process group, so that stop
-// reaches whatever the server starts, and exactly the environment
-// startServer computed (the transport passes it as env).
-func (c *serverConn) command(_ context.Context, command string, env []string, args []string) (*exec.Cmd, error) {
-	cmd := exec.Command(command, args...)
-	cmd.Env = env
-	setProcessGroup(cmd)
-	c.mu.Lock()
-	c.cmd = cmd
-	c.mu.Unlock()
-	return cmd, nil
-}
-
 func (c *serverConn) pid() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cmd == nil || c.cmd.Process == nil {
+	if c.proc == nil {
 		return 0
 	}
-	return c.cmd.Process.Pid
+	return c.proc.pid()
 }
 
-// stop closes the connection (stdin EOF, then SIGTERM, then SIGKILL, as the
-// transport does) and kills what is left of the process group. It returns
-// how the server exited.
-func (c *serverConn) stop() error {
-	var status error
+// gone is closed when the server has exited or its connection broke.
+func (c *serverConn) gone() <-chan struct{} { return c.goneCh }
+
+func (c *serverConn) isGone() bool {
+	select {
+	case <-c.goneCh:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *serverConn) markGone(err error) {
+	c.goneOnce.Do(func() {
+		c.goneErr = err
+		close(c.goneCh)
+	})
+}
+
+// exitReason says how the server ended, with its last stderr lines.
+func (c *serverConn) exitReason() string {
+	msg := "the connection broke"
+	if c.proc != nil {
+		msg = "the server exited"
+		if c.goneErr != nil {
+			msg += " (" + c.goneErr.Error() + ")"
+		}
+	} else if c.goneErr != nil {
+		msg += ": " + c.goneErr.Error()
+	}
+	if tail := lastLines(c.stderr.String(), 5); tail != "" {
+		msg += "; its last stderr lines:\n" + tail
+	}
+	return msg
+}
+
+// stop closes the connection and ends the server process and anything it
+// started (stdin EOF, then SIGTERM, then SIGKILL to its process group).
+func (c *serverConn) stop() {
 	if c.client != nil {
-		status = c.client.Close()
+		_ = c.client.Close()
 	}
-	if pid := c.pid(); pid > 0 {
-		killProcessGroup(pid)
+	if c.proc != nil {
+		c.proc.stop()
 	}
-	return status
+	c.markGone(errors.New("stopped"))
 }
 
 // tailWriter keeps the last bytes a server wrote to stderr (for error

@@ -132,7 +132,7 @@ func TestCloseLeavesNoProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server := h.servers[0].pid()
+	server := h.Status()[0].PID
 	r, _ := call(t, h, "spawn_child", `{}`)
 	child, err := strconv.Atoi(strings.Trim(r, `"`))
 	if err != nil {

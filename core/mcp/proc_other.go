@@ -9,6 +9,9 @@ import (
 // setProcessGroup is a no-op where process groups do not exist.
 func setProcessGroup(*exec.Cmd) {}
 
-// killProcessGroup is a no-op where process groups do not exist; the
-// transport has already killed the server itself.
+// terminateProcessGroup kills the server itself where signals and process
+// groups do not exist.
+func terminateProcessGroup(cmd *exec.Cmd) { _ = cmd.Process.Kill() }
+
+// killProcessGroup is a no-op where process groups do not exist.
 func killProcessGroup(int) {}

@@ -38,16 +38,14 @@ func (h *Hub) layout() []stubModule {
 	if h == nil {
 		return nil
 	}
-	h.mu.Lock()
-	servers := append([]*serverConn(nil), h.servers...)
-	h.mu.Unlock()
+	servers := h.Status()
 	mods := newNamer("mcpruntime")
 	out := make([]stubModule, 0, len(servers))
 	for _, s := range servers {
-		m := stubModule{server: s.name, module: mods.name(s.name, "server_")}
+		m := stubModule{server: s.Name, module: mods.name(s.Name, "server_")}
 		fns := newNamer(moduleReserved...)
-		for _, t := range s.tools {
-			f := stubFunc{server: s.name, tool: t, name: fns.name(t.Name, "tool_")}
+		for _, t := range s.Tools {
+			f := stubFunc{server: s.Name, tool: t, name: fns.name(t.Name, "tool_")}
 			ps := newNamer(paramReserved...)
 			for _, p := range t.Params {
 				f.params = append(f.params, ps.name(p.Name, "arg_"))
