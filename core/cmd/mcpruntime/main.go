@@ -126,7 +126,9 @@ func (a *app) newManager(pools bool) (*session.Manager, error) {
 	// The replay recorder's own executions (state saves) must not take the
 	// state_lost note a plugin restart leaves for the caller's next one.
 	m.SetInternal(replay.IsInternal)
-	hub, err := mcp.Attach(context.Background(), m, cfg.MCP, a.log())
+	// Servers start on first use; their tool lists are cached in the state
+	// dir so that stubs exist without starting them.
+	hub, err := mcp.Attach(context.Background(), m, cfg.MCP, a.log(), mcp.WithStateDir(cfg.StateDir))
 	if err != nil {
 		host.Shutdown()
 		return nil, &exitError{code: exitRuntime, err: err}
