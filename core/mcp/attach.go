@@ -50,7 +50,7 @@ func Attach(_ context.Context, m *session.Manager, servers []config.MCPServer, l
 		h.Close()
 		return nil, fmt.Errorf("mount tool stubs: %w", err)
 	}
-	m.Bridge().Tools = h
+	m.Bridge().Tools = h.Coded()
 	h.prepare()
 	return h, nil
 }
