@@ -16,6 +16,9 @@ type stubModule struct {
 	server string
 	module string
 	funcs  []stubFunc
+	// pending says why the server's tool list is not known yet (empty
+	// when it is); see writePending.
+	pending string
 }
 
 // stubFunc is the generated function of one tool.
@@ -43,6 +46,9 @@ func (h *Hub) layout() []stubModule {
 	out := make([]stubModule, 0, len(servers))
 	for _, s := range servers {
 		m := stubModule{server: s.Name, module: mods.name(s.Name, "server_")}
+		if !s.ToolsKnown {
+			m.pending = s.describe()
+		}
 		fns := newNamer(moduleReserved...)
 		for _, t := range s.Tools {
 			f := stubFunc{server: s.Name, tool: t, name: fns.name(t.Name, "tool_")}
@@ -124,6 +130,9 @@ func moduleSource(m stubModule) []byte {
 		names[i] = f.name
 		b.WriteString("\n\n")
 		writeFunc(&b, f)
+	}
+	if m.pending != "" {
+		writePending(&b, m)
 	}
 	fmt.Fprintf(&b, "\n\n__all__ = [%s]\n", pyStrings(names))
 	return b.Bytes()

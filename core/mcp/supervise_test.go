@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"reflect"
 	"strconv"
 	"strings"
@@ -205,5 +206,41 @@ func TestListingCacheServesToolsWithoutStarting(t *testing.T) {
 	entries, _ := os.ReadDir(state + "/mcp-tools")
 	if len(entries) != 1 {
 		t.Fatalf("cache entries: %v", entries)
+	}
+}
+
+// A session opened before a server's listing arrived imports its tools by
+// name and calls them.
+func TestPendingStubsCallByName(t *testing.T) {
+	h := newHub(t, []config.MCPServer{calc(nil)})
+	root := t.TempDir()
+	if err := h.WriteStubs(root + "/tools"); err != nil {
+		t.Fatal(err)
+	}
+	const check = `
+import sys, types, json
+calls = []
+fake = types.ModuleType("mcpruntime")
+fake.call_tool = lambda server, tool, arguments=None: calls.append([server, tool, arguments]) or "ok"
+sys.modules["mcpruntime"] = fake
+from tools.calc import add
+import tools.calc as calc
+assert add(a=1, b=2) == "ok"
+assert "not known yet" in calc.__getattr__.__doc__ and "not listed yet" in add.__doc__
+try:
+    calc.__wrapped__
+except AttributeError:
+    pass
+else:
+    raise AssertionError("dunder resolved")
+print(json.dumps(calls))
+`
+	for _, py := range pythons(t) {
+		cmd := exec.Command(py, "-B", "-c", check)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != `[["calc", "add", {"a": 1, "b": 2}]]` {
+			t.Fatalf("%s: %v\n%s", py, err, out)
+		}
 	}
 }
