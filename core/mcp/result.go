@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -38,7 +39,76 @@ func toolResult(res *mcp.CallToolResult) (*sdk.ToolResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode tool result: %w", err)
 	}
-	return &sdk.ToolResult{Result: b}, nil
+	return &sdk.ToolResult{Result: b, Content: contentParts(res.Content)}, nil
+}
+
+// contentParts is the content item by item when it holds more than text
+// (sandbox code then gets a list of str, Image, Audio and Resource), else
+// nil (it gets the text).
+func contentParts(content []mcp.Content) []sdk.ContentPart {
+	parts := make([]sdk.ContentPart, 0, len(content))
+	onlyText := true
+	for _, c := range content {
+		p := contentPart(c)
+		onlyText = onlyText && p.Type == sdk.ContentText
+		parts = append(parts, p)
+	}
+	if onlyText {
+		return nil
+	}
+	return parts
+}
+
+func contentPart(c mcp.Content) sdk.ContentPart {
+	switch v := c.(type) {
+	case mcp.TextContent:
+		return sdk.ContentPart{Type: sdk.ContentText, Text: v.Text}
+	case *mcp.TextContent:
+		return sdk.ContentPart{Type: sdk.ContentText, Text: v.Text}
+	case mcp.ImageContent:
+		return sdk.ContentPart{Type: sdk.ContentImage, Data: decodeBase64(v.Data), MIMEType: v.MIMEType}
+	case *mcp.ImageContent:
+		return sdk.ContentPart{Type: sdk.ContentImage, Data: decodeBase64(v.Data), MIMEType: v.MIMEType}
+	case mcp.AudioContent:
+		return sdk.ContentPart{Type: sdk.ContentAudio, Data: decodeBase64(v.Data), MIMEType: v.MIMEType}
+	case *mcp.AudioContent:
+		return sdk.ContentPart{Type: sdk.ContentAudio, Data: decodeBase64(v.Data), MIMEType: v.MIMEType}
+	case mcp.EmbeddedResource:
+		return resourcePart(v.Resource)
+	case *mcp.EmbeddedResource:
+		return resourcePart(v.Resource)
+	case mcp.ResourceLink:
+		return sdk.ContentPart{Type: sdk.ContentResource, URI: v.URI, MIMEType: v.MIMEType}
+	case *mcp.ResourceLink:
+		return sdk.ContentPart{Type: sdk.ContentResource, URI: v.URI, MIMEType: v.MIMEType}
+	}
+	return sdk.ContentPart{Type: sdk.ContentText, Text: mcp.GetTextFromContent(c)}
+}
+
+func resourcePart(r mcp.ResourceContents) sdk.ContentPart {
+	switch v := r.(type) {
+	case mcp.TextResourceContents:
+		return sdk.ContentPart{Type: sdk.ContentResource, URI: v.URI, MIMEType: v.MIMEType, Text: v.Text}
+	case *mcp.TextResourceContents:
+		return sdk.ContentPart{Type: sdk.ContentResource, URI: v.URI, MIMEType: v.MIMEType, Text: v.Text}
+	case mcp.BlobResourceContents:
+		return sdk.ContentPart{Type: sdk.ContentResource, URI: v.URI, MIMEType: v.MIMEType, Data: decodeBase64(v.Blob)}
+	case *mcp.BlobResourceContents:
+		return sdk.ContentPart{Type: sdk.ContentResource, URI: v.URI, MIMEType: v.MIMEType, Data: decodeBase64(v.Blob)}
+	}
+	return sdk.ContentPart{Type: sdk.ContentResource}
+}
+
+// decodeBase64 decodes MCP's base64 data; data that is not base64 is kept
+// as it came.
+func decodeBase64(s string) []byte {
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+		return b
+	}
+	if b, err := base64.RawStdEncoding.DecodeString(s); err == nil {
+		return b
+	}
+	return []byte(s)
 }
 
 // contentText joins the text of a result's content items; other kinds of
