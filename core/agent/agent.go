@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -24,8 +23,9 @@ type Chatter interface {
 	Chat(ctx context.Context, msgs []llm.Message, opts ...llm.Option) (*llm.Response, error)
 }
 
-// StepHook sees each executed step; the skill registry is one.
-type StepHook func(ctx context.Context, s *session.Session, step *Step)
+// StepHook sees each executed step; the skill registry is one. It may
+// set step.Skill to say what became of the step as a skill.
+type StepHook func(ctx context.Context, sb Sandbox, step *Step)
 
 // Options bound and shape a run.
 type Options struct {
@@ -37,12 +37,19 @@ type Options struct {
 	StepTimeout time.Duration
 	// Budget bounds the whole run (default 10m).
 	Budget time.Duration
-	// ObservationLimit truncates what the model sees of one step's output.
+	// ObservationLimit bounds what the model sees of one step's output
+	// (its head and tail are kept).
 	ObservationLimit int
 	// Listing describes skills and tools for the prompt.
 	Listing string
+	// Environment describes the sandbox for the prompt (nil: not stated).
+	Environment *Environment
 	// AfterStep runs after every executed step.
 	AfterStep StepHook
+	// Prior is the conversation of earlier runs in the same session (user
+	// and assistant messages), put before the task so the model sees what
+	// was done and said there.
+	Prior []llm.Message
 	// History is the conversation of an earlier, interrupted run to
 	// continue: its turns rebuild the message history (each reply and the
 	// observation of its steps, as the model saw them), count against
@@ -57,7 +64,9 @@ type Options struct {
 	// cancellation is not reported: it runs again on resume). A durable run
 	// persists it here; an error ends the run.
 	OnStep func(ctx context.Context, turn int, step *Step) error
-	Logger hclog.Logger
+	// OnEvent sees the run's progress as it happens (Event).
+	OnEvent func(Event)
+	Logger  hclog.Logger
 }
 
 // Turn is one reply of the model that contained code, and the steps its
@@ -70,15 +79,18 @@ type Turn struct {
 
 // Step is one executed code block.
 type Step struct {
-	N        int             `json:"step"`
-	Code     string          `json:"code"`
-	Stdout   string          `json:"stdout"`
-	Stderr   string          `json:"stderr"`
-	Result   *sdk.ExecResult `json:"result,omitempty"`
-	Error    string          `json:"error,omitempty"`
-	Task     string          `json:"-"`
-	Usage    llm.Usage       `json:"usage"`
-	Duration time.Duration   `json:"duration_ns"`
+	N      int             `json:"step"`
+	Code   string          `json:"code"`
+	Stdout string          `json:"stdout"`
+	Stderr string          `json:"stderr"`
+	Result *sdk.ExecResult `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+	// Skill says what became of the step as a skill: the name it was
+	// saved as, or why it was not saved (set by AfterStep).
+	Skill    string        `json:"skill,omitempty"`
+	Task     string        `json:"-"`
+	Usage    llm.Usage     `json:"usage"`
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // Result is the outcome of a run.
@@ -94,30 +106,21 @@ type Result struct {
 	Usage    llm.Usage     `json:"usage"`
 }
 
-const systemPrompt = `You solve tasks by writing Python 3 that runs in a sandbox session.
-Rules:
-- Put code in fenced blocks: ` + "```python ... ```" + `. Every block in your reply runs, in order, in the same session; variables persist between replies.
-- You will see each block's stdout, stderr and errors. Print what you need to see.
-- The working directory is a persistent workspace; files you write stay there.
-- ask_llm(prompt) asks a language model (use it to process large inputs in pieces).
-- When you have the final answer, reply with plain text and NO code block. That text is returned to the user.
-- Prefer small functions with type annotations: working functions are saved as reusable skills.`
-
-var fence = regexp.MustCompile("(?s)```(?:python|py|python3)[ \\t]*\\r?\\n(.*?)```")
-
-// CodeBlocks returns the python blocks of a reply, in order.
-func CodeBlocks(reply string) []string {
-	var out []string
-	for _, m := range fence.FindAllStringSubmatch(reply, -1) {
-		if code := strings.TrimSpace(m[1]); code != "" {
-			out = append(out, m[1])
-		}
+// Run runs task to an answer or a limit in session opts.SessionID of m
+// (created on first use).
+func Run(ctx context.Context, m *session.Manager, model Chatter, task string, opts Options) (*Result, error) {
+	if strings.TrimSpace(task) == "" {
+		return nil, errors.New("empty task")
 	}
-	return out
+	s, err := m.Open(ctx, session.Options{ID: opts.SessionID, Backend: opts.Backend})
+	if err != nil {
+		return nil, err
+	}
+	return RunIn(ctx, ManagerSandbox(m, s), model, task, opts)
 }
 
-// Run runs task to an answer or a limit.
-func Run(ctx context.Context, m *session.Manager, model Chatter, task string, opts Options) (*Result, error) {
+// RunIn runs task to an answer or a limit in sandbox sb.
+func RunIn(ctx context.Context, sb Sandbox, model Chatter, task string, opts Options) (*Result, error) {
 	if strings.TrimSpace(task) == "" {
 		return nil, errors.New("empty task")
 	}
@@ -130,22 +133,38 @@ func Run(ctx context.Context, m *session.Manager, model Chatter, task string, op
 	if opts.ObservationLimit <= 0 {
 		opts.ObservationLimit = 16 << 10
 	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, opts.Budget)
 	defer cancel()
-	s, err := m.Open(ctx, session.Options{ID: opts.SessionID, Backend: opts.Backend})
-	if err != nil {
-		return nil, err
+	res := &Result{Task: task, Session: sb.ID()}
+	r := &runner{sb: sb, task: task, opts: opts, res: res}
+	r.loop(ctx, model)
+	res.Duration = time.Since(start)
+	if res.Success {
+		r.emit(Event{Kind: EventAnswer, Answer: res.Answer})
+	} else {
+		r.emit(Event{Kind: EventError, Error: res.Error})
 	}
-	res := &Result{Task: task, Session: s.ID}
-	defer func() { res.Duration = time.Since(start) }()
+	return res, nil
+}
 
-	system := systemPrompt
-	if opts.Listing != "" {
-		system += "\n\n" + opts.Listing
-	}
-	msgs := []llm.Message{{Role: "system", Content: system}, {Role: "user", Content: task}}
-	r := &runner{m: m, s: s, task: task, opts: opts, res: res}
+// runner carries out one run.
+type runner struct {
+	sb   Sandbox
+	task string
+	opts Options
+	res  *Result
+}
+
+// loop talks to the model until an answer or a limit, with r.res set.
+func (r *runner) loop(ctx context.Context, model Chatter) {
+	opts, res := r.opts, r.res
+	msgs := []llm.Message{{Role: "system", Content: systemPrompt(opts.Environment, opts.Listing)}}
+	msgs = append(msgs, opts.Prior...)
+	msgs = append(msgs, llm.Message{Role: "user", Content: r.task})
 	codeReplies := 0
 	for i, t := range opts.History {
 		// A resumed run: the model sees its earlier replies and their
@@ -170,7 +189,7 @@ func Run(ctx context.Context, m *session.Manager, model Chatter, task string, op
 				usage = t.Steps[0].Usage
 			}
 			if stop := r.runBlocks(ctx, t.N, blocks, len(t.Steps), usage, &obs); stop {
-				return res, nil
+				return
 			}
 		}
 		msgs = append(msgs, llm.Message{Role: "user", Content: obs.String()})
@@ -179,46 +198,44 @@ func Run(ctx context.Context, m *session.Manager, model Chatter, task string, op
 		reply, err := model.Chat(ctx, msgs)
 		if err != nil {
 			res.Error = budgetOr(ctx, err, opts.Budget)
-			return res, nil
+			return
 		}
 		res.Replies++
 		res.Usage.Add(reply.Usage)
-		blocks := CodeBlocks(reply.Content)
-		if len(blocks) == 0 {
+		p := parseReply(reply.Content)
+		if len(p.code) == 0 && p.empty == 0 {
 			res.Answer = strings.TrimSpace(reply.Content)
 			if res.Answer == "" {
 				res.Error = "the model returned an empty reply"
-				return res, nil
+				return
 			}
 			res.Success = true
-			return res, nil
+			return
 		}
 		if codeReplies++; codeReplies > opts.MaxSteps {
 			res.Error = fmt.Sprintf("stopped after %d steps without a final answer (agent.max_steps)", opts.MaxSteps)
-			return res, nil
+			return
+		}
+		msgs = append(msgs, llm.Message{Role: "assistant", Content: reply.Content})
+		if len(p.code) == 0 {
+			// Only empty blocks: neither code nor an answer. The model is
+			// told so and the reply counts as a step.
+			opts.Logger.Debug("the model's reply held only empty code blocks", "reply", codeReplies)
+			msgs = append(msgs, llm.Message{Role: "user", Content: emptyBlockNotice})
+			continue
 		}
 		if opts.OnReply != nil {
 			if err := opts.OnReply(ctx, codeReplies, reply.Content); err != nil {
 				res.Error = fmt.Sprintf("recording reply %d: %v", codeReplies, err)
-				return res, nil
+				return
 			}
 		}
-		msgs = append(msgs, llm.Message{Role: "assistant", Content: reply.Content})
 		var obs strings.Builder
-		if stop := r.runBlocks(ctx, codeReplies, blocks, 0, reply.Usage, &obs); stop {
-			return res, nil
+		if stop := r.runBlocks(ctx, codeReplies, p.code, 0, reply.Usage, &obs); stop {
+			return
 		}
 		msgs = append(msgs, llm.Message{Role: "user", Content: obs.String()})
 	}
-}
-
-// runner runs the blocks of one run's replies.
-type runner struct {
-	m    *session.Manager
-	s    *session.Session
-	task string
-	opts Options
-	res  *Result
 }
 
 // runBlocks runs blocks[from:] of turn's reply, appending each step's
@@ -226,12 +243,13 @@ type runner struct {
 // out of budget, or a step could not be recorded), with res.Error set.
 func (r *runner) runBlocks(ctx context.Context, turn int, blocks []string, from int, usage llm.Usage, obs *strings.Builder) bool {
 	for _, code := range blocks[from:] {
-		step := runStep(ctx, r.m, r.s, code, r.opts, len(r.res.Steps)+1)
+		step := r.runStep(ctx, turn, code, len(r.res.Steps)+1)
 		step.Task, step.Usage = r.task, usage
 		r.res.Steps = append(r.res.Steps, step)
 		if r.opts.AfterStep != nil && step.Result != nil {
-			r.opts.AfterStep(ctx, r.s, step)
+			r.opts.AfterStep(ctx, r.sb, step)
 		}
+		r.emit(stepDone(turn, step))
 		obs.WriteString(observation(step, len(blocks) > 1, r.opts.ObservationLimit))
 		if ctx.Err() != nil {
 			r.res.Error = budgetOr(ctx, ctx.Err(), r.opts.Budget)
@@ -254,17 +272,25 @@ func budgetOr(ctx context.Context, err error, budget time.Duration) string {
 	return err.Error()
 }
 
-func runStep(ctx context.Context, m *session.Manager, s *session.Session, code string, opts Options, n int) *Step {
+// runStep runs one block as step n of turn, streaming its output as events.
+func (r *runner) runStep(ctx context.Context, turn int, code string, n int) *Step {
 	step := &Step{N: n, Code: code}
+	r.emit(Event{Kind: EventStepStarted, Step: n, Turn: turn, Code: code})
 	start := time.Now()
 	var out, errb strings.Builder
-	res, err := m.Exec(ctx, s, code, opts.StepTimeout, func(e sdk.Event) {
+	res, err := r.sb.Exec(ctx, code, r.opts.StepTimeout, func(e sdk.Event) {
+		var stream string
 		switch e.Kind {
 		case sdk.EventStdout:
 			out.Write(e.Data)
+			stream = "stdout"
 		case sdk.EventStderr:
 			errb.Write(e.Data)
+			stream = "stderr"
+		default:
+			return
 		}
+		r.emit(Event{Kind: EventOutput, Step: n, Turn: turn, Stream: stream, Data: string(e.Data)})
 	})
 	step.Duration = time.Since(start)
 	step.Stdout, step.Stderr, step.Result = out.String(), errb.String(), res
@@ -272,38 +298,4 @@ func runStep(ctx context.Context, m *session.Manager, s *session.Session, code s
 		step.Error = err.Error()
 	}
 	return step
-}
-
-// observation is what the model sees of a step.
-func observation(step *Step, numbered bool, limit int) string {
-	var b strings.Builder
-	if numbered {
-		fmt.Fprintf(&b, "Block %d:\n", step.N)
-	}
-	b.WriteString("Observation:\n")
-	if step.Stdout != "" {
-		b.WriteString("stdout:\n" + clip(step.Stdout, limit) + "\n")
-	}
-	if step.Stderr != "" {
-		b.WriteString("stderr:\n" + clip(step.Stderr, limit) + "\n")
-	}
-	switch {
-	case step.Error != "":
-		b.WriteString("error: " + step.Error + "\n")
-	case step.Result != nil && !step.Result.OK():
-		fmt.Fprintf(&b, "error (exit %d): %s\n", step.Result.ExitCode, step.Result.Message)
-	case step.Stdout == "" && step.Stderr == "":
-		b.WriteString("(no output)\n")
-	}
-	if step.Result != nil && step.Result.StateLost {
-		b.WriteString("note: the session was restarted before this block ran; variables defined earlier are gone (workspace files are kept)\n")
-	}
-	return b.String()
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + fmt.Sprintf("\n[... %d more bytes truncated ...]", len(s)-n)
 }

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mcpruntime/mcpruntime/core/internal/atomicfile"
 	"github.com/mcpruntime/mcpruntime/core/session"
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
@@ -45,6 +44,12 @@ type analysis struct {
 		ArgTypes []*string `json:"arg_types"`
 	} `json:"calls"`
 	Module string `json:"module"`
+	// Normalized is Module without docstrings: two code actions with the
+	// same one are the same skill.
+	Normalized string `json:"normalized"`
+	// Unresolved are, by top-level definition, the names it reads that
+	// neither the module, its imports nor the builtins bind.
+	Unresolved map[string][]string `json:"unresolved"`
 }
 
 // runIn executes code in a fresh session of backend and returns stdout.
@@ -108,16 +113,24 @@ func (r *Registry) Consider(ctx context.Context, m *session.Manager, c Candidate
 		}
 	}
 found:
-	sum := sha256.Sum256([]byte(strings.TrimSpace(a.Module)))
+	imports, missing := r.resolve(a.Unresolved)
+	if len(missing) > 0 {
+		return nil, "not self-contained: " + strings.Join(missing, "; ") + " (a variable of an earlier step? define it inside the function or pass it as an argument)", nil
+	}
+	module := a.Module
+	if len(imports) > 0 {
+		module = strings.Join(imports, "\n") + "\n" + module
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(module)))
 	hash := hex.EncodeToString(sum[:])
+	nsum := sha256.Sum256([]byte(strings.TrimSpace(a.Normalized)))
+	norm := hex.EncodeToString(nsum[:])
 	all, err := r.List()
 	if err != nil {
 		return nil, "", err
 	}
-	for _, s := range all {
-		if s.Hash == hash {
-			return nil, "duplicate of skill " + s.Name, nil
-		}
+	if dup := duplicateOf(all, hash, norm); dup != "" {
+		return nil, "duplicate of skill " + dup, nil
 	}
 	var params, names []string
 	for i, arg := range entry.Args {
@@ -139,11 +152,16 @@ found:
 	if desc == "" {
 		desc = firstLine(c.Task)
 	}
-	name := r.uniqueName(sanitize(entry.Name), all)
+	name := sanitize(entry.Name)
+	prev := find(all, name)
+	if prev == nil {
+		// A hand-written module of that name is never overwritten.
+		name = r.uniqueName(name, all)
+	}
 	created := time.Now().UTC()
 	var src strings.Builder
 	fmt.Fprintf(&src, "\"\"\"%s\n\nSource task: %s\nSession: %s, step %d\nCreated: %s\nBackend: %s\n\"\"\"\n\nfrom typing import Any\n\n%s\n",
-		escapeDoc(desc), escapeDoc(firstLine(c.Task)), c.Session, c.Step, created.Format(time.RFC3339), c.Backend, a.Module)
+		escapeDoc(desc), escapeDoc(firstLine(c.Task)), c.Session, c.Step, created.Format(time.RFC3339), c.Backend, module)
 	if entry.Name != "run" {
 		fmt.Fprintf(&src, "\n\ndef %s:\n    \"\"\"Entry point: %s.\"\"\"\n    return %s(%s)\n", signature, escapeDoc(desc), entry.Name, strings.Join(names, ", "))
 	}
@@ -161,14 +179,9 @@ found:
 	if verr != nil {
 		return nil, "module does not import: " + verr.Error(), nil
 	}
-	file := name + ".py"
-	if err := atomicfile.WriteBytes(filepath.Join(r.Dir, file), []byte(src.String()), 0o644); err != nil {
-		return nil, "", err
-	}
-	sk := Skill{Name: name, Signature: signature, Description: desc, File: file, Hash: hash, SourceTask: c.Task,
-		Session: c.Session, Step: c.Step, Backend: c.Backend, Created: created}
-	if err := r.write(append(all, sk)); err != nil {
-		os.Remove(filepath.Join(r.Dir, file))
+	sk := Skill{Name: name, Signature: signature, Description: desc, File: name + ".py", Hash: hash, NormHash: norm, Version: 1,
+		SourceTask: c.Task, Session: c.Session, Step: c.Step, Backend: c.Backend, Created: created}
+	if err := r.save(all, prev, &sk, []byte(src.String())); err != nil {
 		return nil, "", err
 	}
 	return &sk, "", nil

@@ -19,16 +19,23 @@ import (
 
 // Skill is one entry of skills/index.json.
 type Skill struct {
-	Name        string    `json:"name"`
-	Signature   string    `json:"signature"`
-	Description string    `json:"description"`
-	File        string    `json:"file"`
-	Hash        string    `json:"hash"`
-	SourceTask  string    `json:"source_task,omitempty"`
-	Session     string    `json:"session,omitempty"`
-	Step        int       `json:"step,omitempty"`
-	Backend     string    `json:"backend,omitempty"`
-	Created     time.Time `json:"created"`
+	Name        string `json:"name"`
+	Signature   string `json:"signature"`
+	Description string `json:"description"`
+	File        string `json:"file"`
+	Hash        string `json:"hash"`
+	// NormHash identifies the module without docstrings and formatting:
+	// a code action with the same one is a duplicate.
+	NormHash string `json:"norm_hash,omitempty"`
+	// Version counts the skills saved under this name (from 1); the
+	// module File is the latest, Previous the ones it replaced.
+	Version    int       `json:"version,omitempty"`
+	Previous   []Version `json:"previous,omitempty"`
+	SourceTask string    `json:"source_task,omitempty"`
+	Session    string    `json:"session,omitempty"`
+	Step       int       `json:"step,omitempty"`
+	Backend    string    `json:"backend,omitempty"`
+	Created    time.Time `json:"created"`
 }
 
 // Listing is how a skill appears in the prompt.
@@ -83,7 +90,7 @@ func (r *Registry) Get(name string) (*Skill, string, error) {
 	return nil, "", fmt.Errorf("%w: %s", ErrNotFound, name)
 }
 
-// Remove deletes a skill and its module.
+// Remove deletes a skill, its module and its earlier versions.
 func (r *Registry) Remove(name string) error {
 	all, err := r.List()
 	if err != nil {
@@ -105,10 +112,20 @@ func (r *Registry) Remove(name string) error {
 	if err := r.write(out); err != nil {
 		return err
 	}
-	if err := os.Remove(filepath.Join(r.Dir, gone.File)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+	for _, f := range append([]string{gone.File}, versionFiles(gone)...) {
+		if err := os.Remove(filepath.Join(r.Dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 	}
 	return nil
+}
+
+func versionFiles(s *Skill) []string {
+	var out []string
+	for _, v := range s.Previous {
+		out = append(out, v.File)
+	}
+	return out
 }
 
 // Prompt lists the skills for the agent's system prompt.

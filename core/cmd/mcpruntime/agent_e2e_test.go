@@ -42,7 +42,7 @@ func TestRunSavesAndReusesSkills(t *testing.T) {
 		Session string
 		Steps   []struct{ Stdout string }
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || !res.Success || res.Answer != "42" || len(res.Steps) != 1 || res.Steps[0].Stdout != "42\n" {
+	if err := json.Unmarshal([]byte(lastLine(r.stdout)), &res); err != nil || !res.Success || res.Answer != "42" || len(res.Steps) != 1 || res.Steps[0].Stdout != "42\n" {
 		t.Fatalf("second run: %v %+v", err, r)
 	}
 	// The run's step is in the replay log, labelled with its task, with state saved.
