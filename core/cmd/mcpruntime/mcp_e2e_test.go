@@ -123,8 +123,9 @@ func TestMCPToolsFromExec(t *testing.T) {
 		t.Fatalf("exec fail(): %+v", r)
 	}
 	bad := project(t, "mcp_server \"ghost\" {\n  command = [\"no-such-mcp-server-xyz\"]\n}\n")
+	// A server that cannot start is skipped with a warning.
 	r = cli(t, bad, "", "exec", "-c", "print(1)")
-	if r.code == 0 || !strings.Contains(r.stderr, `mcp_server "ghost"`) || !strings.Contains(r.stderr, "not found") {
+	if r.code != 0 || r.stdout != "1\n" || !strings.Contains(r.stderr, `mcp_server \"ghost\"`) || !strings.Contains(r.stderr, "not found") {
 		t.Fatalf("missing MCP server command: %+v", r)
 	}
 }
@@ -190,7 +191,7 @@ func TestMCPServe(t *testing.T) {
 	if out, isErr := callTool("execute_python", map[string]any{"code": "print(x + 1)", "session_id": "s1"}); isErr || !strings.Contains(out, "[stdout]\n42\n") || !strings.Contains(out, "[exit_code] 0") {
 		t.Fatalf("state did not persist: %q", out)
 	}
-	if out, _ := callTool("list_sessions", nil); !strings.Contains(out, "s1  backend=hostpython  execs=") {
+	if out, _ := callTool("list_sessions", nil); !strings.Contains(out, "s1  backend=hostpython  state=live  execs=") {
 		t.Fatalf("list_sessions: %q", out)
 	}
 	if out, isErr := callTool("execute_python", map[string]any{"code": "1/0"}); !isErr || !strings.Contains(out, "ZeroDivisionError") || !strings.Contains(out, "[exit_code] 1") {
