@@ -138,6 +138,7 @@ func doctor(ctx context.Context, a *app) []check {
 		out = append(out, doctorBackend(ctx, a, name, name == cfg.Backend))
 	}
 
+	out = append(out, doctorMCP(ctx, a)...)
 	if cfg.LLM.BaseURL == "" {
 		out = append(out, check{Name: "llm", OK: true, Info: "not configured (needed by `run` and ask_llm; set llm { base_url } or OPENAI_BASE_URL)"})
 	} else {
