@@ -31,7 +31,9 @@ HCL
 cd "$PROJECT"
 SCRIPTED=0
 LLM_PID=""
+SERVE_PID=""
 cleanup() {
+  [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null || true
   "$M" daemon stop >/dev/null 2>&1 || true
   [ -n "$LLM_PID" ] && kill "$LLM_PID" 2>/dev/null || true
   [ -n "${KEEP:-}" ] || rm -rf "$PROJECT"
@@ -57,6 +59,22 @@ start_llm() {
   done
   export OPENAI_BASE_URL=${line#base_url=}
   echo "# model: scripted replies from $(basename "$(dirname "$1")")/$(basename "$1") at $OPENAI_BASE_URL"
+}
+
+# start_serve: run `mcpruntime serve` on a free loopback port and set API to
+# its address once it answers.
+start_serve() {
+  local port
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  API="http://127.0.0.1:$port"
+  "$M" serve --listen "127.0.0.1:$port" >"$PROJECT/serve.log" 2>&1 &
+  SERVE_PID=$!
+  for _ in $(seq 300); do
+    curl -fsS "$API/v1/health" >/dev/null 2>&1 && { echo "# serving at $API"; return; }
+    kill -0 "$SERVE_PID" 2>/dev/null || { cat "$PROJECT/serve.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "serve did not answer at $API" >&2; cat "$PROJECT/serve.log" >&2; exit 1
 }
 
 # expect WANT GOT: fail the example when the output lacks WANT.
