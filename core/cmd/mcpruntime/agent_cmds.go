@@ -539,8 +539,18 @@ func (a *app) agentRunner(m *session.Manager, rec *replay.Recorder) *server.Runn
 		return nil
 	}
 	return &server.Runner{Store: st, Run: func(ctx context.Context, spec server.RunSpec) (any, error) {
-		res, err := a.runAgent(ctx, m, rec, model, agentRequest{task: spec.Task, backend: spec.Backend, session: spec.Session,
-			history: spec.History, onReply: spec.OnReply, onStep: spec.OnStep})
+		req := agentRequest{task: spec.Task, backend: spec.Backend, session: spec.Session,
+			history: spec.History, onReply: spec.OnReply, onStep: spec.OnStep}
+		if len(spec.History) == 0 {
+			// A new run in a session with earlier runs continues their
+			// conversation, as `run --session` does.
+			runs, err := sessionRuns(ctx, st, a.cfg.Workspace, spec.Session, 0, 0)
+			if err != nil {
+				a.log().Warn("the session's earlier runs are not restored", "session", spec.Session, "error", err)
+			}
+			req.prior = transcript(withoutRun(runs, spec.ID), int(a.cfg.Agent.ObservationLimit))
+		}
+		res, err := a.runAgent(ctx, m, rec, model, req)
 		if err == nil && !res.Success {
 			// A run that ended without an answer failed; it can be resumed.
 			err = errors.New(res.Error)

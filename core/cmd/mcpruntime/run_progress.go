@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/mcpruntime/mcpruntime/core/agent"
 )
@@ -82,7 +83,11 @@ func codeHead(code string, n, width int) string {
 			break
 		}
 		if len(l) > width {
-			l = l[:width] + "…"
+			cut := width
+			for cut > 0 && !utf8.RuneStart(l[cut]) {
+				cut--
+			}
+			l = l[:cut] + "…"
 		}
 		lines = append(lines, l)
 	}

@@ -222,3 +222,37 @@ func TestRunResumeFromCLI(t *testing.T) {
 		t.Fatalf("the run after the CLI resumed it: %+v", run)
 	}
 }
+
+// A run started over HTTP in a session with an earlier run continues its
+// conversation and its variables.
+func TestHTTPRunContinuesTheSessionsConversation(t *testing.T) {
+	llm := llmtest.New(
+		llmtest.Reply{Content: "```python\nz = 7\nprint('z set')\n```"}, llmtest.Reply{Content: "set"},
+		llmtest.Reply{Content: "```python\nprint(z * 6)\n```"}, llmtest.Reply{Content: "42"},
+	)
+	defer llm.Close()
+	addr := freeAddr(t)
+	dir := project(t, fmt.Sprintf("server {\n  listen = %q\n}\nllm {\n  base_url = %q\n}\n", addr, llm.BaseURL()))
+	srv := startRunsServer(t, dir, addr)
+	for i, task := range []string{"set z", "use z"} {
+		var run apiRun
+		if code := srv.do("POST", "/v1/runs", map[string]any{"task": task, "session": "shared"}, &run); code != http.StatusAccepted {
+			t.Fatalf("start run %d: %d %+v", i, code, run)
+		}
+		done := srv.waitRun(run.ID, "finished", func(r apiRun) bool { return r.Status == "done" || r.Status == "failed" })
+		if done.Status != "done" {
+			t.Fatalf("run %d: %+v", i, done)
+		}
+	}
+	reqs := llm.Requests()
+	var contents []string
+	for _, m := range reqs[2].Messages {
+		contents = append(contents, m.Content)
+	}
+	if len(contents) != 6 || contents[1] != "set z" || contents[4] != "set" || contents[5] != "use z" {
+		t.Fatalf("the second run's conversation %q", contents)
+	}
+	if last := reqs[3].Messages[len(reqs[3].Messages)-1].Content; !strings.Contains(last, "42") {
+		t.Fatalf("the second run lost z: %q", last)
+	}
+}
