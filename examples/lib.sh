@@ -12,7 +12,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd) # the running example's folder
-M="$ROOT/bin/mcpruntime"
+M="${MCPRUNTIME_BIN:-$ROOT/bin/mcpruntime}"
 [ -x "$M" ] || { echo "build first: make build" >&2; exit 1; }
 PROJECT=$(mktemp -d "${TMPDIR:-/tmp}/mcpruntime-example-XXXXXX")
 cat > "$PROJECT/runtime.hcl" <<HCL
