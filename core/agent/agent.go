@@ -66,7 +66,15 @@ type Options struct {
 	OnStep func(ctx context.Context, turn int, step *Step) error
 	// OnEvent sees the run's progress as it happens (Event).
 	OnEvent func(Event)
-	Logger  hclog.Logger
+	// Input, when set, is loaded into the session as the variable
+	// `context` before the first step, through Inputs (which the
+	// runtime's built-in "input" helper reads); the prompt describes it
+	// instead of containing it. MaxDepth is what the description says of
+	// recursive ask_llm (0: not offered).
+	Input    *Input
+	Inputs   *Inputs
+	MaxDepth int
+	Logger   hclog.Logger
 }
 
 // Turn is one reply of the model that contained code, and the steps its
@@ -141,7 +149,11 @@ func RunIn(ctx context.Context, sb Sandbox, model Chatter, task string, opts Opt
 	defer cancel()
 	res := &Result{Task: task, Session: sb.ID()}
 	r := &runner{sb: sb, task: task, opts: opts, res: res}
-	r.loop(ctx, model)
+	if err := r.loadInput(ctx); err != nil {
+		res.Error = err.Error()
+	} else {
+		r.loop(ctx, model)
+	}
 	res.Duration = time.Since(start)
 	if res.Success {
 		r.emit(Event{Kind: EventAnswer, Answer: res.Answer})
@@ -157,6 +169,8 @@ type runner struct {
 	task string
 	opts Options
 	res  *Result
+	// inputNote describes opts.Input after the task.
+	inputNote string
 }
 
 // loop talks to the model until an answer or a limit, with r.res set.
@@ -164,7 +178,7 @@ func (r *runner) loop(ctx context.Context, model Chatter) {
 	opts, res := r.opts, r.res
 	msgs := []llm.Message{{Role: "system", Content: systemPrompt(opts.Environment, opts.Listing)}}
 	msgs = append(msgs, opts.Prior...)
-	msgs = append(msgs, llm.Message{Role: "user", Content: r.task})
+	msgs = append(msgs, llm.Message{Role: "user", Content: r.task + r.inputNote})
 	codeReplies := 0
 	for i, t := range opts.History {
 		// A resumed run: the model sees its earlier replies and their

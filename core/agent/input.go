@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
 )
 
 // DefaultInputLimit bounds a run's input (run --context): it crosses the
@@ -224,3 +227,33 @@ context = _mcpruntime_helper.call_tool("mcpruntime", "input", {})
 del _mcpruntime_helper
 print(f"context: {type(context).__name__} of {len(context)} {'characters' if isinstance(context, str) else 'files'}")
 `
+
+// loadInput puts opts.Input into the session before the first step; the
+// cell is the runtime's own, so it is neither a step nor shown to the
+// model.
+func (r *runner) loadInput(ctx context.Context) error {
+	in := r.opts.Input
+	if in == nil {
+		return nil
+	}
+	if r.opts.Inputs == nil {
+		return errors.New("run input: this process cannot hand inputs to sessions")
+	}
+	id := r.sb.ID()
+	r.opts.Inputs.Put(id, in)
+	defer r.opts.Inputs.Drop(id)
+	var errb strings.Builder
+	res, err := r.sb.Exec(ctx, inputCell, 0, func(e sdk.Event) {
+		if e.Kind == sdk.EventStderr {
+			errb.Write(e.Data)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("run input: load into session %s: %w", id, err)
+	}
+	if !res.OK() {
+		return fmt.Errorf("run input: load into session %s: %s %s", id, res.Message, strings.TrimSpace(errb.String()))
+	}
+	r.inputNote = "\n\n" + in.Describe(r.opts.MaxDepth)
+	return nil
+}
