@@ -18,7 +18,7 @@ func (h *Hub) Listing() string {
 		for _, f := range m.funcs {
 			fmt.Fprintf(&b, "- tools.%s.%s(%s)", m.module, f.name, listedParams(f))
 			if f.tool.Structured {
-				b.WriteString(" -> dict")
+				b.WriteString(" -> " + f.ret)
 			}
 			if d := summary(f.tool.Description); d != "" {
 				b.WriteString(" — " + d)
@@ -34,7 +34,7 @@ func (h *Hub) Listing() string {
 		example = fmt.Sprintf(" (e.g. `from tools.%s import %s`)", m.module, m.funcs[0].name)
 	}
 	return "MCP tools you can call from your code" + example +
-		"; each returns the tool's result (text, or a dict for structured results) and raises mcpruntime.HostCallError when the tool fails:\n" +
+		"; each returns the tool's result (text, a dict for structured results, a list of parts with mcpruntime.Image/Audio/Resource for binary content), has an async form f.call_async(...) for asyncio.gather, and raises mcpruntime.ToolError (.server, .tool, .code) when the tool fails; the TypedDicts of the arguments are in the tool's module:\n" +
 		b.String()
 }
 
@@ -50,9 +50,9 @@ func firstWithTools(mods []stubModule) *stubModule {
 func listedParams(f stubFunc) string {
 	out := make([]string, len(f.tool.Params))
 	for i, p := range f.tool.Params {
-		out[i] = f.params[i] + ": " + p.Type
+		out[i] = f.params[i] + ": " + f.hints[i]
 		if !p.Required {
-			out[i] += " = None"
+			out[i] += " = " + pyDefault(p.Default)
 		}
 	}
 	return strings.Join(out, ", ")

@@ -16,6 +16,10 @@ type stubModule struct {
 	server string
 	module string
 	funcs  []stubFunc
+	// types are the TypedDicts the module defines, dependencies first.
+	types []typedDict
+	// omitted are tools left out, with the reason.
+	omitted []string
 	// pending says why the server's tool list is not known yet (empty
 	// when it is); see writePending.
 	pending string
@@ -26,17 +30,27 @@ type stubFunc struct {
 	server string
 	tool   Tool
 	name   string
+	async  string   // the name of its async form
 	params []string // Python names, parallel to tool.Params
+	hints  []string // Python type hints, parallel to tool.Params
+	ret    string   // the return type hint
 }
 
 // moduleReserved are module-level names of a stub module that tools may not
 // take; paramReserved are globals a stub function body uses.
 var (
-	moduleReserved = []string{"Any", "_call", "_SERVER"}
-	paramReserved  = []string{"_call"}
+	moduleReserved = []string{"Any", "Literal", "NotRequired", "TypedDict", "_call", "_call_async", "_SERVER", "_PENDING",
+		"_drop_none"}
+	paramReserved = []string{"_call", "_call_async"}
 )
 
-// layout names the modules and functions of the stub package, stably.
+// unstructuredResult is the return hint of a tool without an output schema:
+// its text, or a list of parts (str, mcpruntime.Image, Audio, Resource)
+// when it returns more than text.
+const unstructuredResult = "str | list[Any]"
+
+// layout names the modules, functions and types of the stub package,
+// stably.
 func (h *Hub) layout() []stubModule {
 	if h == nil {
 		return nil
@@ -45,22 +59,45 @@ func (h *Hub) layout() []stubModule {
 	mods := newNamer("mcpruntime")
 	out := make([]stubModule, 0, len(servers))
 	for _, s := range servers {
-		m := stubModule{server: s.Name, module: mods.name(s.Name, "server_")}
+		pending := ""
 		if !s.ToolsKnown {
-			m.pending = s.describe()
+			pending = s.describe()
 		}
-		fns := newNamer(moduleReserved...)
-		for _, t := range s.Tools {
-			f := stubFunc{server: s.Name, tool: t, name: fns.name(t.Name, "tool_")}
-			ps := newNamer(paramReserved...)
-			for _, p := range t.Params {
-				f.params = append(f.params, ps.name(p.Name, "arg_"))
-			}
-			m.funcs = append(m.funcs, f)
-		}
-		out = append(out, m)
+		out = append(out, moduleLayout(s.Name, mods.name(s.Name, "server_"), s.Tools, pending))
 	}
 	return out
+}
+
+// moduleLayout names the functions and types of one server's module.
+func moduleLayout(server, module string, tools []Tool, pending string) stubModule {
+	m := stubModule{server: server, module: module, pending: pending}
+	names := newNamer(moduleReserved...)
+	for _, t := range tools {
+		if t.TaskOnly {
+			m.omitted = append(m.omitted, t.Name+": it must run as an MCP task (execution.taskSupport \"required\"), which this client does not support")
+			continue
+		}
+		m.funcs = append(m.funcs, stubFunc{server: server, tool: t, name: names.name(t.Name, "tool_")})
+	}
+	typer := newPyTyper(names)
+	for i := range m.funcs {
+		f := &m.funcs[i]
+		f.async = names.name("_"+f.name+"_async", "tool_")
+		ps := newNamer(paramReserved...)
+		typer.forRoot(f.tool.Input)
+		owner := camel(f.tool.Name)
+		for _, p := range f.tool.Params {
+			f.params = append(f.params, ps.name(p.Name, "arg_"))
+			f.hints = append(f.hints, typer.hint(p.Schema, camel(p.Name), owner))
+		}
+		f.ret = unstructuredResult
+		if f.tool.Output != nil {
+			typer.forRoot(f.tool.Output)
+			f.ret = typer.hint(f.tool.Output, owner+"Result", owner)
+		}
+	}
+	m.types = typer.defs
+	return m
 }
 
 // WriteStubs writes the Python package of tool stubs into dir (created if
@@ -117,17 +154,45 @@ func initSource(mods []stubModule) []byte {
 
 func moduleSource(m stubModule) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "\"\"\"Tools of the MCP server %s.\n\n%s\n\"\"\"\n\n", docEscape(m.server), generatedNote)
-	b.WriteString("from typing import Any\n\n")
+	fmt.Fprintf(&b, "\"\"\"Tools of the MCP server %s.\n\n%s\n", docEscape(m.server), generatedNote)
+	b.WriteString("\nEach tool is a function; its async form is <function>.call_async, for\n" +
+		"asyncio.gather. Failures raise mcpruntime.ToolError (.server, .tool, .code).\n")
+	if len(m.omitted) > 0 {
+		b.WriteString("\nLeft out:\n")
+		for _, o := range m.omitted {
+			b.WriteString("- " + docEscape(o) + "\n")
+		}
+	}
+	b.WriteString("\"\"\"\n\n")
+	b.WriteString("from typing import Any, Literal, NotRequired, TypedDict\n\n")
 	fmt.Fprintf(&b, "_SERVER = %s\n\n\n", pyString(m.server))
-	b.WriteString(`def _call(tool, args):
+	b.WriteString(`def _drop_none(args):
+    return {k: v for k, v in args.items() if v is not None}
+
+
+def _call(tool, args):
     import mcpruntime
 
-    return mcpruntime.call_tool(_SERVER, tool, {k: v for k, v in args.items() if v is not None})
+    return mcpruntime.call_tool(_SERVER, tool, _drop_none(args))
+
+
+async def _call_async(tool, args):
+    import mcpruntime
+
+    return await mcpruntime.call_tool_async(_SERVER, tool, _drop_none(args))
 `)
-	names := make([]string, len(m.funcs))
-	for i, f := range m.funcs {
-		names[i] = f.name
+	if len(m.types) > 0 {
+		b.WriteString("\n\n")
+		for _, d := range m.types {
+			b.WriteString(d.source())
+		}
+	}
+	names := make([]string, 0, len(m.funcs)+len(m.types))
+	for _, d := range m.types {
+		names = append(names, d.name)
+	}
+	for _, f := range m.funcs {
+		names = append(names, f.name)
 		b.WriteString("\n\n")
 		writeFunc(&b, f)
 	}
@@ -143,19 +208,46 @@ func writeFunc(b *bytes.Buffer, f stubFunc) {
 	args := make([]string, len(f.params))
 	for i, p := range f.tool.Params {
 		if p.Required {
-			sig[i] = fmt.Sprintf("%s: %s", f.params[i], p.Type)
+			sig[i] = fmt.Sprintf("%s: %s", f.params[i], f.hints[i])
 		} else {
-			sig[i] = fmt.Sprintf("%s: %s = None", f.params[i], optionalType(p.Type))
+			sig[i] = fmt.Sprintf("%s: %s = %s", f.params[i], optionalType(f.hints[i]), pyDefault(p.Default))
 		}
 		args[i] = fmt.Sprintf("%s: %s", pyString(p.Name), f.params[i])
 	}
-	ret := "Any"
-	if f.tool.Structured {
-		ret = "dict"
-	}
-	fmt.Fprintf(b, "def %s(%s) -> %s:\n", f.name, strings.Join(sig, ", "), ret)
+	call := fmt.Sprintf("(%s, {%s})\n", pyString(f.tool.Name), strings.Join(args, ", "))
+	fmt.Fprintf(b, "def %s(%s) -> %s:\n", f.name, strings.Join(sig, ", "), f.ret)
 	b.WriteString(docstring(f))
-	fmt.Fprintf(b, "    return _call(%s, {%s})\n", pyString(f.tool.Name), strings.Join(args, ", "))
+	b.WriteString("    return _call" + call)
+	fmt.Fprintf(b, "\n\nasync def %s(%s) -> %s:\n", f.async, strings.Join(sig, ", "), f.ret)
+	fmt.Fprintf(b, "    \"\"\"Async form of %s: await it, or run several with asyncio.gather.\"\"\"\n", f.name)
+	b.WriteString("    return await _call_async" + call)
+	fmt.Fprintf(b, "\n\n%s.call_async = %s\n", f.name, f.async)
+}
+
+// pyDefault is a keyword argument's default: the schema's default when it
+// is a string, number, boolean or null (sent like any value), else None
+// (left out of the call, so the server applies its own).
+func pyDefault(js string) string {
+	if js == "" {
+		return "None"
+	}
+	var v any
+	if err := json.Unmarshal([]byte(js), &v); err != nil {
+		return "None"
+	}
+	switch v := v.(type) {
+	case string:
+		return pyString(v)
+	case bool:
+		if v {
+			return "True"
+		}
+		return "False"
+	case float64:
+		// A JSON number is a Python literal too; json.Marshal wrote it.
+		return js
+	}
+	return "None"
 }
 
 // optionalType adds None to a hint for an argument that may be left out.
@@ -176,7 +268,7 @@ func docstring(f stubFunc) string {
 	if len(f.tool.Params) > 0 {
 		b.WriteString("\n    Args:\n")
 		for i, p := range f.tool.Params {
-			line := fmt.Sprintf("%s (%s", f.params[i], p.Type)
+			line := fmt.Sprintf("%s (%s", f.params[i], f.hints[i])
 			if !p.Required {
 				line += ", optional"
 			}
@@ -194,9 +286,9 @@ func docstring(f stubFunc) string {
 	if f.tool.Structured {
 		b.WriteString(" (its structured content, a dict)")
 	} else {
-		b.WriteString(" (its text, or a dict when the tool returns structured content)")
+		b.WriteString(" (its text; a list of str, mcpruntime.Image, Audio and\n    Resource parts when it returns more than text)")
 	}
-	b.WriteString(";\n    raises mcpruntime.HostCallError when the tool fails.\n")
+	b.WriteString(";\n    raises mcpruntime.ToolError when the tool fails.\n")
 	fmt.Fprintf(&b, "    MCP tool %s of server %s.\n", docEscape(f.tool.Name), docEscape(f.server))
 	b.WriteString(`    """` + "\n")
 	return b.String()

@@ -51,15 +51,21 @@ def call_tool(server, tool, arguments=None, **kw):
     calls.append([server, tool, arguments])
     return "ok"
 fake.call_tool = call_tool
+async def call_tool_async(server, tool, arguments=None, **kw):
+    calls.append(["async", server, tool, arguments])
+    return "ok"
+fake.call_tool_async = call_tool_async
 sys.modules["mcpruntime"] = fake
 
 import tools
 from tools.calc import add, echo
 import tools.calc as calc
 assert tools.calc is calc and tools.__all__ == ["calc"], tools.__all__
-assert str(inspect.signature(add)) == "(a: int, b: int) -> Any", inspect.signature(add)
-assert str(inspect.signature(echo)) == "(text: str, shout: bool | None = None) -> Any", inspect.signature(echo)
-assert str(inspect.signature(calc.stats)) == "(numbers: list) -> dict"
+assert str(inspect.signature(add)) == "(a: int, b: int) -> str | list[typing.Any]", inspect.signature(add)
+assert str(inspect.signature(echo)) == "(text: str, shout: bool | None = False) -> str | list[typing.Any]", inspect.signature(echo)
+assert str(inspect.signature(calc.stats)) == "(numbers: list[float]) -> tools.calc.StatsResult", inspect.signature(calc.stats)
+assert calc.StatsResult.__required_keys__ == {"count", "sum"}, calc.StatsResult.__required_keys__
+assert inspect.signature(add.call_async) == inspect.signature(add)
 assert add.__doc__.startswith("Add two integers.") and "first addend" in add.__doc__
 assert '"""' in calc.odd_name_v2.__doc__ and "\\ backslashes" in calc.odd_name_v2.__doc__
 add(2, b=3)
@@ -67,6 +73,10 @@ echo("hi")
 echo("hi", shout=False)
 calc.odd_name_v2("x", _call_2="y")
 calc.fail()
+import asyncio
+async def both():
+    return await asyncio.gather(add.call_async(1, 2), echo.call_async("x"))
+assert asyncio.run(both()) == ["ok", "ok"]
 print(json.dumps(calls))
 `
 
@@ -83,7 +93,7 @@ func TestStubsCompileAndImport(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "gone.py")); !os.IsNotExist(err) {
 		t.Fatalf("stale module kept: %v", err)
 	}
-	want := `[["calc", "add", {"a": 2, "b": 3}], ["calc", "echo", {"text": "hi"}], ["calc", "echo", {"text": "hi", "shout": false}], ["calc", "odd-name.v2", {"from": "x", "_call": "y"}], ["calc", "fail", {}]]`
+	want := `[["calc", "add", {"a": 2, "b": 3}], ["calc", "echo", {"text": "hi", "shout": false}], ["calc", "echo", {"text": "hi", "shout": false}], ["calc", "odd-name.v2", {"from": "x", "_call": "y"}], ["calc", "fail", {}], ["async", "calc", "add", {"a": 1, "b": 2}], ["async", "calc", "echo", {"text": "x", "shout": false}]]`
 	for _, py := range pythons(t) {
 		out, err := exec.Command(py, "-I", "-B", "-m", "py_compile", filepath.Join(dir, "__init__.py"), filepath.Join(dir, "calc.py")).CombinedOutput()
 		if err != nil {
@@ -126,8 +136,8 @@ func TestListing(t *testing.T) {
 	for _, want := range []string{
 		"from tools.calc import add",
 		"- tools.calc.add(a: int, b: int) — Add two integers.\n",
-		"- tools.calc.echo(text: str, shout: bool = None) — Echo text back.\n",
-		"- tools.calc.stats(numbers: list) -> dict — Count and sum numbers.\n",
+		"- tools.calc.echo(text: str, shout: bool = False) — Echo text back.\n",
+		"- tools.calc.stats(numbers: list[float]) -> StatsResult — Count and sum numbers.\n",
 		"- tools.calc.odd_name_v2(from_: str, arg_2nd_value: str = None, _call_2: str = None, anything: Any = None)",
 	} {
 		if !strings.Contains(l, want) {

@@ -20,6 +20,12 @@ type Tool struct {
 	// Structured tells whether the tool declares an output schema (its
 	// result is then a dict rather than text).
 	Structured bool
+	// Input and Output are the input and output schemas as JSON values
+	// (Output nil when the tool declares none); stubs type from them.
+	Input, Output map[string]any
+	// TaskOnly is true for a tool that must be called as a task
+	// (execution.taskSupport "required"), which this client cannot do.
+	TaskOnly bool
 }
 
 // Param is one argument of a Tool.
@@ -34,12 +40,19 @@ type Param struct {
 	Description string
 	// Default is the schema's default value as JSON, if any.
 	Default string
+	// Schema is the argument's schema.
+	Schema any
 }
 
 // toolFromMCP reads the parameters out of t's input schema.
 func toolFromMCP(t mcp.Tool) Tool {
 	out := Tool{Name: t.Name, Description: strings.TrimSpace(t.Description)}
 	out.Structured = t.OutputSchema.Type != "" || len(t.RawOutputSchema) > 0
+	out.TaskOnly = t.Execution != nil && t.Execution.TaskSupport == mcp.TaskSupportRequired
+	out.Input = schemaMap(t.RawInputSchema, t.InputSchema)
+	if out.Structured {
+		out.Output = schemaMap(t.RawOutputSchema, t.OutputSchema)
+	}
 	props, required, order := t.InputSchema.Properties, t.InputSchema.Required, t.InputSchema.PropertyOrder
 	if len(t.RawInputSchema) > 0 {
 		var raw mcp.ToolArgumentsSchema
@@ -55,6 +68,7 @@ func toolFromMCP(t mcp.Tool) Tool {
 	var req, opt []Param
 	for _, name := range names {
 		p := Param{Name: name, Required: isRequired[name], Type: "Any"}
+		p.Schema = props[name]
 		if schema, ok := props[name].(map[string]any); ok {
 			p.Type = pythonType(schema)
 			if d, ok := schema["description"].(string); ok {
@@ -74,6 +88,23 @@ func toolFromMCP(t mcp.Tool) Tool {
 	}
 	out.Params = append(req, opt...)
 	return out
+}
+
+// schemaMap is a tool's schema as a JSON value: raw when the tool came
+// with one, else typed marshalled.
+func schemaMap(raw json.RawMessage, typed any) map[string]any {
+	if len(raw) == 0 {
+		b, err := json.Marshal(typed)
+		if err != nil {
+			return nil
+		}
+		raw = b
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil
+	}
+	return m
 }
 
 // orderedNames returns the property names in schema order, falling back to
