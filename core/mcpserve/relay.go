@@ -54,7 +54,12 @@ type Relay struct {
 	// a new endpoint.
 	initialize, initialized []byte
 	gen                     int
-	listening               bool
+	// inflight counts the client's requests awaiting an answer; while
+	// there are any, the session's GET stream is open (stopListen ends it).
+	inflight   int
+	stopListen context.CancelFunc
+	runCtx     context.Context
+	wg         sync.WaitGroup
 }
 
 // Run relays between in and out until in ends or ctx is done.
@@ -68,7 +73,8 @@ func (r *Relay) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	if _, err := r.endpoint(ctx, -1); err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
+	r.runCtx = ctx
+	wg := &r.wg
 	defer wg.Wait()
 	rd := bufio.NewReader(in)
 	for {
@@ -94,11 +100,12 @@ func (r *Relay) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 					r.initialized = msg
 					r.mu.Unlock()
 					r.forward(ctx, msg, nil)
-					r.listen(ctx, &wg)
 				case isRequest:
+					r.busy(1)
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
+						defer r.busy(-1)
 						r.forward(ctx, msg, head.ID)
 					}()
 				default: // notifications and answers to the server's requests
@@ -145,6 +152,10 @@ func (r *Relay) endpoint(ctx context.Context, stale int) (int, error) {
 			if resp, err := r.post(ctx, r.initialized, true); err == nil {
 				_ = r.drain(resp, false)
 			}
+		}
+		// A stream open on the old session would wait there forever.
+		if r.stopListen != nil {
+			r.restartListen()
 		}
 	}
 	return r.gen - 1, nil
@@ -281,17 +292,37 @@ func (r *Relay) noteProtocol(b []byte) {
 	}
 }
 
-// listen keeps the session's GET stream open: the endpoint's messages
-// not tied to a request (sampling requests among them) arrive there. It
-// also keeps a daemon from exiting idle while its client is connected.
-func (r *Relay) listen(ctx context.Context, wg *sync.WaitGroup) {
+// busy counts requests in flight (delta 1 or -1). While any is, the
+// session's GET stream is open: messages not tied to one request, such
+// as sampling requests, arrive there. It is closed between calls, so
+// that an idle client lets the daemon stop or exit idle (the relay
+// reconnects and replays the handshake on the next call).
+func (r *Relay) busy(delta int) {
 	r.mu.Lock()
-	if r.listening {
-		r.mu.Unlock()
-		return
+	defer r.mu.Unlock()
+	r.inflight += delta
+	switch {
+	case r.inflight == 1 && delta > 0 && r.initialized != nil:
+		r.restartListen()
+	case r.inflight == 0 && r.stopListen != nil:
+		r.stopListen()
+		r.stopListen = nil
 	}
-	r.listening = true
-	r.mu.Unlock()
+}
+
+// restartListen (re)opens the GET stream, on the current session; r.mu
+// must be held.
+func (r *Relay) restartListen() {
+	if r.stopListen != nil {
+		r.stopListen()
+	}
+	lctx, cancel := context.WithCancel(r.runCtx)
+	r.stopListen = cancel
+	r.listen(lctx, &r.wg)
+}
+
+// listen keeps the session's GET stream open until ctx ends.
+func (r *Relay) listen(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

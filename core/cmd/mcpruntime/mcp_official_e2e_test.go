@@ -359,3 +359,28 @@ func TestMCPOutputCap(t *testing.T) {
 		t.Fatalf("capped output: %d bytes, text %d bytes, elided %v: %.200q ... %.200q", len(stdout), len(text), get(res, "exec", "output_elided"), stdout, stdout[max(0, len(stdout)-200):])
 	}
 }
+
+// TestMCPCancel: a client cancelling a call (notifications/cancelled)
+// stops the cell, over the relay too; the session is usable at once.
+func TestMCPCancel(t *testing.T) {
+	dir := project(t, "")
+	res := tsClient(t, stdioPeer(dir), "cancel", map[string]any{"session": "c"})
+	if !strings.HasPrefix(fmt.Sprint(res["long"]), "aborted") || get(res, "exec", "stdout") != "after\n" {
+		t.Fatalf("cancel: %v", res)
+	}
+	if ms := res["afterMs"].(float64); ms > 10000 {
+		t.Fatalf("the next call in the session took %.0f ms: the cancelled cell kept running", ms)
+	}
+}
+
+// TestMCPRelayDaemonRestart: `mcpruntime mcp` survives its daemon
+// stopping: the next call starts a new one (the client's handshake is
+// replayed) and the session comes back from hibernation.
+func TestMCPRelayDaemonRestart(t *testing.T) {
+	dir := project(t, "")
+	stop := []string{filepath.Join(binDir, "mcpruntime"), "--config", filepath.Join(dir, "runtime.hcl"), "daemon", "stop"}
+	res := tsClient(t, stdioPeer(dir), "restart", map[string]any{"session": "r", "code": "x = 41", "next": "print(x + 1)", "stop": stop})
+	if get(res, "after", "stdout") != "42\n" {
+		t.Fatalf("after the daemon restarted: %v", res)
+	}
+}

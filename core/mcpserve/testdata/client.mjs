@@ -7,6 +7,7 @@
 // It prints one JSON object with what it saw; the Go test asserts on it.
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 
 const sdk = process.env.MCP_SDK;
 const load = (p) => import(pathToFileURL(path.join(sdk, 'dist/esm', p)).href);
@@ -98,6 +99,25 @@ try {
       const r = await call('execute_python', { code: args.code });
       out.exec = r.structuredContent;
       out.sampled = sampled;
+      break;
+    }
+    case 'cancel': {
+      // Abort a long cell, then use its session again.
+      const ac = new AbortController();
+      const long = call('execute_python', { code: 'import time\nprint("go", flush=True)\ntime.sleep(30)', session_id: args.session },
+        { signal: ac.signal, onprogress: () => ac.abort() }).then(() => 'finished', (e) => `aborted: ${e}`);
+      out.long = await long;
+      const a0 = Date.now();
+      const r = await call('execute_python', { code: 'print("after")', session_id: args.session });
+      out.afterMs = Date.now() - a0;
+      out.exec = r.structuredContent;
+      break;
+    }
+    case 'restart': {
+      // A session, the daemon stopped under the client, the session again.
+      out.before = (await call('execute_python', { code: args.code, session_id: args.session })).structuredContent;
+      execFileSync(args.stop[0], args.stop.slice(1), { stdio: 'ignore' });
+      out.after = (await call('execute_python', { code: args.next, session_id: args.session })).structuredContent;
       break;
     }
     default:
