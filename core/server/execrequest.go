@@ -11,6 +11,7 @@ func decodeExecRequest(raw []byte, maxCode int64) (ExecRequest, error) {
 		{name: "session", dst: &req.Session},
 		{name: "timeout_ms", dst: &req.TimeoutMs},
 		{name: "create", dst: &req.Create},
+		{name: "task", dst: &req.Task},
 	})
 	switch {
 	case err != nil:

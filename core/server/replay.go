@@ -17,6 +17,7 @@ import (
 //	POST /v1/replay/restore          create a session from the snapshot of a recorded step (RestoreRequest → RestoreResponse)
 func WithRecorder(rec *replay.Recorder) Option {
 	return func(s *Server) {
+		s.labelTask = rec.SetTask
 		s.Handle("POST /v1/sessions/{id}/snapshot", func(w http.ResponseWriter, r *http.Request) {
 			if err := s.decodeBody(w, r, nil); err != nil {
 				writeError(w, statusFor(err), err)

@@ -44,6 +44,9 @@ type Server struct {
 	// ConfigDigest identifies the runtime.hcl the server was started with.
 	ConfigDigest string
 	runs         *runs
+	// labelTask labels a session's next replay steps with the task of the
+	// agent run executing them (WithRecorder).
+	labelTask func(session, task string)
 }
 
 // Option configures a Server.
@@ -209,6 +212,8 @@ type ExecRequest struct {
 	// unknown session is 404 (a typo, or a session that ended, must not
 	// silently become a new empty one).
 	Create bool `json:"create,omitempty"`
+	// Task is the agent run the code belongs to, as its replay steps show.
+	Task string `json:"task,omitempty"`
 }
 
 // Event is one line of an execution stream (NDJSON, or SSE `data:`).
@@ -245,6 +250,9 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 	}
 	if ephemeral {
 		defer s.m.Close(context.WithoutCancel(r.Context()), sess.ID)
+	}
+	if s.labelTask != nil {
+		s.labelTask(sess.ID, req.Task)
 	}
 	sse := strings.HasSuffix(r.URL.Path, "/stream") || strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 	out := newStream(w, sse)

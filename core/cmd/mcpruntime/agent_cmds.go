@@ -465,6 +465,10 @@ func (a *app) runAgent(ctx context.Context, m *session.Manager, rec *replay.Reco
 			defer br.ClearBudget(s.ID)
 		}
 	} else {
+		if d, ok := sb.(daemonSandbox); ok {
+			d.task = req.task
+			sb = d
+		}
 		a.log().Debug("the run's ask_llm budget is not enforced: its session's calls go through the daemon", "session", sb.ID())
 	}
 	opts := agent.Options{

@@ -179,5 +179,10 @@ func TestKilledRunLeavesReadableReplay(t *testing.T) {
 		shown.Steps[0].Stdout != "one\n" || shown.Steps[0].Task != "work in stages" {
 		t.Fatalf("replay show after a killed run: %v %+v", err, r)
 	}
+	// The session lives on in the daemon (run --session attaches to it);
+	// stopping the daemon leaves no plugin process behind.
+	if r := cli(t, dir, "", "daemon", "stop"); r.code != 0 {
+		t.Fatalf("daemon stop: %+v", r)
+	}
 	waitGone(t, filepath.Join(binDir, "plugins"))
 }

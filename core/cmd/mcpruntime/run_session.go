@@ -21,13 +21,15 @@ import (
 type daemonSandbox struct {
 	c           *server.Client
 	id, backend string
+	// task labels the run's steps in the session's replay log.
+	task string
 }
 
 func (d daemonSandbox) ID() string      { return d.id }
 func (d daemonSandbox) Backend() string { return d.backend }
 
 func (d daemonSandbox) Exec(ctx context.Context, code string, timeout time.Duration, emit func(sdk.Event)) (*sdk.ExecResult, error) {
-	return d.c.Exec(ctx, d.id, server.ExecRequest{Code: code, Backend: d.backend, TimeoutMs: timeout.Milliseconds(), Create: true}, emit)
+	return d.c.Exec(ctx, d.id, server.ExecRequest{Code: code, Backend: d.backend, TimeoutMs: timeout.Milliseconds(), Create: true, Task: d.task}, emit)
 }
 
 // attachDaemon returns session id of the daemon c as a sandbox, with the
