@@ -82,7 +82,9 @@ try {
       // Wait until every cell runs (each prints "started" first).
       let busy = 0;
       for (let i = 0; i < 400 && busy < n; i++) {
+        const p0 = Date.now();
         const r = await call('list_sessions', {});
+        if (i === 0) out.firstListMs = Date.now() - p0;
         busy = r.structuredContent.sessions.filter((s) => s.id.startsWith('busy') && s.execs >= 0).length;
         if (busy < n) await new Promise((res) => setTimeout(res, 50));
       }
