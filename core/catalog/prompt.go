@@ -104,7 +104,7 @@ func toolHeader(s *snapshot) string {
 		}
 	}
 	return "MCP tools you can call from your code" + example +
-		"; each returns the tool's result (text, a dict for structured results, or a list of parts with images) and raises mcpruntime.ToolError when the tool fails:"
+		"; each returns the tool's result (text, a dict for structured results, a list of parts with mcpruntime.Image/Audio/Resource for binary content), has an async form f.call_async(...) for asyncio.gather, and raises mcpruntime.ToolError (.server, .tool, .code) when the tool fails:"
 }
 
 // section is a header and as many lines as fit in budget characters; when

@@ -14,11 +14,20 @@ const (
 	// DefaultAskLLMCalls bounds the ask_llm calls of one run: a loop in
 	// sandbox code must not spend without end.
 	DefaultAskLLMCalls = 100
+	// DefaultMaxDepth bounds recursive ask_llm: a sub-agent may start one
+	// more level, not more.
+	DefaultMaxDepth = 2
+	// DefaultListingBudget is about 1,500 tokens of skills and tools.
+	DefaultListingBudget = 6000
+	// DefaultInputLimit bounds a run's input: it crosses the kernel
+	// channel (64 MiB frames) as JSON.
+	DefaultInputLimit = 32 << 20
 )
 
 // buildAgent decodes the agent block, defaults applied.
 func buildAgent(ctx *hcl.EvalContext, a *agentBlock, diags *hcl.Diagnostics) Agent {
-	out := Agent{MaxSteps: 10, StepTimeout: 0, Budget: 10 * time.Minute, ObservationLimit: 16 << 10, AskLLMCalls: DefaultAskLLMCalls}
+	out := Agent{MaxSteps: 10, StepTimeout: 0, Budget: 10 * time.Minute, ObservationLimit: 16 << 10, AskLLMCalls: DefaultAskLLMCalls,
+		MaxDepth: DefaultMaxDepth, ListingBudget: DefaultListingBudget, InputLimit: DefaultInputLimit}
 	if a == nil {
 		return out
 	}
@@ -30,6 +39,9 @@ func buildAgent(ctx *hcl.EvalContext, a *agentBlock, diags *hcl.Diagnostics) Age
 	out.ObservationLimit = size(ctx, a.ObservationLimit, out.ObservationLimit, diags)
 	out.AskLLMCalls = int(count(ctx, a.AskLLMCalls, "ask_llm_calls", int64(out.AskLLMCalls), diags))
 	out.AskLLMTokens = count(ctx, a.AskLLMTokens, "ask_llm_tokens", out.AskLLMTokens, diags)
+	out.MaxDepth = int(count(ctx, a.MaxDepth, "max_depth", int64(out.MaxDepth), diags))
+	out.ListingBudget = int(count(ctx, a.ListingBudget, "listing_budget", int64(out.ListingBudget), diags))
+	out.InputLimit = size(ctx, a.InputLimit, out.InputLimit, diags)
 	return out
 }
 

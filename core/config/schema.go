@@ -108,6 +108,9 @@ type agentBlock struct {
 	ObservationLimit hcl.Expression `hcl:"observation_limit,optional"`
 	AskLLMCalls      hcl.Expression `hcl:"ask_llm_calls,optional"`
 	AskLLMTokens     hcl.Expression `hcl:"ask_llm_tokens,optional"`
+	MaxDepth         hcl.Expression `hcl:"max_depth,optional"`
+	ListingBudget    hcl.Expression `hcl:"listing_budget,optional"`
+	InputLimit       hcl.Expression `hcl:"input_limit,optional"`
 }
 
 // Config is runtime.hcl decoded, with defaults applied and relative paths
@@ -219,4 +222,11 @@ type Agent struct {
 	// (0: no bound).
 	AskLLMCalls  int
 	AskLLMTokens int64
+	// MaxDepth bounds the nesting of ask_llm(recursive=True) sub-agents.
+	MaxDepth int
+	// ListingBudget is how many characters of the system prompt list
+	// skills and tools (the most relevant to the task first).
+	ListingBudget int
+	// InputLimit bounds a run's input (run --context).
+	InputLimit int64
 }

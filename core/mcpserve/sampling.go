@@ -127,3 +127,7 @@ func samplingText(content any) string {
 	}
 	return ""
 }
+
+// fallbackTaker is a bridge LLM that asks another when it has no model of
+// its own (rlm.LLM).
+type fallbackTaker interface{ SetFallback(bridge.LLM) }

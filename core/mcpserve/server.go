@@ -106,8 +106,16 @@ func New(opts Options) *Server {
 		server.WithInstructions(s.instructions()))
 	s.mcp.EnableSampling()
 	if br := opts.Manager.Bridge(); br != nil {
-		s.sampling = newSamplingLLM(s.mcp, br.LLM)
-		br.LLM = s.sampling
+		// A bridge LLM that takes a fallback (the runtime's, which adds
+		// context and recursion) keeps its place and asks the client only
+		// when no model is configured.
+		if f, ok := br.LLM.(fallbackTaker); ok {
+			s.sampling = newSamplingLLM(s.mcp, nil)
+			f.SetFallback(s.sampling)
+		} else {
+			s.sampling = newSamplingLLM(s.mcp, br.LLM)
+			br.LLM = s.sampling
+		}
 	}
 	s.register()
 	return s

@@ -21,10 +21,6 @@ import (
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
 
-// DefaultMaxDepth is how deep recursive ask_llm calls go when
-// agent.max_depth is not set.
-const DefaultMaxDepth = 2
-
 // ErrDepth is returned to sandbox code for a recursive call past the limit.
 var ErrDepth = errors.New("ask_llm(recursive=True): depth limit reached")
 
@@ -38,27 +34,50 @@ type LLM struct {
 	// Template is the options of a sub-agent's run (MaxSteps, Budget,
 	// ObservationLimit...); its SessionID, Input and Backend are set per call.
 	Template agent.Options
-	// MaxDepth bounds the nesting of recursive calls (≤ 0: DefaultMaxDepth).
+	// MaxDepth bounds the nesting of recursive calls (0: none allowed).
 	MaxDepth int
-	Logger   hclog.Logger
+	// Listing, when set, gives a sub-agent's prompt its skills and tools
+	// for its task.
+	Listing func(task string) string
+	Logger  hclog.Logger
 
-	mu    sync.Mutex
-	depth map[string]int // sub-agent session → its depth (others are 0)
+	mu       sync.Mutex
+	depth    map[string]int // sub-agent session → its depth (others are 0)
+	fallback bridge.LLM
+}
+
+// SetFallback makes f answer the calls Base cannot, when no model is
+// configured (an MCP client's sampling).
+func (l *LLM) SetFallback(f bridge.LLM) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fallback = f
+}
+
+// base is the model that answers one call.
+func (l *LLM) base() bridge.LLM {
+	if l.Base != nil {
+		return l.Base
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fallback
 }
 
 // Ask implements bridge.LLM.
 func (l *LLM) Ask(ctx context.Context, req *sdk.LLMRequest) (*sdk.LLMResponse, error) {
-	if l.Base == nil {
+	base := l.base()
+	if base == nil {
 		return nil, bridge.ErrNoLLM
 	}
 	if !req.Recursive {
 		if req.Context == "" {
-			return l.Base.Ask(ctx, req)
+			return base.Ask(ctx, req)
 		}
 		r := *req
 		r.Prompt = withContext(req.Prompt, req.Context)
 		r.Context = ""
-		return l.Base.Ask(ctx, &r)
+		return base.Ask(ctx, &r)
 	}
 	return l.recurse(ctx, req)
 }
@@ -72,11 +91,11 @@ func withContext(prompt, ctx string) string {
 func (l *LLM) recurse(ctx context.Context, req *sdk.LLMRequest) (*sdk.LLMResponse, error) {
 	parent := bridge.SessionFrom(ctx)
 	depth := l.depthOf(parent) + 1
-	if limit := l.maxDepth(); depth > limit {
+	if limit := l.MaxDepth; depth > limit {
 		return nil, fmt.Errorf("%w: this call would run at depth %d and the limit is %d (agent.max_depth in runtime.hcl); answer with ask_llm(question, context=piece) instead", ErrDepth, depth, limit)
 	}
 	if l.Manager == nil || l.Model == nil {
-		return nil, errors.New("ask_llm(recursive=True): sub-agents are not available in this process")
+		return nil, errors.New("ask_llm(recursive=True): sub-agents need a model configured in runtime.hcl (llm { base_url, model })")
 	}
 	backend := ""
 	if p, err := l.Manager.Get(parent); err == nil {
@@ -96,6 +115,10 @@ func (l *LLM) recurse(ctx context.Context, req *sdk.LLMRequest) (*sdk.LLMRespons
 	opts := l.Template
 	opts.SessionID, opts.Backend, opts.History = s.ID, backend, nil
 	opts.Input = &agent.Input{Value: req.Context, Source: "ask_llm from session " + parent}
+	opts.MaxDepth = max(l.MaxDepth-depth, 0)
+	if l.Listing != nil {
+		opts.Listing = l.Listing(req.Prompt)
+	}
 	l.log().Info("recursive ask_llm", "parent", parent, "session", s.ID, "depth", depth, "context_bytes", len(req.Context))
 	res, err := agent.Run(ctx, l.Manager, l.Model, req.Prompt, opts)
 	if err != nil {
@@ -105,13 +128,6 @@ func (l *LLM) recurse(ctx context.Context, req *sdk.LLMRequest) (*sdk.LLMRespons
 		return nil, fmt.Errorf("ask_llm(recursive=True) at depth %d: the sub-agent (session %s) gave no answer: %s", depth, s.ID, res.Error)
 	}
 	return &sdk.LLMResponse{Text: res.Answer, PromptTokens: res.Usage.PromptTokens, CompletionTokens: res.Usage.CompletionTokens}, nil
-}
-
-func (l *LLM) maxDepth() int {
-	if l.MaxDepth > 0 {
-		return l.MaxDepth
-	}
-	return DefaultMaxDepth
 }
 
 func (l *LLM) depthOf(id string) int {

@@ -54,6 +54,7 @@ func llmClient(cfg *config.Config, logger hclog.Logger) *llm.Client {
 // runFlags are the flags of `mcpruntime run`.
 type runFlags struct {
 	backend, session, resume string
+	context                  string
 	step                     int
 	asJSON, quiet            bool
 	maxSteps                 int
@@ -100,6 +101,7 @@ limit (agent.max_steps, agent.budget), 125 when the runtime failed.`,
 	cmd.Flags().StringVar(&f.resume, "resume", "", "continue the stored run `ID`, or a recorded session from its last step (or --step)")
 	cmd.Flags().IntVar(&f.step, "step", 0, "with --resume SESSION: the recorded step to continue from")
 	cmd.Flags().IntVar(&f.maxSteps, "max-steps", 0, "override agent.max_steps")
+	cmd.Flags().StringVar(&f.context, "context", "", "load `FILE|DIR|-` into the session as the variable context (a str, or a dict of path → text) instead of the prompt, which only describes it")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "stream NDJSON events (step_started, output, step_done, answer, error), then the result as the last line")
 	cmd.Flags().BoolVar(&f.quiet, "quiet", false, "no progress on standard error")
 	return cmd
@@ -113,6 +115,8 @@ func runRun(cmd *cobra.Command, a *app, f *runFlags, args []string) error {
 		return &exitError{code: exitUsage, err: errors.New("--step goes with --resume SESSION")}
 	case f.resume != "" && (f.backend != "" || f.session != ""):
 		return &exitError{code: exitUsage, err: errors.New("--resume continues a run in its own backend and session")}
+	case f.context != "" && (f.resume != "" || f.session != ""):
+		return &exitError{code: exitUsage, err: errors.New("--context starts a new run in a session of its own")}
 	}
 	cfg, err := a.load()
 	if err != nil {
@@ -121,6 +125,12 @@ func runRun(cmd *cobra.Command, a *app, f *runFlags, args []string) error {
 	model := llmClient(cfg, a.log())
 	if model == nil {
 		return &exitError{code: exitUsage, err: llm.ErrNotConfigured}
+	}
+	var input *agent.Input
+	if f.context != "" {
+		if input, err = agent.LoadInput(f.context, cmd.InOrStdin(), cfg.Agent.InputLimit); err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -146,7 +156,7 @@ func runRun(cmd *cobra.Command, a *app, f *runFlags, args []string) error {
 	rec := recordReplay(a, m)
 	defer rec.Wait()
 	req := agentRequest{task: run.Task, backend: run.Backend, session: run.Session, maxSteps: f.maxSteps, history: run.Turns,
-		sandbox: att.sandbox, prior: att.prior, onEvent: pr.event}
+		sandbox: att.sandbox, prior: att.prior, onEvent: pr.event, input: input}
 	res, err := a.runDurable(ctx, st, run.ID, req, func(req agentRequest) (*agent.Result, error) {
 		return a.runAgent(ctx, m, rec, model, req)
 	})
@@ -436,6 +446,8 @@ type agentRequest struct {
 	sandbox agent.Sandbox
 	prior   []llm.Message
 	onEvent func(agent.Event)
+	// input is loaded into the session as `context` (run --context).
+	input *agent.Input
 }
 
 // runAgent runs the agent loop with runtime.hcl's limits, skill listing,
@@ -476,6 +488,7 @@ func (a *app) runAgent(ctx context.Context, m *session.Manager, rec *replay.Reco
 		Budget: cfg.Agent.Budget, ObservationLimit: int(cfg.Agent.ObservationLimit), Listing: a.promptListing(reg, req.task),
 		Environment: a.environment(ctx, m, sb.Backend(), req.sandbox == nil), Logger: a.log(),
 		Prior: req.prior, History: req.history, OnReply: req.onReply, OnStep: req.onStep, OnEvent: req.onEvent,
+		Input: req.input, Inputs: &a.inputs, MaxDepth: cfg.Agent.MaxDepth,
 	}
 	if req.maxSteps > 0 {
 		opts.MaxSteps = req.maxSteps
@@ -489,8 +502,8 @@ func (a *app) runAgent(ctx context.Context, m *session.Manager, rec *replay.Reco
 }
 
 // promptListing is the skills and tools part of the system prompt.
-func (a *app) promptListing(reg *skills.Registry, task string) string {
-	return joinListings(reg.Prompt(), a.hub().Listing())
+func (a *app) promptListing(_ *skills.Registry, task string) string {
+	return a.listing(a.hub(), task)
 }
 
 // considerSkill offers a successful step to the skill registry and notes

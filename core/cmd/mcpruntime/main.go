@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mcpruntime/mcpruntime/core/agent"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,9 @@ type app struct {
 	// hubs are the MCP servers started for this command's managers; closed
 	// when the command ends.
 	hubs []*mcp.Hub
+	// inputs are the inputs of this process's runs, by session, until
+	// their set-up cell takes them.
+	inputs agent.Inputs
 }
 
 // hub is the MCP hub of the latest manager (nil without mcp_server blocks).
@@ -136,6 +140,7 @@ func (a *app) newManager(pools bool) (*session.Manager, error) {
 	if hub != nil {
 		a.hubs = append(a.hubs, hub)
 	}
+	a.wireBuiltins(m, hub)
 	return m, nil
 }
 

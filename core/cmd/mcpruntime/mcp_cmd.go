@@ -127,9 +127,7 @@ func newMCPServer(a *app, m *session.Manager) (*mcpserve.Server, error) {
 		OutputLimit:      int(cfg.MCPServe.OutputLimit),
 		ProgressInterval: cfg.MCPServe.ProgressInterval,
 	}
-	if h := a.hub(); h != nil {
-		opts.Tools = h
-	}
+	opts.Tools = promptLister{a: a, hub: a.hub()}
 	if cfg.Skills.Dir != "" {
 		reg := &skills.Registry{Dir: cfg.Skills.Dir}
 		opts.Skills = func() ([]string, error) {
