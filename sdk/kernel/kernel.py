@@ -564,6 +564,7 @@ class Kernel:
         builtins.ask_llm = helper.ask_llm
         builtins.search_skills = helper.search_skills
         builtins.search_tools = helper.search_tools
+        builtins.describe = helper.describe
         if sys.platform == "wasi":
             _AfterImport.add("asyncio", _wasi_event_loop)
         if self.threads:
@@ -1044,6 +1045,10 @@ def _helper_module(kernel):
         """MCP tools that match query, best first (a list of dicts)."""
         return call_tool("mcpruntime", "search_tools", {"query": query, "limit": limit})
 
+    def describe(name):
+        """The full definition of a skill ("skills.<name>") or tool ("tools.<server>.<tool>"), as source."""
+        return call_tool("mcpruntime", "describe", {"name": name})
+
     def save_state(path):
         """Write the session's variables to `path`; returns what was skipped."""
         return _save_state(kernel.globals, path)
@@ -1058,6 +1063,7 @@ def _helper_module(kernel):
     m.call_tool_async = call_tool_async
     m.search_skills = search_skills
     m.search_tools = search_tools
+    m.describe = describe
     m.save_state = save_state
     m.load_state = load_state
     return m
@@ -1068,7 +1074,7 @@ def _save_state(g, path):
 
     entries, skipped = [], {}
     for name, value in list(g.items()):
-        if name.startswith("__") or name in ("_", "ask_llm", "search_skills", "search_tools"):
+        if name.startswith("__") or name in ("_", "ask_llm", "search_skills", "search_tools", "describe"):
             continue
         if isinstance(value, types.ModuleType):
             entries.append(["module", name, value.__name__])
