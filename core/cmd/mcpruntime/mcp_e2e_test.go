@@ -119,7 +119,7 @@ func TestMCPToolsFromExec(t *testing.T) {
 		t.Fatalf("exec add(2, 3): %+v", r)
 	}
 	r = cli(t, dir, "", "exec", "-c", "import tools.calc as c; c.fail()")
-	if r.code != 1 || !strings.Contains(r.stderr, "HostCallError") || !strings.Contains(r.stderr, "something broke") {
+	if r.code != 1 || !strings.Contains(r.stderr, "ToolError") || !strings.Contains(r.stderr, "something broke") {
 		t.Fatalf("exec fail(): %+v", r)
 	}
 	bad := project(t, "mcp_server \"ghost\" {\n  command = [\"no-such-mcp-server-xyz\"]\n}\n")
@@ -132,9 +132,10 @@ func TestMCPToolsFromExec(t *testing.T) {
 
 // mcpSession starts `mcpruntime mcp` for the project in dir as a stdio MCP
 // client would, and initializes it. Both end with the test.
-func mcpSession(t *testing.T, dir string) (*client.Client, context.Context, *mcpgo.InitializeResult) {
+func mcpSession(t *testing.T, dir string, extra ...string) (*client.Client, context.Context, *mcpgo.InitializeResult) {
 	t.Helper()
-	c, err := client.NewStdioMCPClient(filepath.Join(binDir, "mcpruntime"), nil, "mcp", "--config", filepath.Join(dir, "runtime.hcl"))
+	args := append([]string{"mcp", "--config", filepath.Join(dir, "runtime.hcl")}, extra...)
+	c, err := client.NewStdioMCPClient(filepath.Join(binDir, "mcpruntime"), nil, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,10 +11,11 @@ import (
 
 // In `mcpruntime mcp` the core's stdin is the MCP client's request stream. A
 // plugin (a third party) must not hold it, or it could read requests meant
-// for the core.
+// for the core. With --local the plugins are the core's own children (by
+// default they run under the session daemon, which has no such stdin).
 func TestMCPStdinNotInherited(t *testing.T) {
 	dir := project(t, "")
-	c, ctx, _ := mcpSession(t, dir)
+	c, ctx, _ := mcpSession(t, dir, "--local")
 	req := mcpgo.CallToolRequest{}
 	req.Params.Name, req.Params.Arguments = "execute_python", map[string]any{"code": "x = 1", "session_id": "s"}
 	if res, err := c.CallTool(ctx, req); err != nil || res.IsError {
