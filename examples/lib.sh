@@ -35,7 +35,7 @@ SERVE_PID=""
 cleanup() {
   [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null || true
   "$M" daemon stop >/dev/null 2>&1 || true
-  [ -n "$LLM_PID" ] && kill "$LLM_PID" 2>/dev/null || true
+  [ -n "$LLM_PID" ] && kill "$LLM_PID" 2>/dev/null && wait "$LLM_PID" 2>/dev/null || true
   [ -n "${KEEP:-}" ] || rm -rf "$PROJECT"
 }
 trap cleanup EXIT
@@ -48,7 +48,7 @@ start_llm() {
     return
   fi
   SCRIPTED=1
-  "$ROOT/bin/scripted-llm" -script "$1" >"$PROJECT/llm.out" 2>&1 &
+  "$ROOT/bin/scripted-llm" -script "$1" -record "$PROJECT/requests.json" >"$PROJECT/llm.out" 2>&1 &
   LLM_PID=$!
   local line=""
   for _ in $(seq 200); do
