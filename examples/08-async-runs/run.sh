@@ -30,11 +30,13 @@ expect_answer '168 primes' "$out"
 say curl -X POST "$API/v1/runs" -d '{"task": "Run something long"}'
 id=$(curl -fsS -X POST "$API/v1/runs" -H 'Content-Type: application/json' -d '{"task": "Run something long"}' | field id)
 echo "run $id started"
-# Cancel once the long step is running (the run has its model reply).
-for _ in $(seq 300); do
-  case "$(curl -fsS "$API/v1/runs/$id")" in *time.sleep*) break ;; esac
+# Cancel once the long step is running (it leaves a file in the workspace;
+# microvm mirrors the workspace back only when a step ends).
+for _ in $(seq 900); do
+  [ -e "$PROJECT/workspace/long-step-started" ] && break
   sleep 0.1
 done
+[ -e "$PROJECT/workspace/long-step-started" ] || { echo "example: the long step did not start" >&2; exit 1; }
 say curl -X DELETE "$API/v1/runs/$id"
 curl -fsS -X DELETE "$API/v1/runs/$id"; echo
 start=$(date +%s%N)

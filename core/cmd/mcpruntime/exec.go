@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -227,6 +228,12 @@ func execOnce(ctx context.Context, a *app, backend, code string, timeout time.Du
 	}
 	defer m.Shutdown(context.WithoutCancel(ctx))
 	defer recordReplay(a, m).Wait() // runs before Shutdown: the step's state gets saved
+	if strings.Contains(code, "tools") {
+		// The code may import tool stubs: a server started for the first
+		// time lists its tools before the code runs (bounded by its
+		// init_timeout), so the stubs are typed.
+		a.hub().AwaitListings(ctx)
+	}
 	s, err := m.Open(ctx, session.Options{Backend: backend})
 	if err != nil {
 		return nil, "", err
