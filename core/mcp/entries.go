@@ -57,3 +57,15 @@ func (h *Hub) Unavailable() map[string]string {
 	}
 	return out
 }
+
+// listedParams is a tool's parameters as the prompt shows them.
+func listedParams(f stubFunc) string {
+	out := make([]string, len(f.tool.Params))
+	for i, p := range f.tool.Params {
+		out[i] = f.params[i] + ": " + f.hints[i]
+		if !p.Required {
+			out[i] += " = " + pyDefault(p.Default)
+		}
+	}
+	return strings.Join(out, ", ")
+}

@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"github.com/mcpruntime/mcpruntime/core/catalog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,14 +126,17 @@ func TestStubsWithoutServers(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", py, err, out)
 		}
 	}
-	if h.Listing() != "" {
-		t.Fatalf("nil hub listing = %q", h.Listing())
+	if l, err := catalog.New(nil, h).Prompt("", 0); err != nil || l != "" {
+		t.Fatalf("nil hub listing = %q, %v", l, err)
 	}
 }
 
 func TestListing(t *testing.T) {
 	h := startHub(t, []config.MCPServer{calc(nil)})
-	l := h.Listing()
+	l, err := catalog.New(nil, h).Prompt("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{
 		"from tools.calc import add",
 		"- tools.calc.add(a: int, b: int) — Add two integers.\n",

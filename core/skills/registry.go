@@ -128,20 +128,6 @@ func versionFiles(s *Skill) []string {
 	return out
 }
 
-// Prompt lists the skills for the agent's system prompt.
-func (r *Registry) Prompt() string {
-	all, err := r.List()
-	if err != nil || len(all) == 0 {
-		return ""
-	}
-	var b strings.Builder
-	b.WriteString("Skills you can reuse (from skills.<name> import run):\n")
-	for _, s := range all {
-		b.WriteString("- " + s.Listing() + "\n")
-	}
-	return b.String()
-}
-
 // write replaces the index atomically.
 func (r *Registry) write(all []Skill) error {
 	b, err := json.MarshalIndent(index{Skills: all}, "", "  ")

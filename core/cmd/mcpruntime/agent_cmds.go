@@ -531,17 +531,6 @@ func (a *app) considerSkill(ctx context.Context, m *session.Manager, reg *skills
 	}
 }
 
-// joinListings joins the non-empty prompt sections (skills, tools).
-func joinListings(parts ...string) string {
-	var out []string
-	for _, p := range parts {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return strings.Join(out, "\n\n")
-}
-
 // agentRunner serves the HTTP API's asynchronous runs, kept in the state
 // dir's run store; nil without a model, or (logged) when the store cannot
 // be opened.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/mcpruntime/mcpruntime/core/catalog"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -106,7 +107,7 @@ except mcpruntime.HostCallError as e:
 		!strings.Contains(out, "unknown MCP tool \"nope\"") {
 		t.Fatalf("tool calls: stdout %q stderr %q exit %d", out, errs, code)
 	}
-	if l := hub.Listing(); !strings.Contains(l, "tools.calc.add(a: int, b: int) — Add two integers.") {
+	if l, _ := catalog.New(nil, hub).Prompt("", 0); !strings.Contains(l, "tools.calc.add(a: int, b: int) — Add two integers.") {
 		t.Fatalf("listing:\n%s", l)
 	}
 }
