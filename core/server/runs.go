@@ -37,6 +37,9 @@ type RunSpec struct {
 	// (agent.Options.OnReply and OnStep).
 	OnReply func(ctx context.Context, turn int, reply string) error
 	OnStep  func(ctx context.Context, turn int, step *agent.Step) error
+	// Input is loaded into the session as `context` (POST /v1/runs
+	// {"context": ...}); not kept for a resume.
+	Input *agent.Input
 }
 
 // WithRunner enables the asynchronous agent-run endpoints.
@@ -75,6 +78,9 @@ type RunRequest struct {
 	Task    string `json:"task"`
 	Backend string `json:"backend,omitempty"`
 	Session string `json:"session,omitempty"`
+	// Context is a large input the run works on as the session's
+	// `context` variable, described to the model but never sent to it.
+	Context string `json:"context,omitempty"`
 }
 
 func (s *Server) routeRuns() {
@@ -97,6 +103,7 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 		{name: "task", dst: &req.Task, required: true},
 		{name: "backend", dst: &req.Backend},
 		{name: "session", dst: &req.Session},
+		{name: "context", dst: &req.Context},
 	})
 	if err != nil {
 		writeError(w, statusFor(err), err)
@@ -113,7 +120,11 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 	}
 	run := runstore.Run{ID: runstore.NewID(), Task: req.Task, Backend: req.Backend, Session: req.Session,
 		Status: runstore.Running, Started: time.Now().UTC()}
-	if err := s.runs.start(r.Context(), run, nil, true, s.logger); err != nil {
+	var input *agent.Input
+	if req.Context != "" {
+		input = &agent.Input{Value: req.Context, Source: "the request"}
+	}
+	if err := s.runs.start(r.Context(), run, nil, true, input, s.logger); err != nil {
 		writeError(w, runStatusOf(err), err)
 		return
 	}
@@ -141,7 +152,7 @@ func (s *Server) resumeRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, runStatusOf(err), err)
 		return
 	}
-	if err := s.runs.start(r.Context(), *run, run.Turns, false, s.logger); err != nil {
+	if err := s.runs.start(r.Context(), *run, run.Turns, false, nil, s.logger); err != nil {
 		writeError(w, runStatusOf(err), err)
 		return
 	}

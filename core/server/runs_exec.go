@@ -12,8 +12,9 @@ import (
 
 // start executes run in the background, recording its progress in the
 // store as it happens. A new run (create) is stored first; a resumed one
-// was made running by Store.Resume and continues from history.
-func (rs *runs) start(ctx context.Context, run runstore.Run, history []agent.Turn, create bool, logger hclog.Logger) error {
+// was made running by Store.Resume and continues from history. input, for
+// a new run, is loaded into its session as `context`.
+func (rs *runs) start(ctx context.Context, run runstore.Run, history []agent.Turn, create bool, input *agent.Input, logger hclog.Logger) error {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.closing {
@@ -34,7 +35,7 @@ func (rs *runs) start(ctx context.Context, run runstore.Run, history []agent.Tur
 	rs.wg.Add(1)
 	// Progress is written even when the run is being cancelled: a reply or
 	// step that completed must not be lost to the race.
-	spec := RunSpec{ID: run.ID, Task: run.Task, Backend: run.Backend, Session: run.Session, History: history,
+	spec := RunSpec{ID: run.ID, Task: run.Task, Backend: run.Backend, Session: run.Session, History: history, Input: input,
 		OnReply: func(ctx context.Context, n int, reply string) error {
 			return rs.store.AppendReply(context.WithoutCancel(ctx), run.ID, n, reply)
 		},

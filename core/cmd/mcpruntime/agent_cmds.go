@@ -546,7 +546,7 @@ func (a *app) agentRunner(m *session.Manager, rec *replay.Recorder) *server.Runn
 	}
 	return &server.Runner{Store: st, Run: func(ctx context.Context, spec server.RunSpec) (any, error) {
 		req := agentRequest{task: spec.Task, backend: spec.Backend, session: spec.Session,
-			history: spec.History, onReply: spec.OnReply, onStep: spec.OnStep}
+			history: spec.History, onReply: spec.OnReply, onStep: spec.OnStep, input: spec.Input}
 		if len(spec.History) == 0 {
 			// A new run in a session with earlier runs continues their
 			// conversation, as `run --session` does.

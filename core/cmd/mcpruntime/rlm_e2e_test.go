@@ -91,3 +91,31 @@ func TestRunContextStaysOutOfThePrompt(t *testing.T) {
 		}
 	}
 }
+
+// POST /v1/runs {"context": ...}: the same, over HTTP.
+func TestHTTPRunContext(t *testing.T) {
+	input := strings.Repeat("filler line that the model never reads\n", 50000) + "HIDDEN-TAIL-MARKER\n"
+	llm := llmtest.New(
+		llmtest.Reply{Content: "```python\nprint(len(context), context.endswith('-TAIL-MARKER\\n'))\n```"},
+		llmtest.Reply{Content: "found it"},
+	)
+	defer llm.Close()
+	addr := freeAddr(t)
+	dir := project(t, fmt.Sprintf("server {\n  listen = %q\n}\nllm {\n  base_url = %q\n}\n", addr, llm.BaseURL()))
+	srv := startRunsServer(t, dir, addr)
+	var run apiRun
+	if code := srv.do("POST", "/v1/runs", map[string]any{"task": "what is the last line?", "context": input}, &run); code != 202 {
+		t.Fatalf("start: %d %+v", code, run)
+	}
+	done := srv.waitRun(run.ID, "finished", func(r apiRun) bool { return r.Status == "done" || r.Status == "failed" })
+	if done.Status != "done" || len(done.Steps) != 1 || done.Steps[0].Stdout != fmt.Sprintf("%d True\n", len(input)) {
+		t.Fatalf("run: %+v", done)
+	}
+	for i, req := range llm.Requests() {
+		for _, m := range req.Messages {
+			if strings.Contains(m.Content, "HIDDEN-TAIL-MARKER") {
+				t.Fatalf("request %d carries the input's tail", i+1)
+			}
+		}
+	}
+}
