@@ -53,13 +53,13 @@ func TestHubListsAndCallsTools(t *testing.T) {
 		byName[tool.Name] = tool
 	}
 	add := byName["add"]
-	if len(add.Params) != 2 || add.Params[0].Name != "a" || add.Params[0].Type != "int" || !add.Params[0].Required || add.Description != "Add two integers." {
+	if len(add.Params) != 2 || add.Params[0].Name != "a" || paramHint(h, "add", 0) != "int" || !add.Params[0].Required || add.Description != "Add two integers." {
 		t.Fatalf("add = %+v", add)
 	}
-	if echo := byName["echo"]; len(echo.Params) != 2 || echo.Params[1].Name != "shout" || echo.Params[1].Required || echo.Params[1].Type != "bool" || echo.Params[1].Default != "false" {
+	if echo := byName["echo"]; len(echo.Params) != 2 || echo.Params[1].Name != "shout" || echo.Params[1].Required || paramHint(h, "echo", 1) != "bool" || echo.Params[1].Default != "false" {
 		t.Fatalf("echo = %+v", echo)
 	}
-	if !byName["stats"].Structured || byName["stats"].Params[0].Type != "list" {
+	if !byName["stats"].Structured || paramHint(h, "stats", 0) != "list[float]" {
 		t.Fatalf("stats = %+v", byName["stats"])
 	}
 
@@ -166,4 +166,16 @@ func alive(pid int) bool {
 	}
 	out, err := exec.Command("ps", "-o", "stat=", "-p", strconv.Itoa(pid)).Output()
 	return err == nil && !strings.HasPrefix(strings.TrimSpace(string(out)), "Z")
+}
+
+// paramHint is the Python type the stubs give argument i of tool.
+func paramHint(h *Hub, tool string, i int) string {
+	for _, m := range h.layout() {
+		for _, f := range m.funcs {
+			if f.tool.Name == tool {
+				return f.hints[i]
+			}
+		}
+	}
+	return ""
 }

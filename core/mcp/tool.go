@@ -32,8 +32,6 @@ type Tool struct {
 type Param struct {
 	// Name is the argument's name in the input schema.
 	Name string
-	// Type is the Python type of the argument ("str", "int", ..., "Any").
-	Type string
 	// Required is true when the schema lists the argument as required.
 	Required bool
 	// Description is the argument's description, if any.
@@ -67,10 +65,8 @@ func toolFromMCP(t mcp.Tool) Tool {
 	}
 	var req, opt []Param
 	for _, name := range names {
-		p := Param{Name: name, Required: isRequired[name], Type: "Any"}
-		p.Schema = props[name]
+		p := Param{Name: name, Required: isRequired[name], Schema: props[name]}
 		if schema, ok := props[name].(map[string]any); ok {
-			p.Type = pythonType(schema)
 			if d, ok := schema["description"].(string); ok {
 				p.Description = strings.TrimSpace(d)
 			}
@@ -126,74 +122,4 @@ func orderedNames(props map[string]any, order []string) []string {
 	}
 	sort.Strings(rest)
 	return append(names, rest...)
-}
-
-// pythonType maps a JSON schema to a Python type hint.
-func pythonType(schema map[string]any) string {
-	var types []string
-	switch t := schema["type"].(type) {
-	case string:
-		types = []string{t}
-	case []any:
-		for _, v := range t {
-			if s, ok := v.(string); ok {
-				types = append(types, s)
-			}
-		}
-	}
-	if len(types) == 0 {
-		for _, key := range []string{"anyOf", "oneOf"} {
-			alts, _ := schema[key].([]any)
-			for _, a := range alts {
-				if m, ok := a.(map[string]any); ok {
-					if s, ok := m["type"].(string); ok {
-						types = append(types, s)
-					}
-				}
-			}
-		}
-	}
-	var hints []string
-	nullable := false
-	for _, t := range types {
-		h := ""
-		switch t {
-		case "string":
-			h = "str"
-		case "integer":
-			h = "int"
-		case "number":
-			h = "float"
-		case "boolean":
-			h = "bool"
-		case "array":
-			h = "list"
-		case "object":
-			h = "dict"
-		case "null":
-			nullable = true
-			continue
-		default:
-			return "Any"
-		}
-		if !contains(hints, h) {
-			hints = append(hints, h)
-		}
-	}
-	if len(hints) == 0 {
-		return "Any"
-	}
-	if nullable {
-		hints = append(hints, "None")
-	}
-	return strings.Join(hints, " | ")
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
