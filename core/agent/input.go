@@ -14,12 +14,9 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/mcpruntime/mcpruntime/core/config"
 	"github.com/mcpruntime/mcpruntime/sdk"
 )
-
-// DefaultInputLimit bounds a run's input (run --context): it crosses the
-// kernel channel as one message, whose limit is 64 MiB.
-const DefaultInputLimit = 32 << 20
 
 // previewChars is how much of an input the model sees.
 const previewChars = 400
@@ -43,10 +40,10 @@ var ErrInputTooLarge = errors.New("run input too large")
 // LoadInput reads path ("-" reads stdin): a file becomes a str, a
 // directory a dict of its text files by relative path (binary files are
 // skipped and named in the description). limit ≤ 0 means
-// DefaultInputLimit.
+// config.DefaultInputLimit.
 func LoadInput(path string, stdin io.Reader, limit int64) (*Input, error) {
 	if limit <= 0 {
-		limit = DefaultInputLimit
+		limit = config.DefaultInputLimit
 	}
 	if path == "-" {
 		b, err := readLimited(stdin, limit, "stdin")

@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-)
 
-// DefaultBudget is the prompt listing's size in characters when none is
-// configured (agent.listing_budget): about 1,500 tokens.
-const DefaultBudget = 6000
+	"github.com/mcpruntime/mcpruntime/core/config"
+)
 
 // maxSummary bounds one entry's description in the listing.
 const maxSummary = 200
@@ -20,13 +18,13 @@ type Unavailabler interface {
 }
 
 // Prompt lists skills and tools for a system prompt within budget
-// characters (DefaultBudget when ≤ 0). When everything fits, everything is
+// characters (config.DefaultListingBudget when ≤ 0). When everything fits, everything is
 // listed; otherwise each kind gets half the budget (what one leaves goes
 // to the other), the entries most relevant to task come first, and the
 // listing says how many more exist and how to find them.
 func (c *Catalog) Prompt(task string, budget int) (string, error) {
 	if budget <= 0 {
-		budget = DefaultBudget
+		budget = config.DefaultListingBudget
 	}
 	s, err := c.current()
 	if err != nil {
