@@ -26,6 +26,12 @@ type Tools interface {
 // ErrNoLLM is returned to sandbox code when no model is configured.
 var ErrNoLLM = errors.New("no language model configured: set llm { base_url, model } in runtime.hcl or OPENAI_BASE_URL")
 
+// NoServer is the error for a tool call to a server runtime.hcl does not
+// configure.
+func NoServer(server string) error {
+	return fmt.Errorf("no MCP server named %q is configured (add mcp_server %q { command = [...] } to runtime.hcl)", server, server)
+}
+
 // Bridge hands out a Host per session.
 type Bridge struct {
 	LLM   LLM
@@ -99,7 +105,7 @@ func (h *sessionHost) AskLLM(ctx context.Context, req *sdk.LLMRequest) (*sdk.LLM
 
 func (h *sessionHost) CallTool(ctx context.Context, call *sdk.ToolCall) (*sdk.ToolResult, error) {
 	if h.b.Tools == nil {
-		return nil, fmt.Errorf("no MCP server named %q is configured (add mcp_server %q { command = [...] } to runtime.hcl)", call.Server, call.Server)
+		return nil, NoServer(call.Server)
 	}
 	h.b.add(h.id, func(u *Usage) { u.ToolCalls++ })
 	return h.b.Tools.CallTool(WithSession(ctx, h.id), call.Server, call.Tool, call.Arguments)

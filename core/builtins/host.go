@@ -38,7 +38,7 @@ type Host struct {
 func (h *Host) CallTool(ctx context.Context, server, tool string, args json.RawMessage) (*sdk.ToolResult, error) {
 	if server != Server {
 		if h.Next == nil {
-			return nil, fmt.Errorf("no MCP server named %q is configured (add mcp_server %q { command = [...] } to runtime.hcl)", server, server)
+			return nil, bridge.NoServer(server)
 		}
 		return h.Next.CallTool(ctx, server, tool, args)
 	}
