@@ -485,7 +485,7 @@ func (a *app) runAgent(ctx context.Context, m *session.Manager, rec *replay.Reco
 	}
 	opts := agent.Options{
 		Backend: sb.Backend(), SessionID: sb.ID(), MaxSteps: cfg.Agent.MaxSteps, StepTimeout: cfg.Agent.StepTimeout,
-		Budget: cfg.Agent.Budget, ObservationLimit: int(cfg.Agent.ObservationLimit), Listing: a.promptListing(reg, req.task),
+		Budget: cfg.Agent.Budget, ObservationLimit: int(cfg.Agent.ObservationLimit), Listing: a.listing(a.hub(), req.task),
 		Environment: a.environment(ctx, m, sb.Backend(), req.sandbox == nil), Logger: a.log(),
 		Prior: req.prior, History: req.history, OnReply: req.onReply, OnStep: req.onStep, OnEvent: req.onEvent,
 		Input: req.input, Inputs: &a.inputs, MaxDepth: cfg.Agent.MaxDepth,
@@ -499,11 +499,6 @@ func (a *app) runAgent(ctx context.Context, m *session.Manager, rec *replay.Reco
 		}
 	}
 	return agent.RunIn(ctx, sb, model, req.task, opts)
-}
-
-// promptListing is the skills and tools part of the system prompt.
-func (a *app) promptListing(_ *skills.Registry, task string) string {
-	return a.listing(a.hub(), task)
 }
 
 // considerSkill offers a successful step to the skill registry and notes
