@@ -58,7 +58,7 @@ quiet() { echo "+ $*" >>"$LOG"; "$@" >>"$LOG" 2>&1; }
 # Key = script sha256 + pinned input versions/hashes + installed clang version.
 # Computed from local data only: no network, no toolchain needed.
 clang_pkg_version() { dpkg-query -W -f='${Version}' "clang-$LLVM" 2>/dev/null || echo none; }
-KEY=$( { sha "$SCRIPT"; echo "$PY_ORIG_SHA256 $WASI_LIBC_SHA256 $ZLIB_ORIG_SHA256"
+KEY=$( { sha "$SCRIPT"; sha "${SCRIPT%/*}/preinit.c"; echo "$PY_ORIG_SHA256 $WASI_LIBC_SHA256 $ZLIB_ORIG_SHA256"
          clang_pkg_version; } | sha256sum | cut -d' ' -f1)
 
 if [[ -f $OUT/build-info.json && -f $OUT/python.wasm && -f $OUT/lib/python$PY_MAJMIN/os.py ]] &&
@@ -93,7 +93,7 @@ if ((${#missing[@]})); then
   quiet "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update
   quiet "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
     install -y --no-install-recommends "${missing[@]}"
-  KEY=$( { sha "$SCRIPT"; echo "$PY_ORIG_SHA256 $WASI_LIBC_SHA256 $ZLIB_ORIG_SHA256"
+  KEY=$( { sha "$SCRIPT"; sha "${SCRIPT%/*}/preinit.c"; echo "$PY_ORIG_SHA256 $WASI_LIBC_SHA256 $ZLIB_ORIG_SHA256"
            clang_pkg_version; } | sha256sum | cut -d' ' -f1)
 fi
 CLANG=clang-$LLVM
@@ -246,6 +246,10 @@ else
 fi
 phase "python.wasm: make -j$JOBS (~1.5 min when not cached)"
 (cd "$WASI" && quiet make -j"$JOBS" all)
+# Pre-initialization entry points (preinit.c, maintained with plugins/wasm):
+# python.wasm is relinked with them every build (a link: ~1 s).
+$WASM_CC -O2 $PREFIX_MAP -I"$WASI" -I"$SRC/Include" -c "${SCRIPT%/*}/preinit.c" -o "$WASI/preinit.o"
+(cd "$WASI" && rm -f python.wasm && quiet make python.wasm LINKFORSHARED="$WASI/preinit.o")
 [[ -f $WASI/python.wasm ]] || die "no python.wasm produced"
 grep -q '^zlib ' "$WASI/Modules/Setup.stdlib" 2>/dev/null || die "zlib module not enabled"
 
