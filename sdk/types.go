@@ -37,6 +37,9 @@ type Capabilities struct {
 	// names). The conformance suite checks each one declared; the core
 	// tells a client which of its limits apply.
 	EnforcedLimits []string `json:"enforced_limits,omitempty"`
+	// Libraries are notable packages sandbox code can import ("numpy",
+	// "pandas", "matplotlib"), so a client or an agent knows what it may use.
+	Libraries []string `json:"libraries,omitempty"`
 }
 
 // Names of session limits, for Capabilities.EnforcedLimits.
@@ -163,6 +166,9 @@ const (
 	EventStdout EventKind = iota + 1
 	EventStderr
 	EventHostCall
+	// EventDisplay carries a rich output (Event.Display): display(obj), a
+	// cell's last expression with a rich representation, a plot.
+	EventDisplay
 )
 
 // Event is streamed while code runs.
@@ -170,6 +176,7 @@ type Event struct {
 	Kind     EventKind
 	Data     []byte
 	HostCall *HostCallNotice
+	Display  *Display
 }
 
 // HostCallNotice reports a host call made by sandbox code.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -299,6 +300,13 @@ func (c *Conn) Exec(ctx context.Context, req Request, host sdk.Host, emit func(s
 				if data := out.take(m.Data); len(data) > 0 {
 					emit(sdk.Event{Kind: kind, Data: data})
 				}
+			case "display":
+				if m.ID != id {
+					continue
+				}
+				if d := out.display(m.Bundle); d != nil {
+					emit(sdk.Event{Kind: sdk.EventDisplay, Display: d})
+				}
 			case "host_call":
 				if inflight >= MaxHostCalls {
 					// The kernel is sandbox code's: it may ask without end.
@@ -403,6 +411,29 @@ func (o *outputCap) take(s string) []byte {
 	}
 	o.left -= int64(len(s))
 	return []byte(s)
+}
+
+// display checks a kernel's display frame and charges it to the output
+// limit. The kernel caps its own output, but it runs sandbox code, so the
+// cap is applied again here: a bundle that does not fit is replaced by a
+// note saying what was dropped. A malformed bundle becomes a note too.
+func (o *outputCap) display(bundle map[string]string) *sdk.Display {
+	data, err := sdk.DecodeBundle(bundle)
+	if err != nil || len(data) == 0 {
+		return nil
+	}
+	d := &sdk.Display{Data: data}
+	if n := int64(d.Size()); n <= o.left {
+		o.left -= n
+		return d
+	}
+	o.truncated = true
+	note := []byte(fmt.Sprintf("[display of %d bytes (%s) omitted: over the output limit]", d.Size(), strings.Join(d.MIMETypes(), ", ")))
+	if int64(len(note)) > o.left {
+		return nil
+	}
+	o.left -= int64(len(note))
+	return &sdk.Display{Data: map[string][]byte{sdk.MIMEText: note}}
 }
 
 // MaxHostCalls bounds the host calls one execution has in flight; the

@@ -28,6 +28,9 @@ type Frame struct {
 	Stream string `json:"stream,omitempty"`
 	Data   string `json:"data,omitempty"`
 
+	// display: a mime bundle, binary types base64 (sdk.DecodeBundle)
+	Bundle map[string]string `json:"bundle,omitempty"`
+
 	// host_call / host_result
 	Call   int64           `json:"call,omitempty"`
 	Method string          `json:"method,omitempty"`

@@ -17,6 +17,7 @@ Events (kernel -> host):
   {"type": "ready", "pid": N, "python": "3.x.y", "platform": "..."}
   {"type": "out", "id": N, "stream": "stdout"|"stderr", "data": "..."}
   {"type": "host_call", "id": N, "call": N, "method": "...", "args": {...}}
+  {"type": "display", "id": N, "bundle": {"text/html": "...", "image/png": "<base64>"}}
   {"type": "result", "id": N, "exit_code": N, "kind": "...", "message": "...",
    "exception": {"type", "message", "traceback"}, "truncated": bool}
   {"type": "configured", "error": "..."}   (error only when something failed)
@@ -456,10 +457,13 @@ class _Blob:
 
 
 class Image(_Blob):
-    """An image a tool returned: .data (bytes) and .mime_type."""
+    """An image: .data (bytes) and .mime_type; display(Image(png)) shows it."""
 
     __module__ = "mcpruntime"
     __slots__ = ()
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {self.mime_type or "image/png": self.data}
 
 
 class Audio(_Blob):
@@ -494,6 +498,257 @@ class Resource:
 
     def __reduce__(self):
         return (Resource, (self.uri, self.mime_type, self.text, self.data))
+
+
+# ---- rich outputs: display() and mime bundles ------------------------------
+#
+# A rich output leaves as {"type": "display", "id": N, "bundle": {mime: str}}
+# with binary types base64, as in Jupyter's notebook format. The methods are
+# Jupyter's, tried in its order; an object with none of them has no bundle
+# and its repr is printed as before.
+
+_REPR_METHODS = (
+    ("_repr_png_", "image/png"),
+    ("_repr_jpeg_", "image/jpeg"),
+    ("_repr_svg_", "image/svg+xml"),
+    ("_repr_html_", "text/html"),
+    ("_repr_markdown_", "text/markdown"),
+    ("_repr_json_", "application/json"),
+    ("_repr_latex_", "text/latex"),
+)
+
+
+def _is_text_mime(mime):
+    return (mime.startswith("text/") or mime in ("application/json", "image/svg+xml", "application/javascript")
+            or mime.endswith("+json") or mime.endswith("+xml"))
+
+
+def _repr_method(obj, name):
+    if isinstance(obj, type):
+        return None  # a class's _repr_html_ is an unbound method, not its repr
+    try:
+        m = getattr(obj, name, None)
+    except Exception:
+        return None
+    return m if callable(m) else None
+
+
+def _mime_bundle(obj):
+    """obj's rich representations as {mime: value}; {} when it has none."""
+    data = {}
+    m = _repr_method(obj, "_repr_mimebundle_")
+    if m is not None:
+        try:
+            r = m(include=None, exclude=None)
+        except TypeError:
+            r = m()
+        if isinstance(r, tuple):
+            r = r[0]
+        if isinstance(r, dict):
+            data.update(r)
+    for name, mime in _REPR_METHODS:
+        if mime in data:
+            continue
+        m = _repr_method(obj, name)
+        if m is None:
+            continue
+        try:
+            v = m()
+        except Exception:
+            continue  # a broken formatter falls back to the others, as in Jupyter
+        if isinstance(v, tuple):
+            v = v[0]
+        if v is not None:
+            data[mime] = v
+    if not data and _is_figure(obj):
+        data["image/png"] = _figure_png(obj)
+    if data and "text/plain" not in data:
+        data["text/plain"] = repr(obj)
+    return data
+
+
+def _encode_bundle(data):
+    out = {}
+    for mime, v in data.items():
+        mime = str(mime)
+        if _is_text_mime(mime):
+            if isinstance(v, (bytes, bytearray)):
+                v = bytes(v).decode("utf-8", "replace")
+            elif not isinstance(v, str):
+                v = _dumps(v) if mime.endswith("json") else str(v)
+        elif isinstance(v, (bytes, bytearray, memoryview)):
+            import binascii
+
+            v = binascii.b2a_base64(bytes(v), newline=False).decode("ascii")
+        elif not isinstance(v, str):
+            continue  # binary types come as bytes or, already encoded, as str
+        out[mime] = v
+    return out
+
+
+def _send_display(kernel, data):
+    """Send one bundle, charged to the cell's output budget."""
+    bundle = _encode_bundle(data)
+    if not bundle:
+        return
+    size = sum(len(v) for v in bundle.values())
+    b = kernel.budget
+    if size > b.left:
+        b.truncated = True
+        note = "[display of %d bytes (%s) omitted: over the output limit]" % (size, ", ".join(sorted(bundle)))
+        if len(note) > b.left:
+            return
+        bundle = {"text/plain": note}
+        size = len(note)
+    b.left -= size
+    with kernel.lock:
+        now = time.monotonic()
+        # What was printed before the display goes first.
+        frames = [f for f in (kernel.stdout._take_locked(now), kernel.stderr._take_locked(now)) if f]
+        frames.append({"type": "display", "id": kernel.exec_id, "bundle": bundle})
+        kernel.channel.send_all(frames)
+
+
+def _display(kernel, objs, raw=False):
+    for obj in objs:
+        if raw:
+            data = dict(obj)
+        else:
+            data = _mime_bundle(obj) or {"text/plain": repr(obj)}
+        _send_display(kernel, data)
+
+
+class _Rich:
+    """A value shown as one representation: HTML, Markdown, SVG, JSON."""
+
+    __module__ = "mcpruntime"
+    mime = None
+
+    def __init__(self, data=None, filename=None):
+        if filename is not None:
+            with open(filename, "rb") as f:
+                data = f.read()
+        if isinstance(data, (bytes, bytearray)) and _is_text_mime(self.mime):
+            data = bytes(data).decode("utf-8", "replace")
+        self.data = data
+
+    def __repr__(self):
+        return "<%s object>" % type(self).__name__
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {self.mime: self.data}
+
+
+class HTML(_Rich):
+    """HTML to display: display(HTML("<b>hi</b>"))."""
+
+    mime = "text/html"
+
+
+class Markdown(_Rich):
+    """Markdown to display."""
+
+    mime = "text/markdown"
+
+
+class SVG(_Rich):
+    """An SVG image to display."""
+
+    mime = "image/svg+xml"
+
+
+class JSON(_Rich):
+    """JSON data (a dict or list) to display."""
+
+    mime = "application/json"
+
+
+def _image(data=None, url=None, filename=None, format=None, **_):
+    """IPython.display.Image: bytes or a file, shown as image/<format>."""
+    if filename is None and isinstance(data, str) and not data.startswith("<"):
+        filename, data = data, None  # Image("plot.png")
+    if filename is not None:
+        with open(filename, "rb") as f:
+            data = f.read()
+        if format is None:
+            format = filename.rsplit(".", 1)[-1].lower()
+    if data is None:
+        raise ValueError("Image needs data or a filename (URLs are not fetched)")
+    fmt = {"jpg": "jpeg", "svg": "svg+xml"}.get(format or "png", format or "png")
+    return Image(bytes(data) if not isinstance(data, str) else data, "image/" + fmt)
+
+
+def _is_figure(obj):
+    t = type(obj)
+    return t.__name__ in ("Figure", "SubFigure") and t.__module__.startswith("matplotlib")
+
+
+def _figure_png(fig):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _show_figures(kernel):
+    """Display every open matplotlib figure as a PNG and close it."""
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return
+    for num in plt.get_fignums():
+        fig = plt.figure(num)
+        try:
+            _send_display(kernel, {"image/png": _figure_png(fig), "text/plain": repr(fig)})
+        finally:
+            plt.close(fig)
+
+
+def _inline_backend(kernel):
+    """A matplotlib backend module: Agg rendering, show() displays figures."""
+    m = types.ModuleType("mcpruntime._plots")
+    from matplotlib.backends import backend_agg
+
+    m.FigureCanvas = backend_agg.FigureCanvasAgg
+    m.new_figure_manager = backend_agg.new_figure_manager
+    m.new_figure_manager_given_figure = backend_agg.new_figure_manager_given_figure
+    m.show = lambda *args, **kwargs: _show_figures(kernel)
+    return m
+
+
+def _use_inline_backend(kernel, matplotlib):
+    # Through a module:// name (matplotlib imports backends by name); the
+    # module is made here, so nothing of it is on disk or in the environment
+    # a subprocess inherits.
+    sys.modules["mcpruntime._plots"] = _inline_backend(kernel)
+    try:
+        matplotlib.use("module://mcpruntime._plots")
+    except Exception as e:
+        kernel.stderr.write("mcpruntime: plots will not be shown: %s\n" % e)
+
+
+class _IPythonShim:
+    """`from IPython.display import display, HTML, Image` where IPython is absent.
+
+    Sits at the end of sys.meta_path, so an installed IPython wins.
+    """
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in ("IPython", "IPython.display"):
+            return None
+        from importlib.machinery import ModuleSpec
+
+        return ModuleSpec(name, self, is_package=(name == "IPython"))
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        helper = sys.modules["mcpruntime"]
+        for name in ("display", "HTML", "Markdown", "SVG", "JSON"):
+            setattr(module, name, getattr(helper, name))
+        module.Image = _image
 
 
 def _resolve(fut):
@@ -565,6 +820,13 @@ class Kernel:
         builtins.search_skills = helper.search_skills
         builtins.search_tools = helper.search_tools
         builtins.describe = helper.describe
+        builtins.display = helper.display
+        _AfterImport.add("matplotlib", lambda m: _use_inline_backend(self, m))
+        # Code written for Jupyter calls IPython's display(), which outside
+        # an IPython shell only prints: an installed IPython gets ours, an
+        # absent one a small stand-in.
+        _AfterImport.add("IPython.display", lambda m: setattr(m, "display", helper.display))
+        sys.meta_path.append(_IPythonShim(self))
         if sys.platform == "wasi":
             _AfterImport.add("asyncio", _wasi_event_loop)
         if self.threads:
@@ -780,7 +1042,7 @@ class Kernel:
         result = {"type": "result", "id": self.exec_id, "exit_code": 0, "kind": "none"}
         self.in_cell = True
         try:
-            _execute(code, name, self.globals)
+            _execute(code, name, self.globals, self.show)
         except SystemExit as e:
             status = _exit_status(e, self.stderr)
             result["exit_code"] = status
@@ -803,6 +1065,7 @@ class Kernel:
             except MemoryError:
                 pass
         finally:
+            self._flush_figures()
             self._drain_fds()
             for s in (sys.stdout, sys.stderr):
                 if s is self.stdout or s is self.stderr:
@@ -820,6 +1083,23 @@ class Kernel:
             frames.append(result)
             self.channel.send_all(frames)
         self.in_cell = False
+
+    def show(self, value):
+        """A cell's last expression: its rich bundle, or its repr printed."""
+        data = _mime_bundle(value)
+        if data:
+            _send_display(self, data)
+        else:
+            print(repr(value))
+
+    def _flush_figures(self):
+        """Figures left open by the cell are shown, as Jupyter's inline backend does."""
+        if "matplotlib.pyplot" not in sys.modules:
+            return
+        try:
+            _show_figures(self)
+        except Exception as e:
+            self.stderr.write("mcpruntime: could not render a figure: %s: %s\n" % (type(e).__name__, e))
 
     def configure(self, msg):
         """Adapt a kernel started ahead of its session (a pooled one)."""
@@ -900,7 +1180,7 @@ _shown = []
 builtins.__dict__[_SHOW] = _shown.append
 
 
-def _execute(code, name, g):
+def _execute(code, name, g, present):
     _Sources.add(name, code)
     tree = compile(code, name, "exec", _ONLY_AST)
     body = tree.body
@@ -919,7 +1199,7 @@ def _execute(code, name, g):
         value = _shown.pop()
         if value is not None:
             g["_"] = value
-            print(repr(value))
+            present(value)
 
 
 def _exit_status(e, stderr):
@@ -1066,6 +1346,16 @@ def _helper_module(kernel):
     m.describe = describe
     m.save_state = save_state
     m.load_state = load_state
+
+    def display(*objs, raw=False):
+        """Show objects richly (HTML, images, Markdown...), as Jupyter's display().
+
+        raw=True takes each object as a ready bundle: {"image/png": bytes}.
+        """
+        _display(kernel, objs, raw)
+
+    m.display = display
+    m.HTML, m.Markdown, m.SVG, m.JSON = HTML, Markdown, SVG, JSON
     return m
 
 

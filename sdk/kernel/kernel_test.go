@@ -40,6 +40,8 @@ type collected struct {
 	stdout, stderr strings.Builder
 	stdoutEvents   int
 	calls          []*sdk.HostCallNotice
+	displays       []*sdk.Display
+	order          []sdk.EventKind
 }
 
 func (c *collected) emit(e sdk.Event) {
@@ -53,7 +55,10 @@ func (c *collected) emit(e sdk.Event) {
 		c.stderr.Write(e.Data)
 	case sdk.EventHostCall:
 		c.calls = append(c.calls, e.HostCall)
+	case sdk.EventDisplay:
+		c.displays = append(c.displays, e.Display)
 	}
+	c.order = append(c.order, e.Kind)
 }
 
 func run(t *testing.T, l *Session, code string, limits sdk.Limits, host sdk.Host) (*sdk.ExecResult, *collected) {

@@ -35,6 +35,8 @@ func Checks() []Check {
 		{"workspace_files", "files written in the workspace reach the host and the next session", checkWorkspace},
 		{"disk_full", "a write to a workspace whose file system is full fails in the code with ENOSPC (or EIO with a result that says ENOSPC)", checkDiskFull},
 		{"streaming", "output arrives while the code is still running", checkStreaming},
+		{"display", "display() and a rich last expression stream mime bundles (HTML, PNG bytes) in order with stdout", checkDisplay},
+		{"libraries", "every library the plugin declares is importable", checkLibraries},
 		{"timeout", "an infinite loop is stopped at the timeout and the session stays usable", checkTimeout},
 		{"cancel", "cancelling a running Execute returns promptly; the session works or reports state_lost", checkCancel},
 		{"output_cap", "100 MB of output is capped and reported as truncated", checkOutputCap},

@@ -300,6 +300,11 @@ type Output struct {
 	Stdout  string
 	Stderr  string
 	Notices []*sdk.HostCallNotice
+	// Displays are the rich outputs, in order; DisplayAt says when each
+	// arrived and DisplayAfter how many stdout bytes came before it.
+	Displays     []*sdk.Display
+	DisplayAt    []time.Time
+	DisplayAfter []int
 	// FirstOutput is when the first stdout chunk arrived.
 	FirstOutput time.Time
 }
@@ -324,6 +329,10 @@ func (s *Suite) Exec(ctx context.Context, session, code string) (*Output, error)
 			stderr.Write(e.Data)
 		case sdk.EventHostCall:
 			out.Notices = append(out.Notices, e.HostCall)
+		case sdk.EventDisplay:
+			out.Displays = append(out.Displays, e.Display)
+			out.DisplayAt = append(out.DisplayAt, time.Now())
+			out.DisplayAfter = append(out.DisplayAfter, stdout.Len())
 		}
 	})
 	if err != nil {

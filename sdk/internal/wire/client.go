@@ -135,6 +135,8 @@ func (c *Client) Execute(ctx context.Context, req *sdk.ExecRequest, emit func(sd
 				Method: n.GetMethod(), Detail: n.GetDetail(),
 				Duration: time.Duration(n.GetDurationUs()) * time.Microsecond, Error: n.GetError(),
 			}})
+		case *pb.ExecuteEvent_Display:
+			emit(sdk.Event{Kind: sdk.EventDisplay, Display: &sdk.Display{Data: e.Display.GetData()}})
 		case *pb.ExecuteEvent_Result:
 			return resultFromProto(e.Result), nil
 		}

@@ -60,6 +60,7 @@ func infoToProto(i *sdk.Info) *pb.InfoResponse {
 			Isolation:          isolationToProto[c.Isolation],
 			Languages:          c.Languages,
 			EnforcedLimits:     c.EnforcedLimits,
+			Libraries:          c.Libraries,
 		},
 	}
 }
@@ -83,6 +84,7 @@ func infoFromProto(r *pb.InfoResponse) *sdk.Info {
 			Isolation:          isolationFromProto[c.GetIsolation()],
 			Languages:          c.GetLanguages(),
 			EnforcedLimits:     c.GetEnforcedLimits(),
+			Libraries:          c.GetLibraries(),
 		},
 	}
 }
@@ -209,6 +211,11 @@ func eventToProto(e sdk.Event) *pb.ExecuteEvent {
 		return &pb.ExecuteEvent{Event: &pb.ExecuteEvent_HostCall{HostCall: &pb.HostCallNotice{
 			Method: n.Method, Detail: n.Detail, DurationUs: n.Duration.Microseconds(), Error: n.Error,
 		}}}
+	case sdk.EventDisplay:
+		if e.Display == nil {
+			return nil
+		}
+		return &pb.ExecuteEvent{Event: &pb.ExecuteEvent_Display{Display: &pb.Display{Data: e.Display.Data}}}
 	}
 	return nil
 }

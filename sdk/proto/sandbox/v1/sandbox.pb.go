@@ -163,8 +163,11 @@ type Capabilities struct {
 	// for the core to say which of a client's limits apply): "timeout",
 	// "memory", "output", "cpu", "pids".
 	EnforcedLimits []string `protobuf:"bytes,7,rep,name=enforced_limits,json=enforcedLimits,proto3" json:"enforced_limits,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Since 2: notable libraries sandbox code can import (e.g. "numpy",
+	// "pandas", "matplotlib"), so a client or an agent knows what to use.
+	Libraries     []string `protobuf:"bytes,8,rep,name=libraries,proto3" json:"libraries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Capabilities) Reset() {
@@ -242,6 +245,13 @@ func (x *Capabilities) GetHostCalls() bool {
 func (x *Capabilities) GetEnforcedLimits() []string {
 	if x != nil {
 		return x.EnforcedLimits
+	}
+	return nil
+}
+
+func (x *Capabilities) GetLibraries() []string {
+	if x != nil {
+		return x.Libraries
 	}
 	return nil
 }
@@ -1207,6 +1217,54 @@ func (x *ExecResult) GetStateLost() bool {
 	return false
 }
 
+// A rich output (Jupyter's mime bundle): one object in several
+// representations, keyed by MIME type. Binary types (image/png) carry raw
+// bytes, the others UTF-8 text. Since 2; a core that does not know it
+// drops it, so an older core still gets the cell's text.
+type Display struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          map[string][]byte      `protobuf:"bytes,1,rep,name=data,proto3" json:"data,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Display) Reset() {
+	*x = Display{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Display) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Display) ProtoMessage() {}
+
+func (x *Display) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Display.ProtoReflect.Descriptor instead.
+func (*Display) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Display) GetData() map[string][]byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type ExecuteEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -1215,6 +1273,7 @@ type ExecuteEvent struct {
 	//	*ExecuteEvent_Stderr
 	//	*ExecuteEvent_HostCall
 	//	*ExecuteEvent_Result
+	//	*ExecuteEvent_Display
 	Event         isExecuteEvent_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1222,7 +1281,7 @@ type ExecuteEvent struct {
 
 func (x *ExecuteEvent) Reset() {
 	*x = ExecuteEvent{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[17]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1293,7 @@ func (x *ExecuteEvent) String() string {
 func (*ExecuteEvent) ProtoMessage() {}
 
 func (x *ExecuteEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[17]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1306,7 @@ func (x *ExecuteEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteEvent.ProtoReflect.Descriptor instead.
 func (*ExecuteEvent) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{17}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ExecuteEvent) GetEvent() isExecuteEvent_Event {
@@ -1293,6 +1352,15 @@ func (x *ExecuteEvent) GetResult() *ExecResult {
 	return nil
 }
 
+func (x *ExecuteEvent) GetDisplay() *Display {
+	if x != nil {
+		if x, ok := x.Event.(*ExecuteEvent_Display); ok {
+			return x.Display
+		}
+	}
+	return nil
+}
+
 type isExecuteEvent_Event interface {
 	isExecuteEvent_Event()
 }
@@ -1313,6 +1381,10 @@ type ExecuteEvent_Result struct {
 	Result *ExecResult `protobuf:"bytes,4,opt,name=result,proto3,oneof"`
 }
 
+type ExecuteEvent_Display struct {
+	Display *Display `protobuf:"bytes,5,opt,name=display,proto3,oneof"`
+}
+
 func (*ExecuteEvent_Stdout) isExecuteEvent_Event() {}
 
 func (*ExecuteEvent_Stderr) isExecuteEvent_Event() {}
@@ -1320,6 +1392,8 @@ func (*ExecuteEvent_Stderr) isExecuteEvent_Event() {}
 func (*ExecuteEvent_HostCall) isExecuteEvent_Event() {}
 
 func (*ExecuteEvent_Result) isExecuteEvent_Event() {}
+
+func (*ExecuteEvent_Display) isExecuteEvent_Event() {}
 
 type SnapshotRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1330,7 +1404,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[18]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1416,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[18]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1429,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{18}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SnapshotRequest) GetSessionId() string {
@@ -1375,7 +1449,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[19]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1461,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[19]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1474,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{19}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SnapshotResponse) GetSnapshotId() string {
@@ -1429,7 +1503,7 @@ type RestoreRequest struct {
 
 func (x *RestoreRequest) Reset() {
 	*x = RestoreRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[20]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1515,7 @@ func (x *RestoreRequest) String() string {
 func (*RestoreRequest) ProtoMessage() {}
 
 func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[20]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1528,7 @@ func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
 func (*RestoreRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{20}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RestoreRequest) GetSnapshotId() string {
@@ -1479,7 +1553,7 @@ type RestoreResponse struct {
 
 func (x *RestoreResponse) Reset() {
 	*x = RestoreResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[21]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1491,7 +1565,7 @@ func (x *RestoreResponse) String() string {
 func (*RestoreResponse) ProtoMessage() {}
 
 func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[21]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1504,7 +1578,7 @@ func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreResponse.ProtoReflect.Descriptor instead.
 func (*RestoreResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{21}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{22}
 }
 
 type DestroySessionRequest struct {
@@ -1516,7 +1590,7 @@ type DestroySessionRequest struct {
 
 func (x *DestroySessionRequest) Reset() {
 	*x = DestroySessionRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[22]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1602,7 @@ func (x *DestroySessionRequest) String() string {
 func (*DestroySessionRequest) ProtoMessage() {}
 
 func (x *DestroySessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[22]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1615,7 @@ func (x *DestroySessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroySessionRequest.ProtoReflect.Descriptor instead.
 func (*DestroySessionRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{22}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DestroySessionRequest) GetSessionId() string {
@@ -1559,7 +1633,7 @@ type DestroySessionResponse struct {
 
 func (x *DestroySessionResponse) Reset() {
 	*x = DestroySessionResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[23]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1571,7 +1645,7 @@ func (x *DestroySessionResponse) String() string {
 func (*DestroySessionResponse) ProtoMessage() {}
 
 func (x *DestroySessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[23]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1584,7 +1658,7 @@ func (x *DestroySessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroySessionResponse.ProtoReflect.Descriptor instead.
 func (*DestroySessionResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{23}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{24}
 }
 
 type RecoverSessionsRequest struct {
@@ -1597,7 +1671,7 @@ type RecoverSessionsRequest struct {
 
 func (x *RecoverSessionsRequest) Reset() {
 	*x = RecoverSessionsRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1609,7 +1683,7 @@ func (x *RecoverSessionsRequest) String() string {
 func (*RecoverSessionsRequest) ProtoMessage() {}
 
 func (x *RecoverSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1622,7 +1696,7 @@ func (x *RecoverSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverSessionsRequest.ProtoReflect.Descriptor instead.
 func (*RecoverSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{24}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RecoverSessionsRequest) GetSessions() []*CreateSessionRequest {
@@ -1645,7 +1719,7 @@ type RecoveredSession struct {
 
 func (x *RecoveredSession) Reset() {
 	*x = RecoveredSession{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +1731,7 @@ func (x *RecoveredSession) String() string {
 func (*RecoveredSession) ProtoMessage() {}
 
 func (x *RecoveredSession) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +1744,7 @@ func (x *RecoveredSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoveredSession.ProtoReflect.Descriptor instead.
 func (*RecoveredSession) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{25}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RecoveredSession) GetSessionId() string {
@@ -1703,7 +1777,7 @@ type RecoverSessionsResponse struct {
 
 func (x *RecoverSessionsResponse) Reset() {
 	*x = RecoverSessionsResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[26]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1715,7 +1789,7 @@ func (x *RecoverSessionsResponse) String() string {
 func (*RecoverSessionsResponse) ProtoMessage() {}
 
 func (x *RecoverSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[26]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1728,7 +1802,7 @@ func (x *RecoverSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverSessionsResponse.ProtoReflect.Descriptor instead.
 func (*RecoverSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{26}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RecoverSessionsResponse) GetSessions() []*RecoveredSession {
@@ -1747,7 +1821,7 @@ type DeleteSnapshotRequest struct {
 
 func (x *DeleteSnapshotRequest) Reset() {
 	*x = DeleteSnapshotRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[27]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +1833,7 @@ func (x *DeleteSnapshotRequest) String() string {
 func (*DeleteSnapshotRequest) ProtoMessage() {}
 
 func (x *DeleteSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[27]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +1846,7 @@ func (x *DeleteSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{27}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteSnapshotRequest) GetSnapshotId() string {
@@ -1790,7 +1864,7 @@ type DeleteSnapshotResponse struct {
 
 func (x *DeleteSnapshotResponse) Reset() {
 	*x = DeleteSnapshotResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[28]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +1876,7 @@ func (x *DeleteSnapshotResponse) String() string {
 func (*DeleteSnapshotResponse) ProtoMessage() {}
 
 func (x *DeleteSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[28]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +1889,7 @@ func (x *DeleteSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{28}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{29}
 }
 
 type HealthRequest struct {
@@ -1826,7 +1900,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[29]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1838,7 +1912,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[29]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1851,7 +1925,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{29}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{30}
 }
 
 type HealthResponse struct {
@@ -1865,7 +1939,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[30]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +1951,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[30]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +1964,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{30}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HealthResponse) GetHealthy() bool {
@@ -1926,7 +2000,7 @@ type CallToolRequest struct {
 
 func (x *CallToolRequest) Reset() {
 	*x = CallToolRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[31]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2012,7 @@ func (x *CallToolRequest) String() string {
 func (*CallToolRequest) ProtoMessage() {}
 
 func (x *CallToolRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[31]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2025,7 @@ func (x *CallToolRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallToolRequest.ProtoReflect.Descriptor instead.
 func (*CallToolRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{31}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CallToolRequest) GetToken() string {
@@ -1999,7 +2073,7 @@ type CallToolResponse struct {
 
 func (x *CallToolResponse) Reset() {
 	*x = CallToolResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[32]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2011,7 +2085,7 @@ func (x *CallToolResponse) String() string {
 func (*CallToolResponse) ProtoMessage() {}
 
 func (x *CallToolResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[32]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2024,7 +2098,7 @@ func (x *CallToolResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallToolResponse.ProtoReflect.Descriptor instead.
 func (*CallToolResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{32}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CallToolResponse) GetResultJson() []byte {
@@ -2069,7 +2143,7 @@ type ContentPart struct {
 
 func (x *ContentPart) Reset() {
 	*x = ContentPart{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[33]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2155,7 @@ func (x *ContentPart) String() string {
 func (*ContentPart) ProtoMessage() {}
 
 func (x *ContentPart) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[33]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2168,7 @@ func (x *ContentPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentPart.ProtoReflect.Descriptor instead.
 func (*ContentPart) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{33}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ContentPart) GetType() string {
@@ -2150,7 +2224,7 @@ type AskLLMRequest struct {
 
 func (x *AskLLMRequest) Reset() {
 	*x = AskLLMRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[34]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2162,7 +2236,7 @@ func (x *AskLLMRequest) String() string {
 func (*AskLLMRequest) ProtoMessage() {}
 
 func (x *AskLLMRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[34]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2175,7 +2249,7 @@ func (x *AskLLMRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskLLMRequest.ProtoReflect.Descriptor instead.
 func (*AskLLMRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{34}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AskLLMRequest) GetToken() string {
@@ -2245,7 +2319,7 @@ type AskLLMResponse struct {
 
 func (x *AskLLMResponse) Reset() {
 	*x = AskLLMResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[35]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2257,7 +2331,7 @@ func (x *AskLLMResponse) String() string {
 func (*AskLLMResponse) ProtoMessage() {}
 
 func (x *AskLLMResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[35]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2270,7 +2344,7 @@ func (x *AskLLMResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskLLMResponse.ProtoReflect.Descriptor instead.
 func (*AskLLMResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{35}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AskLLMResponse) GetText() string {
@@ -2298,7 +2372,7 @@ var File_sandbox_v1_sandbox_proto protoreflect.FileDescriptor
 
 const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\n" +
-	"\x18sandbox/v1/sandbox.proto\x12\x15mcpruntime.sandbox.v1\"\xa1\x02\n" +
+	"\x18sandbox/v1/sandbox.proto\x12\x15mcpruntime.sandbox.v1\"\xbf\x02\n" +
 	"\fCapabilities\x12/\n" +
 	"\x13persistent_sessions\x18\x01 \x01(\bR\x12persistentSessions\x12\x1c\n" +
 	"\tsnapshots\x18\x02 \x01(\bR\tsnapshots\x12\x1c\n" +
@@ -2307,7 +2381,8 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\tlanguages\x18\x05 \x03(\tR\tlanguages\x12\x1d\n" +
 	"\n" +
 	"host_calls\x18\x06 \x01(\bR\thostCalls\x12'\n" +
-	"\x0fenforced_limits\x18\a \x03(\tR\x0eenforcedLimits\"\r\n" +
+	"\x0fenforced_limits\x18\a \x03(\tR\x0eenforcedLimits\x12\x1c\n" +
+	"\tlibraries\x18\b \x03(\tR\tlibraries\"\r\n" +
 	"\vInfoRequest\"\xd4\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
@@ -2387,12 +2462,18 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"durationUs\x12)\n" +
 	"\x10output_truncated\x18\x06 \x01(\bR\x0foutputTruncated\x12\x1d\n" +
 	"\n" +
-	"state_lost\x18\a \x01(\bR\tstateLost\"\x96\x02\n" +
+	"state_lost\x18\a \x01(\bR\tstateLost\"\x80\x01\n" +
+	"\aDisplay\x12<\n" +
+	"\x04data\x18\x01 \x03(\v2(.mcpruntime.sandbox.v1.Display.DataEntryR\x04data\x1a7\n" +
+	"\tDataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xd2\x02\n" +
 	"\fExecuteEvent\x12<\n" +
 	"\x06stdout\x18\x01 \x01(\v2\".mcpruntime.sandbox.v1.OutputChunkH\x00R\x06stdout\x12<\n" +
 	"\x06stderr\x18\x02 \x01(\v2\".mcpruntime.sandbox.v1.OutputChunkH\x00R\x06stderr\x12D\n" +
 	"\thost_call\x18\x03 \x01(\v2%.mcpruntime.sandbox.v1.HostCallNoticeH\x00R\bhostCall\x12;\n" +
-	"\x06result\x18\x04 \x01(\v2!.mcpruntime.sandbox.v1.ExecResultH\x00R\x06resultB\a\n" +
+	"\x06result\x18\x04 \x01(\v2!.mcpruntime.sandbox.v1.ExecResultH\x00R\x06result\x12:\n" +
+	"\adisplay\x18\x05 \x01(\v2\x1e.mcpruntime.sandbox.v1.DisplayH\x00R\adisplayB\a\n" +
 	"\x05event\"0\n" +
 	"\x0fSnapshotRequest\x12\x1d\n" +
 	"\n" +
@@ -2506,7 +2587,7 @@ func file_sandbox_v1_sandbox_proto_rawDescGZIP() []byte {
 }
 
 var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_sandbox_v1_sandbox_proto_goTypes = []any{
 	(Isolation)(0),                  // 0: mcpruntime.sandbox.v1.Isolation
 	(ErrorKind)(0),                  // 1: mcpruntime.sandbox.v1.ErrorKind
@@ -2527,75 +2608,79 @@ var file_sandbox_v1_sandbox_proto_goTypes = []any{
 	(*HostCallNotice)(nil),          // 16: mcpruntime.sandbox.v1.HostCallNotice
 	(*ExceptionInfo)(nil),           // 17: mcpruntime.sandbox.v1.ExceptionInfo
 	(*ExecResult)(nil),              // 18: mcpruntime.sandbox.v1.ExecResult
-	(*ExecuteEvent)(nil),            // 19: mcpruntime.sandbox.v1.ExecuteEvent
-	(*SnapshotRequest)(nil),         // 20: mcpruntime.sandbox.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),        // 21: mcpruntime.sandbox.v1.SnapshotResponse
-	(*RestoreRequest)(nil),          // 22: mcpruntime.sandbox.v1.RestoreRequest
-	(*RestoreResponse)(nil),         // 23: mcpruntime.sandbox.v1.RestoreResponse
-	(*DestroySessionRequest)(nil),   // 24: mcpruntime.sandbox.v1.DestroySessionRequest
-	(*DestroySessionResponse)(nil),  // 25: mcpruntime.sandbox.v1.DestroySessionResponse
-	(*RecoverSessionsRequest)(nil),  // 26: mcpruntime.sandbox.v1.RecoverSessionsRequest
-	(*RecoveredSession)(nil),        // 27: mcpruntime.sandbox.v1.RecoveredSession
-	(*RecoverSessionsResponse)(nil), // 28: mcpruntime.sandbox.v1.RecoverSessionsResponse
-	(*DeleteSnapshotRequest)(nil),   // 29: mcpruntime.sandbox.v1.DeleteSnapshotRequest
-	(*DeleteSnapshotResponse)(nil),  // 30: mcpruntime.sandbox.v1.DeleteSnapshotResponse
-	(*HealthRequest)(nil),           // 31: mcpruntime.sandbox.v1.HealthRequest
-	(*HealthResponse)(nil),          // 32: mcpruntime.sandbox.v1.HealthResponse
-	(*CallToolRequest)(nil),         // 33: mcpruntime.sandbox.v1.CallToolRequest
-	(*CallToolResponse)(nil),        // 34: mcpruntime.sandbox.v1.CallToolResponse
-	(*ContentPart)(nil),             // 35: mcpruntime.sandbox.v1.ContentPart
-	(*AskLLMRequest)(nil),           // 36: mcpruntime.sandbox.v1.AskLLMRequest
-	(*AskLLMResponse)(nil),          // 37: mcpruntime.sandbox.v1.AskLLMResponse
-	nil,                             // 38: mcpruntime.sandbox.v1.CreateSessionRequest.EnvEntry
+	(*Display)(nil),                 // 19: mcpruntime.sandbox.v1.Display
+	(*ExecuteEvent)(nil),            // 20: mcpruntime.sandbox.v1.ExecuteEvent
+	(*SnapshotRequest)(nil),         // 21: mcpruntime.sandbox.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),        // 22: mcpruntime.sandbox.v1.SnapshotResponse
+	(*RestoreRequest)(nil),          // 23: mcpruntime.sandbox.v1.RestoreRequest
+	(*RestoreResponse)(nil),         // 24: mcpruntime.sandbox.v1.RestoreResponse
+	(*DestroySessionRequest)(nil),   // 25: mcpruntime.sandbox.v1.DestroySessionRequest
+	(*DestroySessionResponse)(nil),  // 26: mcpruntime.sandbox.v1.DestroySessionResponse
+	(*RecoverSessionsRequest)(nil),  // 27: mcpruntime.sandbox.v1.RecoverSessionsRequest
+	(*RecoveredSession)(nil),        // 28: mcpruntime.sandbox.v1.RecoveredSession
+	(*RecoverSessionsResponse)(nil), // 29: mcpruntime.sandbox.v1.RecoverSessionsResponse
+	(*DeleteSnapshotRequest)(nil),   // 30: mcpruntime.sandbox.v1.DeleteSnapshotRequest
+	(*DeleteSnapshotResponse)(nil),  // 31: mcpruntime.sandbox.v1.DeleteSnapshotResponse
+	(*HealthRequest)(nil),           // 32: mcpruntime.sandbox.v1.HealthRequest
+	(*HealthResponse)(nil),          // 33: mcpruntime.sandbox.v1.HealthResponse
+	(*CallToolRequest)(nil),         // 34: mcpruntime.sandbox.v1.CallToolRequest
+	(*CallToolResponse)(nil),        // 35: mcpruntime.sandbox.v1.CallToolResponse
+	(*ContentPart)(nil),             // 36: mcpruntime.sandbox.v1.ContentPart
+	(*AskLLMRequest)(nil),           // 37: mcpruntime.sandbox.v1.AskLLMRequest
+	(*AskLLMResponse)(nil),          // 38: mcpruntime.sandbox.v1.AskLLMResponse
+	nil,                             // 39: mcpruntime.sandbox.v1.CreateSessionRequest.EnvEntry
+	nil,                             // 40: mcpruntime.sandbox.v1.Display.DataEntry
 }
 var file_sandbox_v1_sandbox_proto_depIdxs = []int32{
 	0,  // 0: mcpruntime.sandbox.v1.Capabilities.isolation:type_name -> mcpruntime.sandbox.v1.Isolation
 	2,  // 1: mcpruntime.sandbox.v1.InfoResponse.capabilities:type_name -> mcpruntime.sandbox.v1.Capabilities
 	5,  // 2: mcpruntime.sandbox.v1.ConfigSchemaResponse.attributes:type_name -> mcpruntime.sandbox.v1.ConfigAttribute
 	10, // 3: mcpruntime.sandbox.v1.CreateSessionRequest.limits:type_name -> mcpruntime.sandbox.v1.Limits
-	38, // 4: mcpruntime.sandbox.v1.CreateSessionRequest.env:type_name -> mcpruntime.sandbox.v1.CreateSessionRequest.EnvEntry
+	39, // 4: mcpruntime.sandbox.v1.CreateSessionRequest.env:type_name -> mcpruntime.sandbox.v1.CreateSessionRequest.EnvEntry
 	11, // 5: mcpruntime.sandbox.v1.CreateSessionRequest.mounts:type_name -> mcpruntime.sandbox.v1.Mount
 	1,  // 6: mcpruntime.sandbox.v1.ExecResult.error_kind:type_name -> mcpruntime.sandbox.v1.ErrorKind
 	17, // 7: mcpruntime.sandbox.v1.ExecResult.exception:type_name -> mcpruntime.sandbox.v1.ExceptionInfo
-	15, // 8: mcpruntime.sandbox.v1.ExecuteEvent.stdout:type_name -> mcpruntime.sandbox.v1.OutputChunk
-	15, // 9: mcpruntime.sandbox.v1.ExecuteEvent.stderr:type_name -> mcpruntime.sandbox.v1.OutputChunk
-	16, // 10: mcpruntime.sandbox.v1.ExecuteEvent.host_call:type_name -> mcpruntime.sandbox.v1.HostCallNotice
-	18, // 11: mcpruntime.sandbox.v1.ExecuteEvent.result:type_name -> mcpruntime.sandbox.v1.ExecResult
-	12, // 12: mcpruntime.sandbox.v1.RestoreRequest.session:type_name -> mcpruntime.sandbox.v1.CreateSessionRequest
-	12, // 13: mcpruntime.sandbox.v1.RecoverSessionsRequest.sessions:type_name -> mcpruntime.sandbox.v1.CreateSessionRequest
-	27, // 14: mcpruntime.sandbox.v1.RecoverSessionsResponse.sessions:type_name -> mcpruntime.sandbox.v1.RecoveredSession
-	35, // 15: mcpruntime.sandbox.v1.CallToolResponse.content:type_name -> mcpruntime.sandbox.v1.ContentPart
-	3,  // 16: mcpruntime.sandbox.v1.Sandbox.Info:input_type -> mcpruntime.sandbox.v1.InfoRequest
-	6,  // 17: mcpruntime.sandbox.v1.Sandbox.ConfigSchema:input_type -> mcpruntime.sandbox.v1.ConfigSchemaRequest
-	8,  // 18: mcpruntime.sandbox.v1.Sandbox.Configure:input_type -> mcpruntime.sandbox.v1.ConfigureRequest
-	12, // 19: mcpruntime.sandbox.v1.Sandbox.CreateSession:input_type -> mcpruntime.sandbox.v1.CreateSessionRequest
-	14, // 20: mcpruntime.sandbox.v1.Sandbox.Execute:input_type -> mcpruntime.sandbox.v1.ExecuteRequest
-	20, // 21: mcpruntime.sandbox.v1.Sandbox.Snapshot:input_type -> mcpruntime.sandbox.v1.SnapshotRequest
-	22, // 22: mcpruntime.sandbox.v1.Sandbox.Restore:input_type -> mcpruntime.sandbox.v1.RestoreRequest
-	24, // 23: mcpruntime.sandbox.v1.Sandbox.DestroySession:input_type -> mcpruntime.sandbox.v1.DestroySessionRequest
-	31, // 24: mcpruntime.sandbox.v1.Sandbox.Health:input_type -> mcpruntime.sandbox.v1.HealthRequest
-	26, // 25: mcpruntime.sandbox.v1.Sandbox.RecoverSessions:input_type -> mcpruntime.sandbox.v1.RecoverSessionsRequest
-	29, // 26: mcpruntime.sandbox.v1.Sandbox.DeleteSnapshot:input_type -> mcpruntime.sandbox.v1.DeleteSnapshotRequest
-	33, // 27: mcpruntime.sandbox.v1.Host.CallTool:input_type -> mcpruntime.sandbox.v1.CallToolRequest
-	36, // 28: mcpruntime.sandbox.v1.Host.AskLLM:input_type -> mcpruntime.sandbox.v1.AskLLMRequest
-	4,  // 29: mcpruntime.sandbox.v1.Sandbox.Info:output_type -> mcpruntime.sandbox.v1.InfoResponse
-	7,  // 30: mcpruntime.sandbox.v1.Sandbox.ConfigSchema:output_type -> mcpruntime.sandbox.v1.ConfigSchemaResponse
-	9,  // 31: mcpruntime.sandbox.v1.Sandbox.Configure:output_type -> mcpruntime.sandbox.v1.ConfigureResponse
-	13, // 32: mcpruntime.sandbox.v1.Sandbox.CreateSession:output_type -> mcpruntime.sandbox.v1.CreateSessionResponse
-	19, // 33: mcpruntime.sandbox.v1.Sandbox.Execute:output_type -> mcpruntime.sandbox.v1.ExecuteEvent
-	21, // 34: mcpruntime.sandbox.v1.Sandbox.Snapshot:output_type -> mcpruntime.sandbox.v1.SnapshotResponse
-	23, // 35: mcpruntime.sandbox.v1.Sandbox.Restore:output_type -> mcpruntime.sandbox.v1.RestoreResponse
-	25, // 36: mcpruntime.sandbox.v1.Sandbox.DestroySession:output_type -> mcpruntime.sandbox.v1.DestroySessionResponse
-	32, // 37: mcpruntime.sandbox.v1.Sandbox.Health:output_type -> mcpruntime.sandbox.v1.HealthResponse
-	28, // 38: mcpruntime.sandbox.v1.Sandbox.RecoverSessions:output_type -> mcpruntime.sandbox.v1.RecoverSessionsResponse
-	30, // 39: mcpruntime.sandbox.v1.Sandbox.DeleteSnapshot:output_type -> mcpruntime.sandbox.v1.DeleteSnapshotResponse
-	34, // 40: mcpruntime.sandbox.v1.Host.CallTool:output_type -> mcpruntime.sandbox.v1.CallToolResponse
-	37, // 41: mcpruntime.sandbox.v1.Host.AskLLM:output_type -> mcpruntime.sandbox.v1.AskLLMResponse
-	29, // [29:42] is the sub-list for method output_type
-	16, // [16:29] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	40, // 8: mcpruntime.sandbox.v1.Display.data:type_name -> mcpruntime.sandbox.v1.Display.DataEntry
+	15, // 9: mcpruntime.sandbox.v1.ExecuteEvent.stdout:type_name -> mcpruntime.sandbox.v1.OutputChunk
+	15, // 10: mcpruntime.sandbox.v1.ExecuteEvent.stderr:type_name -> mcpruntime.sandbox.v1.OutputChunk
+	16, // 11: mcpruntime.sandbox.v1.ExecuteEvent.host_call:type_name -> mcpruntime.sandbox.v1.HostCallNotice
+	18, // 12: mcpruntime.sandbox.v1.ExecuteEvent.result:type_name -> mcpruntime.sandbox.v1.ExecResult
+	19, // 13: mcpruntime.sandbox.v1.ExecuteEvent.display:type_name -> mcpruntime.sandbox.v1.Display
+	12, // 14: mcpruntime.sandbox.v1.RestoreRequest.session:type_name -> mcpruntime.sandbox.v1.CreateSessionRequest
+	12, // 15: mcpruntime.sandbox.v1.RecoverSessionsRequest.sessions:type_name -> mcpruntime.sandbox.v1.CreateSessionRequest
+	28, // 16: mcpruntime.sandbox.v1.RecoverSessionsResponse.sessions:type_name -> mcpruntime.sandbox.v1.RecoveredSession
+	36, // 17: mcpruntime.sandbox.v1.CallToolResponse.content:type_name -> mcpruntime.sandbox.v1.ContentPart
+	3,  // 18: mcpruntime.sandbox.v1.Sandbox.Info:input_type -> mcpruntime.sandbox.v1.InfoRequest
+	6,  // 19: mcpruntime.sandbox.v1.Sandbox.ConfigSchema:input_type -> mcpruntime.sandbox.v1.ConfigSchemaRequest
+	8,  // 20: mcpruntime.sandbox.v1.Sandbox.Configure:input_type -> mcpruntime.sandbox.v1.ConfigureRequest
+	12, // 21: mcpruntime.sandbox.v1.Sandbox.CreateSession:input_type -> mcpruntime.sandbox.v1.CreateSessionRequest
+	14, // 22: mcpruntime.sandbox.v1.Sandbox.Execute:input_type -> mcpruntime.sandbox.v1.ExecuteRequest
+	21, // 23: mcpruntime.sandbox.v1.Sandbox.Snapshot:input_type -> mcpruntime.sandbox.v1.SnapshotRequest
+	23, // 24: mcpruntime.sandbox.v1.Sandbox.Restore:input_type -> mcpruntime.sandbox.v1.RestoreRequest
+	25, // 25: mcpruntime.sandbox.v1.Sandbox.DestroySession:input_type -> mcpruntime.sandbox.v1.DestroySessionRequest
+	32, // 26: mcpruntime.sandbox.v1.Sandbox.Health:input_type -> mcpruntime.sandbox.v1.HealthRequest
+	27, // 27: mcpruntime.sandbox.v1.Sandbox.RecoverSessions:input_type -> mcpruntime.sandbox.v1.RecoverSessionsRequest
+	30, // 28: mcpruntime.sandbox.v1.Sandbox.DeleteSnapshot:input_type -> mcpruntime.sandbox.v1.DeleteSnapshotRequest
+	34, // 29: mcpruntime.sandbox.v1.Host.CallTool:input_type -> mcpruntime.sandbox.v1.CallToolRequest
+	37, // 30: mcpruntime.sandbox.v1.Host.AskLLM:input_type -> mcpruntime.sandbox.v1.AskLLMRequest
+	4,  // 31: mcpruntime.sandbox.v1.Sandbox.Info:output_type -> mcpruntime.sandbox.v1.InfoResponse
+	7,  // 32: mcpruntime.sandbox.v1.Sandbox.ConfigSchema:output_type -> mcpruntime.sandbox.v1.ConfigSchemaResponse
+	9,  // 33: mcpruntime.sandbox.v1.Sandbox.Configure:output_type -> mcpruntime.sandbox.v1.ConfigureResponse
+	13, // 34: mcpruntime.sandbox.v1.Sandbox.CreateSession:output_type -> mcpruntime.sandbox.v1.CreateSessionResponse
+	20, // 35: mcpruntime.sandbox.v1.Sandbox.Execute:output_type -> mcpruntime.sandbox.v1.ExecuteEvent
+	22, // 36: mcpruntime.sandbox.v1.Sandbox.Snapshot:output_type -> mcpruntime.sandbox.v1.SnapshotResponse
+	24, // 37: mcpruntime.sandbox.v1.Sandbox.Restore:output_type -> mcpruntime.sandbox.v1.RestoreResponse
+	26, // 38: mcpruntime.sandbox.v1.Sandbox.DestroySession:output_type -> mcpruntime.sandbox.v1.DestroySessionResponse
+	33, // 39: mcpruntime.sandbox.v1.Sandbox.Health:output_type -> mcpruntime.sandbox.v1.HealthResponse
+	29, // 40: mcpruntime.sandbox.v1.Sandbox.RecoverSessions:output_type -> mcpruntime.sandbox.v1.RecoverSessionsResponse
+	31, // 41: mcpruntime.sandbox.v1.Sandbox.DeleteSnapshot:output_type -> mcpruntime.sandbox.v1.DeleteSnapshotResponse
+	35, // 42: mcpruntime.sandbox.v1.Host.CallTool:output_type -> mcpruntime.sandbox.v1.CallToolResponse
+	38, // 43: mcpruntime.sandbox.v1.Host.AskLLM:output_type -> mcpruntime.sandbox.v1.AskLLMResponse
+	31, // [31:44] is the sub-list for method output_type
+	18, // [18:31] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_sandbox_v1_sandbox_proto_init() }
@@ -2603,11 +2688,12 @@ func file_sandbox_v1_sandbox_proto_init() {
 	if File_sandbox_v1_sandbox_proto != nil {
 		return
 	}
-	file_sandbox_v1_sandbox_proto_msgTypes[17].OneofWrappers = []any{
+	file_sandbox_v1_sandbox_proto_msgTypes[18].OneofWrappers = []any{
 		(*ExecuteEvent_Stdout)(nil),
 		(*ExecuteEvent_Stderr)(nil),
 		(*ExecuteEvent_HostCall)(nil),
 		(*ExecuteEvent_Result)(nil),
+		(*ExecuteEvent_Display)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2615,7 +2701,7 @@ func file_sandbox_v1_sandbox_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sandbox_v1_sandbox_proto_rawDesc), len(file_sandbox_v1_sandbox_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
