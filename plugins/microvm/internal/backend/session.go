@@ -36,6 +36,7 @@ func (b *Backend) newSession(spec *sdk.SessionSpec) (*session, error) {
 		return nil, fmt.Errorf("session %s: %w (the microvm backend mounts only below %s)", spec.ID, err, sdk.GuestLib)
 	}
 	s := &session{b: b, spec: spec, ws: newSyncer(spec.Workspace, proto.TreeWorkspace, b.cfg.maxWorkspace)}
+	s.ws.watch, s.ws.log = true, b.log.With("session", spec.ID)
 	for _, m := range mounts {
 		l := newSyncer(m.Source, proto.TreeLib, b.cfg.maxWorkspace)
 		l.prefix = m.Rel
@@ -231,4 +232,5 @@ func (s *session) destroy(ctx context.Context) {
 		s.v.destroy()
 		s.v = nil
 	}
+	s.ws.close()
 }

@@ -11,10 +11,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
-	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
 )
 
@@ -33,11 +33,35 @@ import (
 // chunk is the largest file piece sent in one control message.
 const chunk = 4 << 20
 
-// hostState is what the syncer last knew of a host entry.
+// hostState is what the syncer last knew of a host entry. A directory's
+// size and mtime are left out: its children are tracked themselves.
 type hostState struct {
 	size  int64
 	mtime int64
+	ino   uint64
 	dir   bool
+}
+
+func stateOf(fi fs.FileInfo) hostState {
+	if fi.IsDir() {
+		return hostState{ino: nofollow.Ino(fi), dir: true}
+	}
+	return hostState{size: fi.Size(), mtime: fi.ModTime().UnixNano(), ino: nofollow.Ino(fi)}
+}
+
+// cost is what an entry counts against max_workspace.
+func (h hostState) cost() int64 {
+	if h.dir {
+		return 4096
+	}
+	return h.size
+}
+
+// syncStats counts what the last push or pull touched (tests and the
+// benchmark read them): entries whose state was looked at, files sent or
+// copied back, paths removed.
+type syncStats struct {
+	Examined, Sent, Removed, Pulled int
 }
 
 // syncer mirrors one host directory into a guest tree.
@@ -48,10 +72,20 @@ type syncer struct {
 	prefix string
 	max    int64
 	known  map[string]hostState
+	total  int64 // the cost of known
+	// watch: track changes with inotify (the workspace, pushed before
+	// every execution; libraries are pushed once per VM and scanned).
+	watch   bool
+	w       *dirWatch
+	noWatch bool // inotify failed: every push scans
+	full    bool // the next push scans everything
+	log     hclog.Logger
+
+	pushStats, pullStats syncStats
 }
 
 func newSyncer(dir, tree string, max int64) *syncer {
-	return &syncer{dir: dir, tree: tree, max: max, known: map[string]hostState{}}
+	return &syncer{dir: dir, tree: tree, max: max, known: map[string]hostState{}, full: true, log: hclog.NewNullLogger()}
 }
 
 func (s *syncer) guest(rel string) string {
@@ -62,93 +96,32 @@ func (s *syncer) guest(rel string) string {
 }
 
 // reset forgets what the guest holds (a fresh or restored VM).
-func (s *syncer) reset() { s.known = map[string]hostState{} }
+func (s *syncer) reset() {
+	s.known, s.total, s.full = map[string]hostState{}, 0, true
+}
 
-// push sends host entries that are new or changed since the last sync and
-// removes in the guest what vanished on the host.
-func (s *syncer) push(ctx context.Context, a *agentClient) error {
-	if s.dir == "" {
-		return nil
+// close releases the change tracking.
+func (s *syncer) close() {
+	s.w.close()
+	s.w = nil
+}
+
+func (s *syncer) setKnown(rel string, st hostState) {
+	if old, ok := s.known[rel]; ok {
+		s.total -= old.cost()
 	}
-	root, err := nofollow.OpenRoot(s.dir)
-	if err != nil {
-		return fmt.Errorf("read workspace %s: %w", s.dir, err)
-	}
-	defer root.Close()
-	seen := map[string]bool{}
-	var total int64
-	var files, dirs []string
-	cur := map[string]hostState{}
-	err = root.Walk(func(rel string, fi fs.FileInfo, _ *nofollow.Dir, err error) error {
-		if err != nil {
-			return nil // a directory that cannot be listed: its contents are left out
-		}
-		if sdk.HostOwned(rel) {
-			if fi.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		t := fi.Mode()
-		if !t.IsRegular() && !t.IsDir() {
-			return nil // symlinks, fifos, sockets, devices stay on the host
-		}
-		st := hostState{size: fi.Size(), mtime: fi.ModTime().UnixNano(), dir: t.IsDir()}
-		seen[rel] = true
-		cur[rel] = st
-		if st.dir {
-			total += 4096
-		} else {
-			total += st.size
-		}
-		if old, ok := s.known[rel]; ok && old == st {
-			return nil
-		}
-		if st.dir {
-			dirs = append(dirs, rel)
-		} else {
-			files = append(files, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read workspace %s: %w", s.dir, err)
-	}
-	if total > s.max {
-		return fmt.Errorf("workspace %s holds %d MiB, more than max_workspace (%d MiB)", s.dir, total>>20, s.max>>20)
-	}
-	var gone []string
-	for rel := range s.known {
-		if !seen[rel] {
-			gone = append(gone, rel)
+	s.known[rel] = st
+	s.total += st.cost()
+}
+
+// forgetKnown drops rel and everything below it.
+func (s *syncer) forgetKnown(rel string) {
+	for k, st := range s.known {
+		if k == rel || strings.HasPrefix(k, rel+"/") {
+			s.total -= st.cost()
+			delete(s.known, k)
 		}
 	}
-	sort.Strings(gone)
-	for _, rel := range gone {
-		if _, err := a.call(ctx, &proto.Msg{Op: proto.OpRemove, Tree: s.tree, Path: s.guest(rel)}); err != nil {
-			return err
-		}
-		delete(s.known, rel)
-	}
-	sort.Strings(dirs)
-	for _, rel := range dirs {
-		if _, err := a.call(ctx, &proto.Msg{Op: proto.OpMkdir, Tree: s.tree, Path: s.guest(rel), Mode: 0o777}); err != nil {
-			return err
-		}
-		s.known[rel] = cur[rel]
-	}
-	for _, rel := range files {
-		if err := s.pushFile(ctx, a, root, rel); err != nil {
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, nofollow.ErrSymlink) || errors.Is(err, nofollow.ErrNotRegular) {
-				// Removed, or swapped for a symlink or something else, on
-				// the host since the walk: the next push notices.
-				continue
-			}
-			return err
-		}
-		s.known[rel] = cur[rel]
-	}
-	return nil
 }
 
 // pushFile sends the regular file rel, opened without following symlinks,
@@ -184,10 +157,12 @@ func (s *syncer) pull(ctx context.Context, a *agentClient) error {
 	if s.dir == "" {
 		return nil
 	}
+	s.pullStats = syncStats{}
 	r, err := a.call(ctx, &proto.Msg{Op: proto.OpScan})
 	if err != nil {
 		return err
 	}
+	s.pullStats.Examined = r.Examined
 	if len(r.Changed) == 0 && len(r.Deleted) == 0 {
 		return nil
 	}
@@ -204,11 +179,8 @@ func (s *syncer) pull(ctx context.Context, a *agentClient) error {
 		if err := root.RemoveAll(rel); err != nil {
 			return fmt.Errorf("remove %s from the workspace: %w", rel, err)
 		}
-		for k := range s.known {
-			if k == rel || strings.HasPrefix(k, rel+"/") {
-				delete(s.known, k)
-			}
-		}
+		s.forgetKnown(rel)
+		s.pullStats.Removed++
 	}
 	var total int64
 	// Paths with a symlink on the host where the guest has a directory are
@@ -238,7 +210,10 @@ func (s *syncer) pull(ctx context.Context, a *agentClient) error {
 			return fmt.Errorf("workspace %s %s: %w", kind, e.Path, err)
 		}
 		if fi, err := root.Lstat(e.Path); err == nil {
-			s.known[e.Path] = hostState{size: fi.Size(), mtime: fi.ModTime().UnixNano(), dir: fi.IsDir()}
+			s.setKnown(e.Path, stateOf(fi))
+		}
+		if !e.Dir {
+			s.pullStats.Pulled++
 		}
 	}
 	if len(refused) > 0 {

@@ -15,12 +15,19 @@ import (
 )
 
 // pythonRoots are the packages the root file system is made of, with
-// their dependencies.
-var pythonRoots = []string{"python3-minimal", "libpython3-stdlib"}
+// their dependencies. matplotlib is there for the kernel's rich outputs
+// (plots rendered with the Agg backend, no display).
+var pythonRoots = []string{"python3-minimal", "libpython3-stdlib", "python3-matplotlib"}
 
 // excluded are packages only a package manager needs: no maintainer
 // script runs in the guest, so what depends on them is content without.
-var excluded = []string{"dpkg", "install-info", "tar", "debconf*", "readline-common", "perl*", "libperl*"}
+var excluded = []string{"dpkg", "install-info", "tar", "debconf*", "readline-common", "perl*", "libperl*",
+	// What matplotlib's dependencies pull in that plotting with Agg never
+	// imports: fonttools' optional back ends (scipy brings pythran, gcc,
+	// g++ and boost headers: ~1.2 GiB), Tk for ImageTk, and the web
+	// back end's JavaScript.
+	"python3-scipy", "python3-sympy", "python3-pythran", "python3-lxml", "python3-fs", "unicode-data",
+	"python3-pil.imagetk", "python3-tk", "libjs-*"}
 
 // guestDirs are mount points and the kernel's home the read-only root
 // must already have.
@@ -51,6 +58,12 @@ func buildRootfs(ctx context.Context, o Options, pkgs []rootfs.Package, key, out
 		return err
 	}
 	trees := []string{"/usr/lib/mcpruntime"}
+	// Debian's python3-* packages live in /usr/lib/python3/dist-packages;
+	// without their bytecode every import compiles them again (the root is
+	// read-only, so nothing is cached), which under TCG takes seconds.
+	if _, err := os.Stat(filepath.Join(root, "usr/lib/python3")); err == nil {
+		trees = append(trees, "/usr/lib/python3")
+	}
 	for _, p := range py {
 		trees = append(trees, strings.TrimPrefix(p, root))
 	}

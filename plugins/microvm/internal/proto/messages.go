@@ -77,6 +77,10 @@ type Msg struct {
 	EOF     bool     `json:"eof,omitempty"`
 	Changed []Entry  `json:"changed,omitempty"`
 	Deleted []string `json:"deleted,omitempty"`
+	// Examined (scan reply) is how many workspace entries the agent looked
+	// at to answer: the changed ones when it tracks changes, all of them
+	// when it had to walk the tree.
+	Examined int `json:"examined,omitempty"`
 }
 
 // SessionConfig is what a pooled VM learns when a session takes it. The

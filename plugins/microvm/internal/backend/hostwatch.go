@@ -1,0 +1,163 @@
+package backend
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
+)
+
+// watchMask is what marks a workspace path as possibly changed.
+const watchMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MODIFY | unix.IN_CLOSE_WRITE | unix.IN_ATTRIB |
+	unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR | unix.IN_EXCL_UNLINK
+
+// dirWatch is an inotify instance over the directories of a host
+// workspace. It only says which paths may have changed since it was last
+// drained; what they are now is always read through sdk/nofollow. Watches
+// are added through /proc/self/fd of a directory opened without following
+// symlinks, so they are on the directory that was listed, never on a
+// symlink's target. The queue is read without blocking when the syncer
+// needs it (before a push), so no goroutine runs per session.
+type dirWatch struct {
+	fd    int
+	wdRel map[int32]string
+	relWd map[string]int32
+	dirty map[string]bool
+	// lost: the kernel's queue overflowed, or the workspace root itself
+	// was moved or deleted; only a full scan is right again.
+	lost bool
+}
+
+func newDirWatch() (*dirWatch, error) {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("inotify: %w", err)
+	}
+	return &dirWatch{fd: fd, wdRel: map[int32]string{}, relWd: map[string]int32{}, dirty: map[string]bool{}}, nil
+}
+
+func (w *dirWatch) close() {
+	if w != nil && w.fd >= 0 {
+		_ = unix.Close(w.fd)
+		w.fd = -1
+	}
+}
+
+// add watches the directory name below parent ("." for parent itself),
+// found at rel ("" for the root).
+func (w *dirWatch) add(parent *nofollow.Dir, name, rel string) error {
+	f, fi, err := parent.OpenFile(name, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return fmt.Errorf("watch %q: %w", rel, err)
+	}
+	defer f.Close()
+	if !fi.IsDir() {
+		return fmt.Errorf("watch %q: not a directory", rel)
+	}
+	wd, err := unix.InotifyAddWatch(w.fd, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), watchMask)
+	if err != nil {
+		return fmt.Errorf("watch %q: %w", rel, err)
+	}
+// The same directory moved keeps its watch descriptor.
+	if old, ok := w.wdRel[int32(wd)]; ok && old != rel && w.relWd[old] == int32(wd) {
+		delete(w.relWd, old)
+	}
+	w.wdRel[int32(wd)], w.relWd[rel] = rel, int32(wd)
+	return nil
+}
+
+// watched reports whether the directory at rel has a watch.
+func (w *dirWatch) watched(rel string) bool {
+	if w == nil {
+		return false
+	}
+	_, ok := w.relWd[rel]
+	return ok
+}
+
+// forget drops the watches recorded below and at rel (a directory that is
+// gone from there); a watch that meanwhile serves another path (the same
+// directory, moved) is kept.
+func (w *dirWatch) forget(rel string) {
+	if w == nil {
+		return
+	}
+	for r, wd := range w.relWd {
+		if r == rel || rel == "" || strings.HasPrefix(r, rel+"/") {
+			delete(w.relWd, r)
+			if w.wdRel[wd] == r {
+				delete(w.wdRel, wd)
+				_, _ = unix.InotifyRmWatch(w.fd, uint32(wd))
+			}
+		}
+	}
+}
+
+// drain reads every queued event and returns the paths that may have
+// changed since the last drain; lost says a full scan is needed.
+func (w *dirWatch) drain() (dirty map[string]bool, lost bool, err error) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Read(w.fd, buf)
+		if errors.Is(err, unix.EAGAIN) || n == 0 {
+			break
+		}
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, true, fmt.Errorf("read inotify events: %w", err)
+		}
+		w.parse(buf[:n])
+	}
+	dirty, lost = w.dirty, w.lost
+	w.dirty, w.lost = map[string]bool{}, false
+	return dirty, lost, nil
+}
+
+func (w *dirWatch) parse(b []byte) {
+	for len(b) >= unix.SizeofInotifyEvent {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&b[0]))
+		end := unix.SizeofInotifyEvent + int(ev.Len)
+		if end > len(b) {
+			return
+		}
+		name := strings.TrimRight(string(b[unix.SizeofInotifyEvent:end]), "\x00")
+		b = b[end:]
+		if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+			w.lost = true
+			continue
+		}
+		dir, ok := w.wdRel[ev.Wd]
+		if !ok {
+			continue
+		}
+		if ev.Mask&unix.IN_IGNORED != 0 {
+			delete(w.wdRel, ev.Wd)
+			if w.relWd[dir] == ev.Wd {
+				delete(w.relWd, dir)
+			}
+			continue
+		}
+		if name == "" { // the watched directory itself
+			if dir == "" && ev.Mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF) != 0 {
+				w.lost = true
+			}
+			if dir != "" {
+				w.dirty[dir] = true
+			}
+			continue
+		}
+		if dir != "" {
+			name = path.Join(dir, name)
+		}
+		w.dirty[name] = true
+	}
+}
