@@ -65,7 +65,7 @@ func (w *dirWatch) add(parent *nofollow.Dir, name, rel string) error {
 	if err != nil {
 		return fmt.Errorf("watch %q: %w", rel, err)
 	}
-// The same directory moved keeps its watch descriptor.
+	// The same directory moved keeps its watch descriptor.
 	if old, ok := w.wdRel[int32(wd)]; ok && old != rel && w.relWd[old] == int32(wd) {
 		delete(w.relWd, old)
 	}
