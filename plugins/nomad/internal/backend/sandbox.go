@@ -1,0 +1,205 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/kernel"
+)
+
+// sandbox is one allocation running a kernel. It is the kernel.Process of
+// the session that holds it: a kernel that ends ends its allocation, and a
+// new kernel is a new allocation.
+type sandbox struct {
+	e       *engine
+	jobID   string
+	alloc   *api.Allocation
+	session string // set when claimed (or placed for a session)
+	k       *channel
+
+	killOnce sync.Once
+}
+
+// channel is the kernel's framed channel over one alloc exec stream
+// running the relay (see guest/relay.py).
+type channel struct {
+	conn   *kernel.Conn
+	cancel context.CancelFunc
+	done   chan struct{}
+	exit   kernel.Exit // valid once done is closed
+	stderr *sdk.TailWriter
+}
+
+// connect starts the relay in the allocation and, for a fresh kernel,
+// waits for its ready announcement; an adopted kernel is pinged instead.
+func (sb *sandbox) connect(ctx context.Context, fresh bool) (*channel, error) {
+	sctx, cancel := context.WithCancel(context.Background())
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	ch := &channel{cancel: cancel, done: make(chan struct{}), stderr: &sdk.TailWriter{Max: 4096}}
+	cmd := []string{sb.e.s.Python, "-I", "-S", "-c", relaySource, kernelDir}
+	go func() {
+		code, err := sb.e.c.Allocations().Exec(sctx, sb.alloc, taskName, false, cmd, inR, outW, ch.stderr, nil, sb.e.qopts(sctx))
+		// Unblock the Conn's reader and any writer.
+		outW.CloseWithError(io.EOF)
+		inR.CloseWithError(io.ErrClosedPipe)
+		ch.exit = sb.exitOf(code, err, ch.stderr.String())
+		close(ch.done)
+	}()
+	ch.conn = kernel.NewConn(outR, inW)
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	var err error
+	if fresh {
+		_, err = ch.conn.WaitReady(wctx)
+	} else {
+		err = ch.conn.Ping(wctx)
+	}
+	if err != nil {
+		cancel()
+		<-ch.done
+		return nil, fmt.Errorf("kernel in allocation %s on node %s: %w (%s)", sb.alloc.ID, sb.alloc.NodeName, err, ch.exit.Reason)
+	}
+	return ch, nil
+}
+
+// exitOf says how the kernel's channel ended: the task's end as Nomad
+// recorded it (exit status, the OOM killer), or the node's loss.
+func (sb *sandbox) exitOf(code int, streamErr error, tail string) kernel.Exit {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	where := fmt.Sprintf("allocation %s on node %s", shortID(sb.alloc.ID), sb.alloc.NodeName)
+	// The task's state reaches the server a moment after the stream ends
+	// (client batching): wait briefly for it.
+	var a *api.Allocation
+	start := time.Now()
+	for {
+		var err error
+		a, _, err = sb.e.c.Allocations().Info(sb.alloc.ID, sb.e.qopts(ctx))
+		if err != nil || ctx.Err() != nil {
+			break
+		}
+		if ts := a.TaskStates[taskName]; ts != nil && ts.State == taskStateDead {
+			ex := taskExit(ts, tail)
+			ex.Reason += " (" + where + ")"
+			return ex
+		}
+		if a.ClientStatus == api.AllocClientStatusLost || a.ClientStatus == api.AllocClientStatusUnknown {
+			break
+		}
+		if node, _, err := sb.e.c.Nodes().Info(a.NodeID, sb.e.qopts(ctx)); err == nil && node.Status != api.NodeStatusReady {
+			return kernel.Exit{Code: 1, Reason: fmt.Sprintf("node %s of %s is %s", node.Name, where, node.Status), Tail: tail, SandboxLost: true}
+		}
+		if streamErr != nil && time.Since(start) > time.Second {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	reason := fmt.Sprintf("the kernel's channel to %s ended", where)
+	if streamErr != nil {
+		reason += ": " + streamErr.Error()
+	} else {
+		reason += fmt.Sprintf(" (relay exit status %d)", code)
+	}
+	if a != nil {
+		reason += fmt.Sprintf("; allocation %s", a.ClientStatus)
+	}
+	return kernel.Exit{Code: 1, Reason: reason, Tail: tail, SandboxLost: true}
+}
+
+// taskExit reads a dead task's end from its events.
+func taskExit(ts *api.TaskState, tail string) kernel.Exit {
+	for i := len(ts.Events) - 1; i >= 0; i-- {
+		ev := ts.Events[i]
+		if ev.Type != api.TaskTerminated {
+			continue
+		}
+		if ev.Details["oom_killed"] == "true" {
+			return kernel.Exit{Code: 137, Signal: 9, Reason: "killed by the out-of-memory killer (the allocation's memory limit)", Tail: tail}
+		}
+		ex := kernel.CodeExit(ev.ExitCode, tail)
+		if ev.Signal > 0 {
+			ex = kernel.SignalExit(syscall.Signal(ev.Signal), tail)
+		}
+		return ex
+	}
+	return kernel.Exit{Code: 1, Reason: "the task ended: " + taskEvents(ts), Tail: tail}
+}
+
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// Conn implements kernel.Process.
+func (sb *sandbox) Conn() *kernel.Conn { return sb.k.conn }
+
+// Interrupt implements kernel.Process: SIGINT to the task's init, which
+// forwards it to the kernel.
+func (sb *sandbox) Interrupt() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := sb.e.c.Allocations().Signal(sb.alloc, sb.e.qopts(ctx), taskName, "SIGINT"); err != nil {
+		return fmt.Errorf("interrupt kernel in allocation %s: %w", shortID(sb.alloc.ID), err)
+	}
+	return nil
+}
+
+// killLeftovers asks init to kill every process of the task but the
+// kernel and the relay (what timed-out code left running).
+func (sb *sandbox) killLeftovers(ctx context.Context) error {
+	if err := sb.e.c.Allocations().Signal(sb.alloc, sb.e.qopts(ctx), taskName, "SIGUSR1"); err != nil {
+		return fmt.Errorf("kill leftover processes in allocation %s: %w", shortID(sb.alloc.ID), err)
+	}
+	return nil
+}
+
+// Kill implements kernel.Process: stop and purge the job, close the
+// channel. It returns once the channel has ended.
+func (sb *sandbox) Kill(ctx context.Context) {
+	sb.killOnce.Do(func() {
+		sb.e.forget(sb)
+		sb.e.purge(sb.jobID)
+		if sb.session != "" {
+			sb.e.unrecord(sb.jobID)
+		}
+	})
+	if sb.k == nil {
+		return
+	}
+	// The task's end closes the stream; a dead node's never does.
+	select {
+	case <-sb.k.done:
+	case <-time.After(5 * time.Second):
+		sb.k.cancel()
+		<-sb.k.done
+	}
+}
+
+// Done implements kernel.Process.
+func (sb *sandbox) Done() <-chan struct{} { return sb.k.done }
+
+// Exit implements kernel.Process.
+func (sb *sandbox) Exit() kernel.Exit { return sb.k.exit }
+
+func (sb *sandbox) alive() bool {
+	select {
+	case <-sb.k.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// errNoKernel is returned by a transport asked for a kernel after close.
+var errNoKernel = errors.New("session closed")

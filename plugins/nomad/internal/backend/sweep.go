@@ -1,0 +1,94 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+)
+
+// ourJobs lists the jobs of this engine's owner, any instance.
+func (e *engine) ourJobs(ctx context.Context) ([]*api.JobListStub, error) {
+	q := e.qopts(ctx)
+	q.Prefix = e.jobPrefix()
+	stubs, _, err := e.c.Jobs().List(q)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs %s*: %w", e.jobPrefix(), err)
+	}
+	var out []*api.JobListStub
+	for _, j := range stubs {
+		if j.Meta[metaOwner] == e.owner {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+// sweep removes what earlier processes of this owner left: their pooled
+// allocations and finished jobs at once, their sessions' jobs once the
+// recovery grace has passed without a RecoverSessions adopting them.
+func (e *engine) sweep(ctx context.Context) error {
+	jobs, err := e.ourJobs(ctx)
+	if err != nil {
+		return err
+	}
+	var gone []string
+	for _, j := range jobs {
+		if j.Meta[metaInstance] == e.instance {
+			continue
+		}
+		session := j.Meta[metaSession]
+		if session == "" && j.Status != jobStatusDead {
+			session = e.recordedSession(ctx, j.ID)
+		}
+		if session == "" || j.Status == jobStatusDead || e.s.recoveryGrace == 0 {
+			gone = append(gone, j.ID)
+			continue
+		}
+		e.orphans[j.ID] = j
+	}
+	e.purgeAll(gone)
+	if len(e.orphans) > 0 {
+		e.log.Info("jobs of sessions of an earlier plugin process kept for recovery", "jobs", len(e.orphans), "grace", e.s.recoveryGrace)
+		time.AfterFunc(e.s.recoveryGrace, e.sweepOrphans)
+	}
+	if len(gone) > 0 {
+		e.log.Info("swept leftover jobs of an earlier plugin process", "jobs", len(gone))
+	}
+	return nil
+}
+
+// sweepOrphans purges the orphaned session jobs nobody recovered.
+func (e *engine) sweepOrphans() {
+	e.mu.Lock()
+	var gone []string
+	for id := range e.orphans {
+		gone = append(gone, id)
+	}
+	e.orphans = map[string]*api.JobListStub{}
+	e.mu.Unlock()
+	if len(gone) > 0 {
+		e.log.Info("purging session jobs not recovered within the grace", "jobs", len(gone))
+	}
+	e.purgeAll(gone)
+}
+
+// adoptOrphan takes a job out of the orphans (it is recovered).
+func (e *engine) adoptOrphan(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.orphans, id)
+}
+
+func (e *engine) purgeAll(ids []string) {
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() {
+			e.purge(id)
+			e.unrecord(id)
+		})
+	}
+	wg.Wait()
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/mcpruntime/mcpruntime/plugins/nomad/internal/testcluster"
+	"github.com/mcpruntime/mcpruntime/sdk"
+	"github.com/mcpruntime/mcpruntime/sdk/host"
+)
+
+// cluster is the package's private 3-agent cluster (TestMain), nil when
+// there is no Nomad binary outside CI.
+var cluster *testcluster.Cluster
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	nomad, ok := testcluster.Binary()
+	if !ok {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintln(os.Stderr, "nomad: no Nomad binary (run `make -C plugins/nomad deps`); under CI=true this fails")
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "nomad: no Nomad binary (run `make -C plugins/nomad deps`): cluster tests skip")
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "mcpruntime-nomad-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	c, err := testcluster.Start(dir, nomad)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nomad: start the test cluster:", err)
+		return 1
+	}
+	cluster = c
+	code := m.Run()
+	if err := c.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "nomad: stop the test cluster:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+func requireCluster(t testing.TB) *testcluster.Cluster {
+	t.Helper()
+	if cluster == nil {
+		t.Skip("no Nomad cluster (run `make -C plugins/nomad deps`)")
+	}
+	return cluster
+}
+
+// configJSON is the plugin's config block for the test cluster.
+func configJSON(extra map[string]any) string {
+	m := map[string]any{"address": cluster.Addr, "placement_timeout": "60s"}
+	for k, v := range extra {
+		m[k] = v
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+func nomadClient(t testing.TB) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(&api.Config{Address: cluster.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+func buildPlugin(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("NOMAD_PLUGIN_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mcpruntime-nomad-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "mcpruntime-plugin-nomad")
+		out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("build plugin: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+// harness is one launched plugin binary, configured, with sessions on a
+// temporary workspace.
+type harness struct {
+	p     *host.Plugin
+	ws    string
+	state string
+	seq   int
+}
+
+func launch(t testing.TB, pool int, state string) *harness {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := host.Launch(ctx, buildPlugin(t), host.WithStartTimeout(time.Minute))
+	if err != nil {
+		t.Fatalf("launch plugin: %v", err)
+	}
+	h := &harness{p: p, ws: t.TempDir(), state: state}
+	if h.state == "" {
+		h.state = filepath.Join(h.ws, ".state")
+	}
+	t.Cleanup(p.Kill)
+	if err := p.Configure(ctx, &sdk.Config{JSON: []byte(configJSON(nil)), PoolSize: pool, StateDir: h.state}); err != nil {
+		t.Fatalf("configure: %v", err)
+	}
+	return h
+}
+
+func (h *harness) session(t testing.TB, limits sdk.Limits) string {
+	t.Helper()
+	h.seq++
+	id := fmt.Sprintf("nomad-%d-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6, h.seq)
+	if limits.Timeout == 0 {
+		limits.Timeout = 30 * time.Second
+	}
+	if err := h.p.CreateSession(context.Background(), &sdk.SessionSpec{ID: id, Workspace: h.ws, Limits: limits}); err != nil {
+		t.Fatalf("create session: %v", err)
+	}
+	return id
+}
+
+type output struct {
+	res    *sdk.ExecResult
+	stdout string
+	stderr string
+}
+
+func (h *harness) exec(t testing.TB, id, code string) output {
+	t.Helper()
+	var mu sync.Mutex
+	var out, errb strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := h.p.Execute(ctx, &sdk.ExecRequest{SessionID: id, Code: code}, func(e sdk.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e.Kind {
+		case sdk.EventStdout:
+			out.Write(e.Data)
+		case sdk.EventStderr:
+			errb.Write(e.Data)
+		}
+	})
+	if err != nil {
+		t.Fatalf("execute %q: %v", code, err)
+	}
+	return output{res: res, stdout: out.String(), stderr: errb.String()}
+}
+
+// expect runs code and requires success and exactly stdout.
+func (h *harness) expect(t testing.TB, id, code, stdout string) {
+	t.Helper()
+	o := h.exec(t, id, code)
+	if !o.res.OK() || o.stdout != stdout {
+		t.Fatalf("%q: ok=%v stdout=%q want %q; %s stderr=%q", code, o.res.OK(), o.stdout, stdout, o.res.Message, o.stderr)
+	}
+}
+
+// sessionNodes maps each running session job of the cluster to the node
+// its allocation runs on, by session id (meta or record).
+func sessionNodes(t testing.TB, c *api.Client) map[string]string {
+	t.Helper()
+	jobs, _, err := c.Jobs().List(&api.QueryOptions{Prefix: "mcpruntime-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, j := range jobs {
+		sid := j.Meta["mcpruntime_session"]
+		if sid == "" {
+			v, _, err := c.Variables().Read("mcpruntime/sessions/"+j.ID, nil)
+			if err == nil && v != nil {
+				sid = v.Items["session"]
+			}
+		}
+		if sid == "" {
+			continue
+		}
+		allocs, _, err := c.Jobs().Allocations(j.ID, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range allocs {
+			if a.ClientStatus == "running" {
+				out[sid] = a.NodeName
+			}
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,20 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
+
+// TestSmoke runs code in a pooled and in a cold-placed session and keeps
+// state between executions.
+func TestSmoke(t *testing.T) {
+	requireCluster(t)
+	for _, pool := range []int{0, 1} {
+		h := launch(t, pool, "")
+		id := h.session(t, sdk.Limits{})
+		h.expect(t, id, "print(6*7)", "42\n")
+		h.expect(t, id, "x = 41", "")
+		h.expect(t, id, "print(x + 1)", "42\n")
+	}
+}
