@@ -54,10 +54,17 @@ func boot() error {
 	if err := loadModules(); err != nil {
 		return err
 	}
-	if err := waitFor(rootDevice, 20*time.Second); err != nil {
+	root, wsDisk := rootDevice, ""
+	if label := cmdlineValue("mcpruntime.wsdisk"); label != "" {
+		disks, err := findDisks(20*time.Second, rootLabel, label)
+		if err != nil {
+			return fmt.Errorf("disks: %w", err)
+		}
+		root, wsDisk = disks[rootLabel], disks[label]
+	} else if err := waitFor(rootDevice, 20*time.Second); err != nil {
 		return fmt.Errorf("root disk: %w", err)
 	}
-	if err := mount(rootDevice, newRoot, "ext4", unix.MS_RDONLY, ""); err != nil {
+	if err := mount(root, newRoot, "ext4", unix.MS_RDONLY, ""); err != nil {
 		return err
 	}
 	for _, m := range []string{"/dev", "/proc", "/sys"} {
@@ -65,9 +72,16 @@ func boot() error {
 			return fmt.Errorf("move %s into the root: %w", m, err)
 		}
 	}
-	for _, t := range []struct{ dir, opts string }{
-		{"/tmp", "mode=1777"}, {"/run", "mode=755"}, {workspaceDir, "mode=777"}, {libDir, "mode=755"},
-	} {
+	tmpfs := []struct{ dir, opts string }{{"/tmp", "mode=1777"}, {"/run", "mode=755"}, {libDir, "mode=755"}}
+	if wsDisk != "" {
+		// /dev has moved into the new root by now.
+		if err := mountWorkspaceDisk(newRoot+wsDisk, newRoot+workspaceDir); err != nil {
+			return err
+		}
+	} else {
+		tmpfs = append(tmpfs, struct{ dir, opts string }{workspaceDir, "mode=777"})
+	}
+	for _, t := range tmpfs {
 		if err := unix.Mount("tmpfs", newRoot+t.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, t.opts); err != nil {
 			return fmt.Errorf("tmpfs on %s: %w", t.dir, err)
 		}

@@ -7,10 +7,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/watch"
 )
 
 // fileState is what the agent remembers of a workspace entry, to report
@@ -25,9 +27,14 @@ type fileState struct {
 type files struct {
 	mu       sync.Mutex
 	manifest map[string]fileState
+	// w reports which workspace paths may have changed since the last
+	// scan (nil: inotify failed, every scan walks the tree).
+	w       *watch.Set
+	noWatch bool
+	full    bool // the next scan walks the whole tree
 }
 
-func newFiles() *files { return &files{manifest: map[string]fileState{}} }
+func newFiles() *files { return &files{manifest: map[string]fileState{}, full: true} }
 
 func treeRoot(tree string) (string, error) {
 	switch tree {
@@ -57,22 +64,154 @@ func stateOf(fi fs.FileInfo) fileState {
 	return fileState{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: fi.Mode()}
 }
 
-// scan walks the workspace and reports entries added or modified since the
-// last scan or host write, and entries that disappeared.
-func (f *files) scan() (changed []proto.Entry, deleted []string, err error) {
+// scanResult is what a scan reports to the host.
+type scanResult struct {
+	changed  []proto.Entry
+	deleted  []string
+	examined int
+}
+
+// scan reports workspace entries added or modified since the last scan or
+// host write, and entries that disappeared. It looks only at the paths
+// inotify reported (and into new directories); after a wipe, or when the
+// event queue overflowed, it walks the tree.
+func (f *files) scan() (*scanResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	seen := map[string]fileState{}
-	err = filepath.WalkDir(workspaceDir, func(p string, d fs.DirEntry, werr error) error {
+	if f.w == nil && !f.noWatch {
+		w, err := watch.New()
+		if err != nil {
+			f.noWatch = true
+			logf("workspace changes not tracked, every scan walks it: %v", err)
+		} else {
+			f.w, f.full = w, true
+		}
+	}
+	res := &scanResult{}
+	if f.w != nil {
+		dirty, lost, err := f.w.Drain()
+		if err == nil && !lost && !f.full {
+			return res, f.scanDirty(dirty, res)
+		}
+		f.w.Forget("")
+	}
+	seen, err := f.walk("", res)
+	if err != nil {
+		return nil, err
+	}
+	for rel := range f.manifest {
+		if !seen[rel] {
+			res.deleted = append(res.deleted, rel)
+			delete(f.manifest, rel)
+		}
+	}
+	f.full = false
+	return res, nil
+}
+
+// scanDirty examines the paths inotify reported.
+func (f *files) scanDirty(dirty map[string]bool, res *scanResult) error {
+	rels := make([]string, 0, len(dirty))
+	for rel := range dirty {
+		rels = append(rels, rel)
+	}
+	sort.Strings(rels)
+	for _, rel := range rels {
+		res.examined++
+		fi, err := os.Lstat(filepath.Join(workspaceDir, rel))
+		old, known := f.manifest[rel]
+		if err != nil || (!fi.Mode().IsRegular() && !fi.IsDir()) {
+			// Gone, or now a symlink, fifo or socket (those stay in the guest).
+			if f.forget(rel) {
+				res.deleted = append(res.deleted, rel)
+			}
+			f.w.Forget(rel)
+			continue
+		}
+		if fi.IsDir() {
+			if known && old.mode.IsDir() && f.w.Watched(rel) {
+				continue // its children report their own changes
+			}
+			if known && !old.mode.IsDir() {
+				f.forget(rel)
+				res.deleted = append(res.deleted, rel)
+			}
+			seen, err := f.walk(rel, res)
+			if err != nil {
+				return err
+			}
+			for k := range f.manifest {
+				if strings.HasPrefix(k, rel+"/") && !seen[k] {
+					res.deleted = append(res.deleted, k)
+					delete(f.manifest, k)
+				}
+			}
+			continue
+		}
+		if known && old.mode.IsDir() {
+			f.forget(rel)
+			f.w.Forget(rel)
+			res.deleted = append(res.deleted, rel)
+		}
+		f.note(rel, fi, res)
+	}
+	return nil
+}
+
+// forget drops rel and what is below it from the manifest, reporting
+// whether the host knew any of it.
+func (f *files) forget(rel string) bool {
+	had := false
+	for k := range f.manifest {
+		if k == rel || strings.HasPrefix(k, rel+"/") {
+			delete(f.manifest, k)
+			had = true
+		}
+	}
+	return had
+}
+
+// note reports rel if the host does not have it as it is, and records it.
+func (f *files) note(rel string, fi fs.FileInfo, res *scanResult) {
+	st := stateOf(fi)
+	old, ok := f.manifest[rel]
+	f.manifest[rel] = st
+	if fi.IsDir() {
+		if !ok || !old.mode.IsDir() {
+			res.changed = append(res.changed, proto.Entry{Path: rel, Mode: uint32(fi.Mode().Perm()), Dir: true})
+		}
+		return
+	}
+	if !ok || old != st {
+		res.changed = append(res.changed, proto.Entry{Path: rel, Size: st.size, Mode: uint32(fi.Mode().Perm())})
+	}
+}
+
+// walk goes through the directory at prefix ("" for the workspace),
+// watching each directory before it is listed, and notes every entry.
+func (f *files) walk(prefix string, res *scanResult) (map[string]bool, error) {
+	start := workspaceDir
+	if prefix != "" {
+		start = filepath.Join(workspaceDir, prefix)
+	}
+	seen := map[string]bool{}
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, werr error) error {
 		if werr != nil {
 			if errors.Is(werr, fs.ErrNotExist) {
 				return nil
 			}
 			return werr
 		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(p, workspaceDir), "/")
+		if d.IsDir() && f.w != nil {
+			if err := f.w.Add(p, rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				logf("watch %s: %v", p, err)
+			}
+		}
 		if p == workspaceDir {
 			return nil
 		}
+		res.examined++
 		t := d.Type()
 		if !t.IsRegular() && !t.IsDir() {
 			return nil // symlinks, fifos, sockets stay in the guest
@@ -81,31 +220,14 @@ func (f *files) scan() (changed []proto.Entry, deleted []string, err error) {
 		if err != nil {
 			return nil
 		}
-		rel := strings.TrimPrefix(p, workspaceDir+"/")
-		st := stateOf(fi)
-		seen[rel] = st
-		old, ok := f.manifest[rel]
-		if t.IsDir() {
-			if !ok || !old.mode.IsDir() {
-				changed = append(changed, proto.Entry{Path: rel, Mode: uint32(fi.Mode().Perm()), Dir: true})
-			}
-			return nil
-		}
-		if !ok || old.size != st.size || old.mtime != st.mtime || old.mode != st.mode {
-			changed = append(changed, proto.Entry{Path: rel, Size: st.size, Mode: uint32(fi.Mode().Perm())})
-		}
+		seen[rel] = true
+		f.note(rel, fi, res)
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("scan workspace: %w", err)
+		return nil, fmt.Errorf("scan workspace: %w", err)
 	}
-	for rel := range f.manifest {
-		if _, ok := seen[rel]; !ok {
-			deleted = append(deleted, rel)
-		}
-	}
-	f.manifest = seen
-	return changed, deleted, nil
+	return seen, nil
 }
 
 func (f *files) read(m *proto.Msg) (*proto.Msg, error) {
@@ -154,10 +276,26 @@ func (f *files) write(m *proto.Msg) error {
 		return err
 	}
 	if m.Final {
+		if m.Length > 0 {
+			// The host skipped holes: the file ends where the host's does.
+			if err := os.Truncate(p, m.Length); err != nil {
+				return err
+			}
+		}
 		if m.Mode != 0 {
 			_ = os.Chmod(p, fs.FileMode(m.Mode).Perm())
 		}
 		f.remember(m.Tree, m.Path, p)
+	}
+	return nil
+}
+
+// writeBatch writes whole small files.
+func (f *files) writeBatch(m *proto.Msg) error {
+	for _, file := range m.Files {
+		if err := f.write(&proto.Msg{Tree: m.Tree, Path: file.Path, Data: file.Data, Final: true, Mode: file.Mode}); err != nil {
+			return fmt.Errorf("%s: %w", file.Path, err)
+		}
 	}
 	return nil
 }
@@ -217,6 +355,7 @@ func (f *files) wipe() error {
 		}
 	}
 	f.manifest = map[string]fileState{}
+	f.full = true
 	return nil
 }
 

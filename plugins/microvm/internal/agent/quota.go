@@ -28,6 +28,9 @@ type quota struct {
 // apply resizes the workspace tmpfs to its use plus freeBytes and
 // freeInodes (both what the host's workspace has left).
 func (q *quota) apply(freeBytes, freeInodes int64) error {
+	if workspaceOnDisk {
+		return nil // bounded by its disk (max_workspace)
+	}
 	q.once.Do(func() {
 		var st unix.Statfs_t
 		if err := unix.Statfs(workspaceDir, &st); err != nil {

@@ -135,12 +135,16 @@ func (s *server) handle(m *proto.Msg) {
 	case proto.OpReseed:
 		err = s.reseed(m.Seed)
 	case proto.OpScan:
-		r = &proto.Msg{}
-		r.Changed, r.Deleted, err = s.files.scan()
+		var res *scanResult
+		if res, err = s.files.scan(); err == nil {
+			r = &proto.Msg{Changed: res.changed, Deleted: res.deleted, Examined: res.examined}
+		}
 	case proto.OpRead:
 		r, err = s.files.read(m)
 	case proto.OpWrite:
 		err = s.files.write(m)
+	case proto.OpWriteBatch:
+		err = s.files.writeBatch(m)
 	case proto.OpMkdir:
 		err = s.files.mkdir(m)
 	case proto.OpRemove:

@@ -28,6 +28,9 @@ type config struct {
 	// RecoverGrace is how long the VMs of a crashed plugin's sessions
 	// wait for their core to recover them before a sweep removes them.
 	RecoverGrace string `json:"recover_grace"`
+	// WorkspaceDisk keeps the guest's copy of the workspace on a disk of
+	// its own (QEMU) rather than in guest memory (a tmpfs).
+	WorkspaceDisk bool `json:"workspace_disk"`
 
 	memoryMiB    int
 	bootTimeout  time.Duration
@@ -38,7 +41,7 @@ type config struct {
 }
 
 func defaultConfig() config {
-	return config{VMM: "qemu", Accel: "auto", Memory: "512MiB", VCPUs: 1, BootTimeout: "120s", Grace: "3s", MaxWorkspace: "512MiB", PoolSize: -1, RestoreStandby: 1, RecoverGrace: "2m"}
+	return config{VMM: "qemu", Accel: "auto", Memory: "512MiB", VCPUs: 1, BootTimeout: "120s", Grace: "3s", MaxWorkspace: "512MiB", PoolSize: -1, RestoreStandby: 1, RecoverGrace: "2m", WorkspaceDisk: true}
 }
 
 func configSpec() *sdk.ConfigSpec {
@@ -56,6 +59,7 @@ func configSpec() *sdk.ConfigSpec {
 		{Name: "max_workspace", Type: sdk.TypeSize, Default: d.MaxWorkspace, Description: "largest workspace synchronised into a VM"},
 		{Name: "pool_size", Type: sdk.TypeNumber, Description: "booted VMs kept ready (default: the core's pool size)"},
 		{Name: "recover_grace", Type: sdk.TypeDuration, Default: d.RecoverGrace, Description: "how long the VMs of a crashed plugin's sessions are kept for the core to recover them (RecoverSessions) before they are removed"},
+		{Name: "workspace_disk", Type: sdk.TypeBool, Default: d.WorkspaceDisk, Description: "keep the guest's copy of the workspace on a sparse disk of its own (max_workspace plus room for the file system; QEMU only) instead of in guest memory, so a workspace larger than the VM's memory works"},
 		{Name: "restore_standby", Type: sdk.TypeNumber, Default: d.RestoreStandby, Description: "snapshots (the most recent ones) that each keep one VM restored and warmed ahead of their next restore; each holds a VM's memory while it waits (0: restores start cold)"},
 	}}
 }

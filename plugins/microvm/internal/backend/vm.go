@@ -41,10 +41,15 @@ func newID() string {
 }
 
 func (b *Backend) vmSpec(id string) vmm.Spec {
-	return vmm.Spec{
+	spec := vmm.Spec{
 		ID: id, Dir: filepath.Join(b.runDir, id), Image: b.image,
 		MemoryMiB: b.cfg.memoryMiB, VCPUs: b.cfg.VCPUs, Accel: b.accel, Logger: b.log.Named("vm-" + id),
 	}
+	if b.cfg.WorkspaceDisk {
+		// Room for ext4's own metadata besides max_workspace of files.
+		spec.WorkspaceMiB = int(b.cfg.maxWorkspace>>20)*17/16 + 64
+	}
+	return spec
 }
 
 // boot launches a VM and waits until its agent answers and a kernel runs.

@@ -40,6 +40,7 @@ func (b *Backend) warm(ctx context.Context, v *vm, hurry <-chan struct{}) error 
 		call(&proto.Msg{Op: proto.OpWrite, Tree: proto.TreeLib, Path: warmDir + "/lib.py", Data: data, Final: true, Mode: 0o644}),
 		call(&proto.Msg{Op: proto.OpMkdir, Tree: proto.TreeWorkspace, Path: warmDir, Mode: 0o777}),
 		call(&proto.Msg{Op: proto.OpWrite, Tree: proto.TreeWorkspace, Path: warmDir + "/file", Data: data, Final: true, Mode: 0o644}),
+		call(&proto.Msg{Op: proto.OpWriteBatch, Tree: proto.TreeWorkspace, Files: []proto.File{{Path: warmDir + "/small", Data: data, Mode: 0o644}}}),
 		call(&proto.Msg{Op: proto.OpScan}),
 		call(&proto.Msg{Op: proto.OpRead, Tree: proto.TreeWorkspace, Path: warmDir + "/file", Length: chunk}),
 		call(&proto.Msg{Op: proto.OpRemove, Tree: proto.TreeWorkspace, Path: warmDir}),

@@ -2,13 +2,13 @@ package backend
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
 	"strings"
 
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/watch"
 	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
 )
@@ -41,7 +41,7 @@ func (s *syncer) push(ctx context.Context, a *agentClient) error {
 	defer root.Close()
 	s.pushStats = syncStats{}
 	if s.watch && s.w == nil && !s.noWatch {
-		w, err := newDirWatch()
+		w, err := watch.New()
 		if err != nil {
 			s.noWatch = true
 			s.log.Warn("workspace changes not tracked: every execution scans it", "dir", s.dir, "error", err)
@@ -52,7 +52,7 @@ func (s *syncer) push(ctx context.Context, a *agentClient) error {
 	p := newPlan()
 	scanned := false
 	if s.w != nil {
-		dirty, lost, err := s.w.drain()
+		dirty, lost, err := s.w.Drain()
 		if err != nil || lost {
 			s.full = true
 		}
@@ -72,7 +72,7 @@ func (s *syncer) push(ctx context.Context, a *agentClient) error {
 	}
 	if !scanned {
 		if s.w != nil {
-			s.w.forget("")
+			s.w.Forget("")
 		}
 		if err := s.scanTree(root, "", p); err != nil {
 			return err
@@ -119,22 +119,64 @@ func (s *syncer) examine(root *nofollow.Dir, rel string, p *plan) error {
 		if s.knowsBelow(rel) {
 			p.gone[rel] = true
 		}
-		s.w.forget(rel)
+		s.w.Forget(rel)
 		return nil
 	}
 	st := stateOf(fi)
 	if st.dir {
-		if old, ok := s.known[rel]; ok && old == st && s.w.watched(rel) {
+		if old, ok := s.known[rel]; ok && old == st && s.w.Watched(rel) {
 			return nil // its children report their own changes
 		}
 		s.note(p, rel, st)
 		return s.scanTree(root, rel, p)
 	}
 	if old, ok := s.known[rel]; ok && old.dir {
-		s.w.forget(rel)
+		s.w.Forget(rel)
 	}
 	s.note(p, rel, st)
 	return nil
+}
+
+// settle absorbs the events of the syncer's own writes into the host
+// workspace (a pull), so the next push does not look at them again: a path
+// as the syncer recorded it, or gone and never in the guest, is dropped; a
+// directory the pull created is watched (and walked, for files put there
+// since); anything else stays marked for the next push.
+func (s *syncer) settle(root *nofollow.Dir) {
+	if s.w == nil || s.full {
+		return
+	}
+	dirty, lost, err := s.w.Drain()
+	if err != nil || lost {
+		s.full = true
+		return
+	}
+	p := newPlan()
+	for rel := range dirty {
+		old, known := s.known[rel]
+		fi, err := root.Lstat(rel)
+		if err != nil {
+			if known {
+				s.w.Mark(rel)
+			}
+			continue
+		}
+		st := stateOf(fi)
+		switch {
+		case !known || old != st:
+			s.w.Mark(rel)
+		case st.dir && !s.w.Watched(rel):
+			if err := s.scanTree(root, rel, p); err != nil {
+				s.w.Mark(rel)
+			}
+		}
+	}
+	for rel := range p.cur {
+		s.w.Mark(rel)
+	}
+	for rel := range p.gone {
+		s.w.Mark(rel)
+	}
 }
 
 // knowsBelow reports whether the guest holds rel or anything below it.
@@ -164,7 +206,7 @@ func (s *syncer) scanTree(root *nofollow.Dir, prefix string, p *plan) error {
 		d = sub
 	}
 	if s.w != nil {
-		if err := s.w.add(d, ".", prefix); err != nil {
+		if err := s.w.AddAt(d, ".", prefix); err != nil {
 			s.log.Debug("workspace directory not watched", "dir", prefix, "error", err)
 		}
 	}
@@ -188,7 +230,7 @@ func (s *syncer) scanTree(root *nofollow.Dir, prefix string, p *plan) error {
 			return nil // symlinks, fifos, sockets, devices stay on the host
 		}
 		if t.IsDir() && s.w != nil {
-			if err := s.w.add(parent, fi.Name(), rel); err != nil {
+			if err := s.w.AddAt(parent, fi.Name(), rel); err != nil {
 				s.log.Debug("workspace directory not watched", "dir", rel, "error", err)
 			}
 		}
@@ -259,17 +301,8 @@ func (s *syncer) apply(ctx context.Context, a *agentClient, root *nofollow.Dir, 
 		s.setKnown(rel, p.cur[rel])
 	}
 	sort.Strings(p.files)
-	for _, rel := range p.files {
-		if err := s.pushFile(ctx, a, root, rel); err != nil {
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, nofollow.ErrSymlink) || errors.Is(err, nofollow.ErrNotRegular) {
-				// Removed, or swapped for a symlink or something else, on
-				// the host since it was looked at: its event comes next.
-				continue
-			}
-			return err
-		}
-		s.setKnown(rel, p.cur[rel])
-		s.pushStats.Sent++
+	if err := s.pushFiles(ctx, a, root, p.files, p.cur); err != nil {
+		return err
 	}
 	return nil
 }

@@ -71,4 +71,19 @@ func TestPushTransfersOnlyChanges(t *testing.T) {
 	if st := push(); st.Sent != 2 || st.Examined > 4 {
 		t.Fatalf("push after two writes: %+v", st)
 	}
+	// What a pull writes into the workspace is not looked at again.
+	g.mu.Lock()
+	g.changed = []proto.Entry{{Path: "pulled", Dir: true, Mode: 0o755}, {Path: "pulled/file", Size: 6, Mode: 0o644}, {Path: "d10/f00010", Size: 6, Mode: 0o644}}
+	g.content["pulled/file"], g.content["d10/f00010"] = []byte("guest!"), []byte("guest!")
+	g.mu.Unlock()
+	if err := s.pull(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if st := push(); st != (syncStats{}) {
+		t.Fatalf("push after a pull: %+v, want nothing examined or sent", st)
+	}
+	write(t, filepath.Join(ws, "pulled/later"), "host", 0o644)
+	if st := push(); st.Sent != 1 {
+		t.Fatalf("a file written into a directory a pull created: %+v, want it sent", st)
+	}
 }

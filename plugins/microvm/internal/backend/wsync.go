@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/watch"
 	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
 )
 
@@ -29,9 +29,6 @@ import (
 // another session swapping a workspace entry for a symlink between the
 // listing and the open can make the host copy a file from outside the
 // workspace into the VM, or write one outside it.
-
-// chunk is the largest file piece sent in one control message.
-const chunk = 4 << 20
 
 // hostState is what the syncer last knew of a host entry. A directory's
 // size and mtime are left out: its children are tracked themselves.
@@ -76,7 +73,7 @@ type syncer struct {
 	// watch: track changes with inotify (the workspace, pushed before
 	// every execution; libraries are pushed once per VM and scanned).
 	watch   bool
-	w       *dirWatch
+	w       *watch.Set
 	noWatch bool // inotify failed: every push scans
 	full    bool // the next push scans everything
 	log     hclog.Logger
@@ -102,7 +99,7 @@ func (s *syncer) reset() {
 
 // close releases the change tracking.
 func (s *syncer) close() {
-	s.w.close()
+	s.w.Close()
 	s.w = nil
 }
 
@@ -120,34 +117,6 @@ func (s *syncer) forgetKnown(rel string) {
 		if k == rel || strings.HasPrefix(k, rel+"/") {
 			s.total -= st.cost()
 			delete(s.known, k)
-		}
-	}
-}
-
-// pushFile sends the regular file rel, opened without following symlinks,
-// as fstat saw it once open (a file growing meanwhile is sent up to that
-// size; its new mtime makes the next push send it again).
-func (s *syncer) pushFile(ctx context.Context, a *agentClient, root *nofollow.Dir, rel string) error {
-	f, fi, err := root.Open(rel)
-	if err != nil {
-		return fmt.Errorf("workspace file %s: %w", rel, err)
-	}
-	defer f.Close()
-	r := io.LimitReader(f, fi.Size())
-	buf := make([]byte, min(chunk, max(fi.Size(), 1)))
-	var off int64
-	for {
-		n, rerr := io.ReadFull(r, buf)
-		final := rerr == io.EOF || rerr == io.ErrUnexpectedEOF
-		if rerr != nil && !final {
-			return fmt.Errorf("workspace file %s: %w", rel, rerr)
-		}
-		if _, err := a.call(ctx, &proto.Msg{Op: proto.OpWrite, Tree: s.tree, Path: s.guest(rel), Offset: off, Data: buf[:n], Final: final, Mode: uint32(fi.Mode().Perm())}); err != nil {
-			return err
-		}
-		off += int64(n)
-		if final {
-			return nil
 		}
 	}
 }
@@ -216,6 +185,7 @@ func (s *syncer) pull(ctx context.Context, a *agentClient) error {
 			s.pullStats.Pulled++
 		}
 	}
+	s.settle(root)
 	if len(refused) > 0 {
 		return fmt.Errorf("not copied back, because a symlink in the host workspace is on their path (symlinks are not followed): %s", strings.Join(refused, ", "))
 	}

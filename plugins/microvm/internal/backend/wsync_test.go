@@ -55,6 +55,10 @@ func startFakeGuest(t *testing.T) (*agentClient, *fakeGuest) {
 					g.received[m.Path] = nil
 				}
 				g.received[m.Path] = append(g.received[m.Path], m.Data...)
+			case proto.OpWriteBatch:
+				for _, f := range m.Files {
+					g.received[f.Path] = append([]byte(nil), f.Data...)
+				}
 			case proto.OpScan:
 				r.Changed = g.changed
 			case proto.OpRead:

@@ -10,10 +10,15 @@ const (
 	OpScan        = "scan"
 	OpRead        = "read"
 	OpWrite       = "write"
-	OpRemove      = "remove"
-	OpMkdir       = "mkdir"
-	OpWipe        = "wipe"
-	OpPoweroff    = "poweroff"
+	// OpWriteBatch writes several whole small files (Files) at once: one
+	// round trip instead of one per file. Length on the Final piece of
+	// an OpWrite is the file's size (the guest truncates to it, so holes
+	// the host skipped stay holes).
+	OpWriteBatch = "write_batch"
+	OpRemove     = "remove"
+	OpMkdir      = "mkdir"
+	OpWipe       = "wipe"
+	OpPoweroff   = "poweroff"
 	// OpStopKernel kills kernel generation Gen and what it started, if it
 	// is the one running.
 	OpStopKernel = "stop_kernel"
@@ -81,6 +86,15 @@ type Msg struct {
 	// at to answer: the changed ones when it tracks changes, all of them
 	// when it had to walk the tree.
 	Examined int `json:"examined,omitempty"`
+	// Files (write_batch) are whole small files written in one request.
+	Files []File `json:"files,omitempty"`
+}
+
+// File is one whole file of a write_batch request.
+type File struct {
+	Path string `json:"path"`
+	Mode uint32 `json:"mode"`
+	Data []byte `json:"data,omitempty"`
 }
 
 // SessionConfig is what a pooled VM learns when a session takes it. The

@@ -148,6 +148,7 @@ func (c *CloudHypervisor) start(ctx context.Context, spec Spec) (*chMachine, str
 
 // Launch implements Driver.
 func (c *CloudHypervisor) Launch(ctx context.Context, spec Spec) (Machine, error) {
+	spec.WorkspaceMiB = 0 // no workspace disk: the guest keeps a tmpfs (untested here)
 	m, vsock, err := c.start(ctx, spec)
 	if err != nil {
 		return nil, err
@@ -181,6 +182,7 @@ func (c *CloudHypervisor) Launch(ctx context.Context, spec Spec) (Machine, error
 // of the VM it was taken from, which may still run: the fork gets a copy of
 // the config pointing at its own socket (memory files are hard-linked).
 func (c *CloudHypervisor) Restore(ctx context.Context, spec Spec, snapshotDir string) (Machine, error) {
+	spec.WorkspaceMiB = 0
 	m, vsock, err := c.start(ctx, spec)
 	if err != nil {
 		return nil, err

@@ -34,8 +34,12 @@ type Spec struct {
 	MemoryMiB int
 	VCPUs     int
 	// Accel is AccelKVM or AccelTCG (drivers without TCG refuse it).
-	Accel  string
-	Logger hclog.Logger
+	Accel string
+	// WorkspaceMiB sizes the guest workspace's disk (see wsdisk.go); 0:
+	// the guest keeps its workspace in a tmpfs. QEMU only: the Cloud
+	// Hypervisor driver ignores it.
+	WorkspaceMiB int
+	Logger       hclog.Logger
 }
 
 // Machine is a running VM.
@@ -121,6 +125,9 @@ func hostTSCkHz() int {
 func kernelCmdline(spec Spec, console, channel string) string {
 	parts := []string{"console=" + console, "quiet", "panic=-1", "reboot=t", "random.trust_cpu=on",
 		"mcpruntime.channel=" + channel}
+	if spec.WorkspaceMiB > 0 {
+		parts = append(parts, "mcpruntime.wsdisk="+WorkspaceLabel)
+	}
 	if spec.Accel == AccelTCG {
 		if k := hostTSCkHz(); k > 0 {
 			parts = append(parts, fmt.Sprintf("tsc_early_khz=%d", k))

@@ -2,8 +2,10 @@ package vmm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -63,6 +65,7 @@ type qemuMachine struct {
 	qmp   *qmp
 	agent *net.UnixConn
 	once  sync.Once
+	disk  string // the workspace disk, if it has one
 }
 
 func (q *QEMU) args(spec Spec, agentSock, qmpSock string) []string {
@@ -86,6 +89,15 @@ func (q *QEMU) args(spec Spec, agentSock, qmpSock string) []string {
 		"-chardev", "socket,id=qmp,server=on,wait=off,path=" + qmpSock,
 		"-mon", "chardev=qmp,mode=control",
 	}
+	if spec.WorkspaceMiB > 0 {
+		// cache=unsafe: the disk is scratch (the host workspace is the
+		// copy that counts), so guest flushes need not reach the host's
+		// disk. A host write error is reported to the guest (EIO), never
+		// a paused VM.
+		a = append(a,
+			"-drive", "id=ws,file="+filepath.Join(spec.Dir, WorkspaceDiskFile)+",format=raw,if=none,cache=unsafe,discard=unmap,werror=report,rerror=report",
+			"-device", "virtio-blk-device,drive=ws")
+	}
 	return append(accel, a...)
 }
 
@@ -99,6 +111,15 @@ func (q *QEMU) start(ctx context.Context, spec Spec, extra ...string) (*qemuMach
 		return nil, err
 	}
 	agentSock, qmpSock := filepath.Join(spec.Dir, "a.sock"), filepath.Join(spec.Dir, "q.sock")
+	disk := ""
+	if spec.WorkspaceMiB > 0 {
+		disk = filepath.Join(spec.Dir, WorkspaceDiskFile)
+		if _, err := os.Stat(disk); errors.Is(err, fs.ErrNotExist) {
+			if err := makeWorkspaceDisk(ctx, disk, spec.WorkspaceMiB); err != nil {
+				return nil, err
+			}
+		}
+	}
 	cmd := exec.Command(q.Binary, append(q.args(spec, agentSock, qmpSock), extra...)...)
 	p, err := startProc(cmd, spec.Dir)
 	if err != nil {
@@ -109,6 +130,7 @@ func (q *QEMU) start(ctx context.Context, spec Spec, extra ...string) (*qemuMach
 		p.kill()
 		return nil, fmt.Errorf("%w (qemu: %s)", err, p.describe())
 	}
+	m.disk = disk
 	// Snapshots are local files: no bandwidth cap.
 	if _, err := m.qmp.exec(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(1) << 40}, nil); err != nil {
 		m.Kill()
@@ -170,6 +192,9 @@ func (q *QEMU) Attach(ctx context.Context, spec Spec) (Machine, error) {
 		p.kill()
 		return nil, fmt.Errorf("reconnect to VM %s: %w", spec.ID, err)
 	}
+	if disk := filepath.Join(spec.Dir, WorkspaceDiskFile); fileExists(disk) {
+		m.disk = disk
+	}
 	return m, nil
 }
 
@@ -190,6 +215,18 @@ func (q *QEMU) Restore(ctx context.Context, spec Spec, snapshotDir string) (Mach
 		return nil, fmt.Errorf("open snapshot: %w", err)
 	}
 	defer f.Close()
+	// The restored VM has the devices the saved one had: a workspace
+	// disk, with the snapshot's copy of it, if the snapshot has one.
+	spec.WorkspaceMiB = 0
+	if snapDisk := filepath.Join(snapshotDir, WorkspaceDiskFile); fileExists(snapDisk) {
+		if err := os.MkdirAll(spec.Dir, 0o700); err != nil {
+			return nil, err
+		}
+		if _, err := copySparse(filepath.Join(spec.Dir, WorkspaceDiskFile), snapDisk); err != nil {
+			return nil, fmt.Errorf("restore snapshot: %w", err)
+		}
+		spec.WorkspaceMiB = 1 // any size: the copy exists
+	}
 	m, err := q.start(ctx, spec, "-incoming", "defer")
 	if err != nil {
 		return nil, err
@@ -290,6 +327,14 @@ func (m *qemuMachine) Snapshot(ctx context.Context, dir string) (int64, error) {
 		}
 		switch st {
 		case "completed":
+			// The disk is copied while the VM is still stopped, so it
+			// matches the saved memory.
+			var diskBytes int64
+			if m.disk != "" {
+				if diskBytes, err = copySparse(filepath.Join(dir, WorkspaceDiskFile), m.disk); err != nil {
+					return 0, fmt.Errorf("snapshot the workspace disk: %w", err)
+				}
+			}
 			if err := resume(); err != nil {
 				return 0, fmt.Errorf("resume after snapshot: %w", err)
 			}
@@ -297,7 +342,7 @@ func (m *qemuMachine) Snapshot(ctx context.Context, dir string) (int64, error) {
 			if err != nil {
 				return 0, err
 			}
-			return fi.Size(), nil
+			return fi.Size() + diskBytes, nil
 		case "failed", "cancelled":
 			return 0, fmt.Errorf("%w: %s", errMigrationFailed, strings.TrimSpace(desc))
 		}
@@ -308,4 +353,9 @@ func (m *qemuMachine) Snapshot(ctx context.Context, dir string) (int64, error) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

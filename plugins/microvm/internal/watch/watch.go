@@ -1,4 +1,9 @@
-package backend
+// Package watch tracks which paths of a directory tree may have changed,
+// with inotify: one watch per directory, events read without blocking when
+// the caller asks (no goroutine), so the caller examines only those paths
+// instead of scanning the tree. Both ends of the microVM workspace sync use
+// it: the plugin on the host workspace, the agent on the guest's copy.
+package watch
 
 import (
 	"errors"
@@ -18,14 +23,13 @@ import (
 const watchMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MODIFY | unix.IN_CLOSE_WRITE | unix.IN_ATTRIB |
 	unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR | unix.IN_EXCL_UNLINK
 
-// dirWatch is an inotify instance over the directories of a host
-// workspace. It only says which paths may have changed since it was last
-// drained; what they are now is always read through sdk/nofollow. Watches
+// Set is an inotify instance over the directories of a tree. It only
+// says which paths (relative to the tree) may have changed since it was
+// last drained; the caller reads what they are now. On the host, watches
 // are added through /proc/self/fd of a directory opened without following
-// symlinks, so they are on the directory that was listed, never on a
-// symlink's target. The queue is read without blocking when the syncer
-// needs it (before a push), so no goroutine runs per session.
-type dirWatch struct {
+// symlinks (sdk/nofollow), so they are on the directory that was listed,
+// never on a symlink's target.
+type Set struct {
 	fd    int
 	wdRel map[int32]string
 	relWd map[string]int32
@@ -35,24 +39,26 @@ type dirWatch struct {
 	lost bool
 }
 
-func newDirWatch() (*dirWatch, error) {
+// New starts an empty set.
+func New() (*Set, error) {
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("inotify: %w", err)
 	}
-	return &dirWatch{fd: fd, wdRel: map[int32]string{}, relWd: map[string]int32{}, dirty: map[string]bool{}}, nil
+	return &Set{fd: fd, wdRel: map[int32]string{}, relWd: map[string]int32{}, dirty: map[string]bool{}}, nil
 }
 
-func (w *dirWatch) close() {
+// Close releases the inotify instance.
+func (w *Set) Close() {
 	if w != nil && w.fd >= 0 {
 		_ = unix.Close(w.fd)
 		w.fd = -1
 	}
 }
 
-// add watches the directory name below parent ("." for parent itself),
-// found at rel ("" for the root).
-func (w *dirWatch) add(parent *nofollow.Dir, name, rel string) error {
+// AddAt watches the directory name below parent ("." for parent itself),
+// found at rel ("" for the root), opened without following symlinks.
+func (w *Set) AddAt(parent *nofollow.Dir, name, rel string) error {
 	f, fi, err := parent.OpenFile(name, os.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return fmt.Errorf("watch %q: %w", rel, err)
@@ -61,7 +67,17 @@ func (w *dirWatch) add(parent *nofollow.Dir, name, rel string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("watch %q: not a directory", rel)
 	}
-	wd, err := unix.InotifyAddWatch(w.fd, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), watchMask)
+	return w.add("/proc/self/fd/"+strconv.Itoa(int(f.Fd())), rel, 0)
+}
+
+// Add watches the directory at path, found at rel ("" for the root); a
+// symlink at path is not followed.
+func (w *Set) Add(path, rel string) error {
+	return w.add(path, rel, unix.IN_DONT_FOLLOW)
+}
+
+func (w *Set) add(p, rel string, flags uint32) error {
+	wd, err := unix.InotifyAddWatch(w.fd, p, watchMask|flags)
 	if err != nil {
 		return fmt.Errorf("watch %q: %w", rel, err)
 	}
@@ -73,8 +89,8 @@ func (w *dirWatch) add(parent *nofollow.Dir, name, rel string) error {
 	return nil
 }
 
-// watched reports whether the directory at rel has a watch.
-func (w *dirWatch) watched(rel string) bool {
+// Watched reports whether the directory at rel has a watch.
+func (w *Set) Watched(rel string) bool {
 	if w == nil {
 		return false
 	}
@@ -82,10 +98,10 @@ func (w *dirWatch) watched(rel string) bool {
 	return ok
 }
 
-// forget drops the watches recorded below and at rel (a directory that is
+// Forget drops the watches recorded below and at rel (a directory that is
 // gone from there); a watch that meanwhile serves another path (the same
 // directory, moved) is kept.
-func (w *dirWatch) forget(rel string) {
+func (w *Set) Forget(rel string) {
 	if w == nil {
 		return
 	}
@@ -100,9 +116,12 @@ func (w *dirWatch) forget(rel string) {
 	}
 }
 
-// drain reads every queued event and returns the paths that may have
+// Mark reports rel as possibly changed at the next drain.
+func (w *Set) Mark(rel string) { w.dirty[rel] = true }
+
+// Drain reads every queued event and returns the paths that may have
 // changed since the last drain; lost says a full scan is needed.
-func (w *dirWatch) drain() (dirty map[string]bool, lost bool, err error) {
+func (w *Set) Drain() (dirty map[string]bool, lost bool, err error) {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := unix.Read(w.fd, buf)
@@ -122,7 +141,7 @@ func (w *dirWatch) drain() (dirty map[string]bool, lost bool, err error) {
 	return dirty, lost, nil
 }
 
-func (w *dirWatch) parse(b []byte) {
+func (w *Set) parse(b []byte) {
 	for len(b) >= unix.SizeofInotifyEvent {
 		ev := (*unix.InotifyEvent)(unsafe.Pointer(&b[0]))
 		end := unix.SizeofInotifyEvent + int(ev.Len)

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/backend"
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/cli"
+)
+
+// benchWorkspaces are the workspaces the issue measured: empty, the repo's
+// own workspace/ (copied), and 5,000 files of 100 B plus one of 200 MB
+// (random data: no hole to skip).
+func benchWorkspaces(b *testing.B) [][2]string {
+	empty := b.TempDir()
+	out := [][2]string{{"empty", empty}}
+	if _, err := os.Stat("../../workspace"); err == nil {
+		repo := filepath.Join(b.TempDir(), "ws")
+		if o, err := exec.Command("cp", "-a", "../../workspace", repo).CombinedOutput(); err != nil {
+			b.Fatalf("copy the repo's workspace: %v %s", err, o)
+		}
+		out = append(out, [2]string{"repo-workspace", repo})
+	}
+	many := b.TempDir()
+	for i := range 5000 {
+		p := filepath.Join(many, fmt.Sprintf("d%02d/f%04d.txt", i%50, i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(strings.Repeat("x", 100)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	big := make([]byte, 200<<20)
+	if _, err := rand.Read(big); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(many, "big.bin"), big, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return append(out, [2]string{"5000x100B+200MB", many})
+}
+
+// BenchmarkMicroVMWorkspace measures, per workspace, a new session's first
+// execution from the pool and an execution in a session whose workspace
+// did not change (medians), with the ratio to the empty workspace.
+func BenchmarkMicroVMWorkspace(b *testing.B) {
+	needQEMU(b)
+	bin := pluginBinary(b)
+	ctx := context.Background()
+	be := backend.New()
+	js, _ := json.Marshal(map[string]any{"agent": filepath.Join(filepath.Dir(bin), cli.AgentName), "restore_standby": 0})
+	if err := be.Configure(ctx, &sdk.Config{JSON: js, PoolSize: 1, StateDir: b.TempDir()}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { be.Close(ctx) })
+	waitPool := func() {
+		for be.PoolReady() < 1 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	run := func(id, code string) {
+		res, err := be.Execute(ctx, &sdk.ExecRequest{SessionID: id, Code: code}, func(sdk.Event) {})
+		if err != nil || !res.OK() {
+			b.Fatalf("exec %q: %v %+v", code, err, res)
+		}
+	}
+	workspaces := benchWorkspaces(b)
+	for b.Loop() {
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "\nmicroVM workspace benchmark (accel=%s, medians)\n", be.Accel())
+		var emptyFirst, emptyExec time.Duration
+		for _, w := range workspaces {
+			name, dir := w[0], w[1]
+			spec := func(id string) *sdk.SessionSpec {
+				return &sdk.SessionSpec{ID: id, Workspace: dir, Limits: sdk.Limits{Timeout: 5 * time.Minute}}
+			}
+			var firsts []time.Duration
+			for i := range 3 {
+				waitPool()
+				id := fmt.Sprintf("%s-%d", name, i)
+				start := time.Now()
+				if err := be.CreateSession(ctx, spec(id)); err != nil {
+					b.Fatal(err)
+				}
+				run(id, "x = 1")
+				firsts = append(firsts, time.Since(start))
+				if i < 2 {
+					_ = be.DestroySession(ctx, id)
+				}
+			}
+			id := fmt.Sprintf("%s-2", name)
+			waitPool()
+			var execs []time.Duration
+			for range 15 {
+				start := time.Now()
+				run(id, "x += 1")
+				execs = append(execs, time.Since(start))
+			}
+			push, pull, err := be.WorkspaceSync(id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = be.DestroySession(ctx, id)
+			first, exec := median(firsts), median(execs)
+			if name == "empty" {
+				emptyFirst, emptyExec = first, exec
+			}
+			fmt.Fprintf(&sb, "  %-16s pool-first-exec %9.1f ms (%.2fx empty)   exec-in-session %7.1f ms (%.2fx empty)   last sync: push %+v pull %+v\n",
+				name, ms(first), ms(first)/ms(emptyFirst), ms(exec), ms(exec)/ms(emptyExec), push, pull)
+			b.ReportMetric(ms(first), name+"-pool-first-exec-ms")
+			b.ReportMetric(ms(exec), name+"-exec-in-session-ms")
+		}
+		fmt.Print(sb.String())
+	}
+}

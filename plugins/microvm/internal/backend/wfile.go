@@ -1,0 +1,148 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
+	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
+)
+
+const (
+	// chunk is the largest file piece sent in one control message.
+	chunk = 4 << 20
+	// smallFile is the largest file sent together with others in one
+	// request (a workspace of many small files costs a few round trips,
+	// not one per file).
+	smallFile  = 64 << 10
+	batchBytes = 1 << 20
+	batchFiles = 512
+)
+
+// skippable: the file was removed, or swapped for a symlink or something
+// else, on the host since it was looked at; its event comes next time.
+func skippable(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, nofollow.ErrSymlink) || errors.Is(err, nofollow.ErrNotRegular)
+}
+
+// pushFiles sends the regular files rels, each opened without following
+// symlinks and sent as fstat saw it once open (a file growing meanwhile is
+// sent up to that size; its event makes the next push send it again), and
+// records them as cur says once the guest has them.
+func (s *syncer) pushFiles(ctx context.Context, a *agentClient, root *nofollow.Dir, rels []string, cur map[string]hostState) error {
+	var batch []proto.File
+	var batchRels []string
+	size := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if _, err := a.call(ctx, &proto.Msg{Op: proto.OpWriteBatch, Tree: s.tree, Files: batch}); err != nil {
+			return err
+		}
+		for _, rel := range batchRels {
+			s.setKnown(rel, cur[rel])
+			s.pushStats.Sent++
+		}
+		batch, batchRels, size = nil, nil, 0
+		return nil
+	}
+	for _, rel := range rels {
+		f, fi, err := root.Open(rel)
+		if err != nil {
+			if skippable(err) {
+				continue
+			}
+			return fmt.Errorf("workspace file %s: %w", rel, err)
+		}
+		if fi.Size() <= smallFile {
+			data := make([]byte, fi.Size())
+			n, err := io.ReadFull(f, data)
+			f.Close()
+			if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+				return fmt.Errorf("workspace file %s: %w", rel, err)
+			}
+			batch = append(batch, proto.File{Path: s.guest(rel), Mode: uint32(fi.Mode().Perm()), Data: data[:n]})
+			batchRels = append(batchRels, rel)
+			if size += n; size >= batchBytes || len(batch) >= batchFiles {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		err = s.pushLarge(ctx, a, f, fi, rel)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		s.setKnown(rel, cur[rel])
+		s.pushStats.Sent++
+	}
+	return flush()
+}
+
+// pushLarge sends f's data extents in chunks; holes are not sent (the
+// guest truncates the file to its size, so they stay holes there).
+func (s *syncer) pushLarge(ctx context.Context, a *agentClient, f *os.File, fi fs.FileInfo, rel string) error {
+	size := fi.Size()
+	perm := uint32(fi.Mode().Perm())
+	send := func(off int64, data []byte, final bool) error {
+		m := &proto.Msg{Op: proto.OpWrite, Tree: s.tree, Path: s.guest(rel), Offset: off, Data: data, Final: final, Mode: perm}
+		if final {
+			m.Length = size
+		}
+		_, err := a.call(ctx, m)
+		return err
+	}
+	buf := make([]byte, min(chunk, size))
+	fd := int(f.Fd())
+	started := false // the first piece is at offset 0: it truncates the guest's file
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole is left
+		}
+		if err != nil {
+			data = off // no SEEK_DATA: everything is data
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil || hole > size {
+			hole = size
+		}
+		if !started && data > 0 {
+			if err := send(0, nil, false); err != nil {
+				return err
+			}
+		}
+		started = true
+		for p := data; p < hole; {
+			n, err := f.ReadAt(buf[:min(int64(len(buf)), hole-p)], p)
+			if n == 0 && err != nil {
+				if err == io.EOF { // shrank meanwhile: its event comes next time
+					return send(p, nil, true)
+				}
+				return fmt.Errorf("workspace file %s: %w", rel, err)
+			}
+			final := p+int64(n) >= size
+			if err := send(p, buf[:n], final); err != nil {
+				return err
+			}
+			if final {
+				return nil
+			}
+			p += int64(n)
+		}
+		off = hole
+	}
+	if !started {
+		return send(0, nil, true) // all hole
+	}
+	return send(size, nil, true)
+}
