@@ -37,12 +37,18 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "nomad: no Nomad binary (run `make -C plugins/nomad deps`): cluster tests skip")
 		return m.Run()
 	}
-	dir, err := os.MkdirTemp("", "mcpruntime-nomad-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	var c *testcluster.Cluster
+	var err error
+	if dir := os.Getenv("NOMAD_TEST_CLUSTER_DIR"); dir != "" {
+		c, err = testcluster.Attach(dir, nomad)
+	} else {
+		var dir string
+		if dir, err = os.MkdirTemp("", "mcpruntime-nomad-test-"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		c, err = testcluster.Start(dir, nomad)
 	}
-	c, err := testcluster.Start(dir, nomad)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "nomad: start the test cluster:", err)
 		return 1

@@ -35,7 +35,9 @@ alive() {
 # so that a task starts in ~0.2 s instead of the ~10 s the default chroot
 # (all of /usr hard-linked) takes. Real files and directories only.
 chroot_env() {
-  local py; py=$(readlink -f "$(command -v python3)")
+  # Debian's python3 (not a version manager's shim on PATH).
+  local py; py=$(readlink -f "${SANDBOX_PYTHON:-/usr/bin/python3}")
+  [[ -x $py ]] || die "no python3 at ${SANDBOX_PYTHON:-/usr/bin/python3} for the sandboxes (apt-get install python3)"
   local ver; ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   local entries=(
     "$py=/usr/bin/python3"
@@ -58,8 +60,23 @@ chroot_env() {
   printf '%s\n' "${entries[@]}" | sort -u | awk -F= '{ printf "    \"%s\" = \"%s\"\n", $1, $2 }'
 }
 
+# The sandboxes' network: a CNI network with only the loopback plugin, so
+# a task's network namespace holds lo and nothing else (no egress). Group
+# network mode "none" would be the natural choice, but Nomad 1.11.1 fails
+# such allocations ("network already configured but not found in state").
+CNI_NETWORK=mcpruntime-isolated
+write_cni() {
+  local cni=${CNI_PATH:-/usr/lib/cni}
+  [[ -x $cni/loopback ]] || die "no CNI loopback plugin in $cni (apt-get install containernetworking-plugins)"
+  mkdir -p "$DIR/cni"
+  cat >"$DIR/cni/$CNI_NETWORK.conflist" <<JSON
+{ "cniVersion": "1.0.0", "name": "$CNI_NETWORK", "plugins": [ { "type": "loopback" } ] }
+JSON
+}
+
 write_configs() {
   local nomad=$1
+  write_cni
   cat >"$DIR/server.hcl" <<HCL
 name       = "mcpruntime-server"
 data_dir   = "$DIR/server"
@@ -94,7 +111,9 @@ disable_update_check = true
 ports { http = $p
         rpc  = $((p + 1))
         serf = $((p + 2)) }
-advertise { http = "127.0.0.1" }
+advertise { http = "127.0.0.1"
+            rpc  = "127.0.0.1"
+            serf = "127.0.0.1" }
 client {
   enabled        = true
   servers        = ["127.0.0.1:$((PORT + 1))"]
@@ -102,6 +121,8 @@ client {
   node_class     = "mcpruntime"
   cgroup_parent  = "mcpruntime-nomad-client-$i"
   cpu_total_compute = 4000
+  cni_path       = "${CNI_PATH:-/usr/lib/cni}"
+  cni_config_dir = "$DIR/cni"
   options {
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
     "driver.allowlist"     = "exec,raw_exec"

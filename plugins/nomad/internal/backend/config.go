@@ -54,7 +54,7 @@ func DefaultSettings() Settings {
 		Driver:      "exec",
 		Image:       "python:3.11-slim",
 		Python:      "/usr/bin/python3",
-		NetworkMode: "none",
+		NetworkMode: "cni/mcpruntime-isolated",
 		Memory:      "1GiB",
 		CPU:         500,
 		Pids:        512,
@@ -83,7 +83,7 @@ func configSpec() *sdk.ConfigSpec {
 		{Name: "driver", Type: sdk.TypeString, Default: d.Driver, Description: `task driver: "exec" (chroot of the client's chroot_env, cgroups, pid namespace) or "docker"`},
 		{Name: "image", Type: sdk.TypeString, Default: d.Image, Description: "container image with python3 (driver docker)"},
 		{Name: "python", Type: sdk.TypeString, Default: d.Python, Description: "path of python3 (3.11+) inside the sandbox"},
-		{Name: "network_mode", Type: sdk.TypeString, Default: d.NetworkMode, Description: `group network mode: "none" (loopback only, no egress), "bridge" or "host" (egress allowed)`},
+		{Name: "network_mode", Type: sdk.TypeString, Default: d.NetworkMode, Description: `group network mode: "cni/NAME" (a CNI network; the default is a loopback-only one every client must define, see the README), "none", "bridge" or "host" (the last two allow egress)`},
 		{Name: "memory", Type: sdk.TypeSize, Default: d.Memory, Description: "memory of a session's allocation when its limits set none"},
 		{Name: "cpu", Type: sdk.TypeNumber, Default: d.CPU, Description: "CPU (MHz) reserved for a session's allocation; a session's cpu_millis maps to cpu_millis/1000 of a core"},
 		{Name: "pids", Type: sdk.TypeNumber, Default: d.Pids, Description: "RLIMIT_NPROC of a session's processes (counted per user on a node)"},
@@ -116,8 +116,8 @@ func decodeSettings(cfg *sdk.Config) (Settings, error) {
 	switch {
 	case s.Driver != "exec" && s.Driver != "docker":
 		return s, fmt.Errorf("config driver %q: want exec or docker", s.Driver)
-	case s.NetworkMode != "none" && s.NetworkMode != "bridge" && s.NetworkMode != "host":
-		return s, fmt.Errorf("config network_mode %q: want none, bridge or host", s.NetworkMode)
+	case s.NetworkMode != "none" && s.NetworkMode != "bridge" && s.NetworkMode != "host" && !strings.HasPrefix(s.NetworkMode, "cni/"):
+		return s, fmt.Errorf("config network_mode %q: want cni/NAME, none, bridge or host", s.NetworkMode)
 	case s.Python == "" || !strings.HasPrefix(s.Python, "/"):
 		return s, fmt.Errorf("config python %q: want an absolute path", s.Python)
 	case !prefixRe.MatchString(s.JobPrefix):

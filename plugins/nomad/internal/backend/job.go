@@ -90,8 +90,8 @@ func (e *engine) job(js jobSpec) *api.Job {
 	switch s.Driver {
 	case "exec":
 		if s.NetworkMode != "host" {
-			// Group network modes give the task a network namespace:
-			// "none" has only loopback.
+			// Group network modes give the task a network namespace of
+			// its own; the default CNI network has only loopback.
 			group.Networks = []*api.NetworkResource{{Mode: s.NetworkMode}}
 		}
 	case "docker":

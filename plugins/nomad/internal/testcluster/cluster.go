@@ -24,6 +24,8 @@ type Cluster struct {
 	Dir  string
 	port int
 	env  []string
+	// attached: started by someone else (Attach), not stopped here.
+	attached bool
 }
 
 // script is scripts/cluster.sh beside this package's module.
@@ -90,11 +92,32 @@ func (c *Cluster) run(verb string) error {
 	return nil
 }
 
+// Attach uses the running cluster that scripts/cluster.sh started in dir
+// (for iterating on tests against `make cluster`); Stop leaves it running.
+func Attach(dir, nomad string) (*Cluster, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "addr"))
+	if err != nil {
+		return nil, fmt.Errorf("no cluster in %s: %w", dir, err)
+	}
+	addr := strings.TrimSpace(string(b))
+	port, err := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
+	if err != nil {
+		return nil, fmt.Errorf("cluster address %q: %w", addr, err)
+	}
+	return &Cluster{Addr: addr, Dir: dir, port: port, attached: true,
+		env: append(os.Environ(), "NOMAD_BINARY="+nomad, "NOMAD_CLUSTER_PORT="+strconv.Itoa(port))}, nil
+}
+
 // Restart starts the agents that are not running (after KillClient).
 func (c *Cluster) Restart() error { return c.run("start") }
 
 // Stop stops the cluster and removes its directory.
-func (c *Cluster) Stop() error { return c.run("stop") }
+func (c *Cluster) Stop() error {
+	if c.attached {
+		return nil
+	}
+	return c.run("stop")
+}
 
 // KillClient kills client agent i (1 or 2) with SIGKILL, as a crashed
 // node; its tasks keep running, as they would on a partitioned node.
