@@ -139,6 +139,10 @@ func (c *Client) Exec(ctx context.Context, sessionID string, req ExecRequest, em
 			emit(sdk.Event{Kind: sdk.EventStderr, Data: []byte(e.Data)})
 		case "host_call":
 			emit(sdk.Event{Kind: sdk.EventHostCall, HostCall: e.HostCall})
+		case "display":
+			if e.Display != nil {
+				emit(sdk.Event{Kind: sdk.EventDisplay, Display: e.Display})
+			}
 		case "result":
 			return e.Result, nil
 		case "error":

@@ -218,9 +218,12 @@ type ExecRequest struct {
 
 // Event is one line of an execution stream (NDJSON, or SSE `data:`).
 type Event struct {
-	Type     string              `json:"type"` // stdout, stderr, host_call, result, error
+	Type     string              `json:"type"` // stdout, stderr, display, host_call, result, error
 	Data     string              `json:"data,omitempty"`
 	HostCall *sdk.HostCallNotice `json:"host_call,omitempty"`
+	// Display is a rich output (type "display"): {"data": {mime: value}},
+	// binary types base64, as in Jupyter's notebook format.
+	Display *sdk.Display `json:"display,omitempty"`
 	Result   *sdk.ExecResult     `json:"result,omitempty"`
 	Session  string              `json:"session,omitempty"`
 	Error    string              `json:"error,omitempty"`
@@ -264,6 +267,8 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 			out.send(Event{Type: "stderr", Data: string(e.Data)})
 		case sdk.EventHostCall:
 			out.send(Event{Type: "host_call", HostCall: e.HostCall})
+		case sdk.EventDisplay:
+			out.send(Event{Type: "display", Display: e.Display})
 		}
 	})
 	if err != nil {

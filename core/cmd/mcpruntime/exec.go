@@ -26,6 +26,7 @@ type execFlags struct {
 	backend string
 	timeout time.Duration
 	json    bool
+	outputs string
 }
 
 func execCmd(a *app) *cobra.Command {
@@ -37,7 +38,9 @@ func execCmd(a *app) *cobra.Command {
 
 The code comes from -c, from FILE, or from standard input ("-", or when
 nothing else is given and stdin is not a terminal). Output streams live.
-Like in a notebook, the value of a final expression is printed.
+Like in a notebook, the value of a final expression is shown. Rich outputs
+(plots, display(), a DataFrame's HTML) are printed as their text, and with
+--outputs DIR saved as files; --json carries them as mime bundles.
 
 With --session ID the code runs in a persistent session kept by the
 workspace's daemon (started on demand, exits after runtime.daemon_idle_timeout):
@@ -53,7 +56,8 @@ timeout 124, a killed kernel 128+signal); 125 when mcpruntime itself failed;
 	cmd.Flags().StringVar(&f.session, "session", "", "run in this persistent session (created on first use)")
 	cmd.Flags().StringVar(&f.backend, "backend", "", "sandbox backend (default: runtime.hcl's runtime.backend)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 0, "wall-clock limit for this execution (default: the backend's limits.timeout)")
-	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON object {stdout, stderr, exit_code, error, duration_ms, session, ...}")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON object {stdout, stderr, outputs, exit_code, error, duration_ms, session, ...}")
+	cmd.Flags().StringVar(&f.outputs, "outputs", "", "write rich outputs (plots, HTML tables) into this directory as files and print their paths")
 	return cmd
 }
 
@@ -85,8 +89,12 @@ func readCode(cmd *cobra.Command, f *execFlags, args []string) (string, error) {
 
 // execOutput is the --json shape.
 type execOutput struct {
-	Stdout          string         `json:"stdout"`
-	Stderr          string         `json:"stderr"`
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
+	// Outputs are the rich outputs (mime bundles, binary types base64),
+	// in order; OutputFiles the files --outputs wrote.
+	Outputs         []*sdk.Display `json:"outputs,omitempty"`
+	OutputFiles     []string       `json:"output_files,omitempty"`
 	ExitCode        int            `json:"exit_code"`
 	Error           *string        `json:"error"`
 	ErrorKind       sdk.ErrorKind  `json:"error_kind,omitempty"`
@@ -125,8 +133,26 @@ func runExec(cmd *cobra.Command, a *app, f *execFlags, args []string) error {
 
 	out := &execOutput{Session: f.session, Backend: backend}
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	var files *outputFiles
+	if f.outputs != "" {
+		files = &outputFiles{dir: f.outputs}
+	}
 	emit := func(e sdk.Event) {
 		switch e.Kind {
+		case sdk.EventDisplay:
+			var paths []string
+			if files != nil {
+				var err error
+				if paths, err = files.write(e.Display); err != nil {
+					fmt.Fprintln(stderr, "mcpruntime:", err)
+				}
+			}
+			if f.json {
+				out.Outputs = append(out.Outputs, e.Display)
+				out.OutputFiles = append(out.OutputFiles, paths...)
+			} else {
+				printDisplay(stdout, e.Display, paths)
+			}
 		case sdk.EventStdout:
 			if f.json {
 				out.Stdout += string(e.Data)

@@ -105,7 +105,7 @@ func Ensure(ctx context.Context, c *client.Client, o Options) (*Ready, error) {
 	}
 	defer os.RemoveAll(scratch)
 	build := filepath.Join(scratch, "root")
-	if err := buildRoot(ctx, build, debs, o.Logger); err != nil {
+	if err := buildRoot(ctx, build, debs, rootfs.PythonModules(o.Packages), o.Logger); err != nil {
 		return nil, fmt.Errorf("image %s: %w", o.Name, err)
 	}
 	o.Logger.Info("packing the root file system as an OCI layer")

@@ -13,12 +13,13 @@ import (
 // POSIX shell for subprocess/os.system.
 var BasePackages = []string{"python3.11", "python3", "dash"}
 
-// DefaultExtraPackages are what agents expect to import.
-var DefaultExtraPackages = []string{"python3-numpy", "python3-pandas"}
+// DefaultExtraPackages are what agents expect to import: the data stack and
+// matplotlib, whose plots the kernel shows as images.
+var DefaultExtraPackages = []string{"python3-numpy", "python3-pandas", "python3-matplotlib"}
 
 // recipeVersion changes whenever the way the root file system is assembled
 // changes, so images built by an older recipe are rebuilt.
-const recipeVersion = "osb-rootfs-6"
+const recipeVersion = "osb-rootfs-7"
 
 // RecipeKey identifies what was asked for (package names and recipe), so a
 // plugin start can accept an existing image without asking apt anything.

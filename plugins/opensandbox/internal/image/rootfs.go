@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -25,8 +26,8 @@ const SandboxUID = 1000
 
 // buildRoot assembles debs into dir as the sandbox's Python root, with
 // bytecode precompiled (the rootfs is read-only at run time), and checks
-// that every installed Python package imports.
-func buildRoot(ctx context.Context, dir string, debs []string, log hclog.Logger) error {
+// that the requested Python libraries (modules) import.
+func buildRoot(ctx context.Context, dir string, debs, modules []string, log hclog.Logger) error {
 	err := rootfs.Assemble(ctx, dir, debs, rootfs.WithLogger(log),
 		rootfs.WithUser("sandbox", SandboxUID, "/workspace"), rootfs.WithDirs(mountPoints...),
 		rootfs.WithSymlink("usr/bin/python3", "python3.11"), rootfs.WithSymlink("usr/bin/python", "python3.11"),
@@ -42,9 +43,11 @@ func buildRoot(ctx context.Context, dir string, debs []string, log hclog.Logger)
 	if compileErr != nil {
 		log.Warn("some Python files did not compile", "error", compileErr)
 	}
-	// Import every top-level package of dist-packages: a missing shared
-	// library shows here rather than in a user's session.
-	check := exec.CommandContext(ctx, "chroot", dir, "/usr/bin/python3", "-c", importCheck)
+	// Import what was asked for (which imports what it needs): a missing
+	// shared library shows here rather than in a user's session. Not every
+	// top-level package of dist-packages: dependencies may hold optional
+	// helpers that need what nobody installed (pythran's omp needs libomp).
+	check := exec.CommandContext(ctx, "chroot", dir, "/usr/bin/python3", "-c", importCheck, strings.Join(modules, ","))
 	check.Env = []string{"PATH=/usr/bin", "LANG=C.UTF-8"}
 	if out, err := check.CombinedOutput(); err != nil {
 		return fmt.Errorf("the assembled python does not run: %w: %s", err, out)
@@ -52,11 +55,7 @@ func buildRoot(ctx context.Context, dir string, debs []string, log hclog.Logger)
 	return nil
 }
 
-const importCheck = `import json, ssl, sqlite3, pickle, resource, os, importlib
-d = "/usr/lib/python3/dist-packages"
-names = sorted({n.split(".")[0].split("-")[0] for n in os.listdir(d) if n.isidentifier() or n.endswith(".py")} - {"__pycache__"})
-for n in names:
-    n = n[:-3] if n.endswith(".py") else n
-    if n.isidentifier() and not n.startswith("_"):
-        importlib.import_module(n)
+const importCheck = `import json, ssl, sqlite3, pickle, resource, importlib, sys
+for n in filter(None, sys.argv[1].split(",")):
+    importlib.import_module(n)
 `

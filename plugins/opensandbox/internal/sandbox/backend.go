@@ -15,6 +15,9 @@ import (
 	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/kernel"
 	"github.com/mcpruntime/mcpruntime/sdk/owner"
+	"github.com/mcpruntime/mcpruntime/sdk/rootfs"
+
+	"github.com/mcpruntime/mcpruntime/plugins/opensandbox/internal/image"
 )
 
 // Version of the backend.
@@ -57,6 +60,12 @@ func (b *Backend) Logger() hclog.Logger { return b.log }
 
 // Info implements sdk.Backend.
 func (b *Backend) Info(context.Context) (*sdk.Info, error) {
+	b.mu.Lock()
+	packages := image.DefaultExtraPackages
+	if b.engine != nil {
+		packages = b.settings.Packages
+	}
+	b.mu.Unlock()
 	return &sdk.Info{
 		Name: "opensandbox", Version: Version, ProtocolVersions: []int{sdk.ProtocolVersion},
 		Description: "containers through containerd (runc), a Python image built from Debian packages, warm pool",
@@ -64,6 +73,7 @@ func (b *Backend) Info(context.Context) (*sdk.Info, error) {
 			PersistentSessions: true, Snapshots: true, Streaming: true, HostCalls: true,
 			Isolation: sdk.IsolationContainer, Languages: []string{"python"},
 			EnforcedLimits: []string{sdk.LimitTimeout, sdk.LimitOutput, sdk.LimitMemory, sdk.LimitPids}, // cgroup; not CPU: a warm pool's claimed session ran unthrottled
+			Libraries:      rootfs.PythonModules(packages),
 		},
 	}, nil
 }
