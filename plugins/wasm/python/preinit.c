@@ -24,6 +24,9 @@ static char *resume_program;
  * exported from the same module, so the pre-init run calls them itself
  * (once: a restored instance has them in its memory already). */
 extern void __wasm_call_ctors(void);
+/* wasi-libc: forget the preopened directories it found; the next path
+ * operation asks the (new) instance for its own. */
+extern void __wasilibc_reset_preopens(void);
 
 __attribute__((export_name("mcpruntime_preinit")))
 int mcpruntime_preinit(void)
@@ -65,6 +68,9 @@ int mcpruntime_resume(void)
         fprintf(stderr, "resume: not a pre-initialized image\n");
         return 2;
     }
+    /* The snapshot remembers the pre-init run's preopens; a session's
+     * instance has its own (its workspace, its library mounts). */
+    __wasilibc_reset_preopens();
     int rc = PyRun_SimpleString(resume_program) == 0 ? 0 : 1;
     fflush(stdout);
     fflush(stderr);
