@@ -28,6 +28,15 @@ type execOutput struct {
 	// Limits are what the execution ran under: a timeout_ms above the
 	// configured limit is clamped to it.
 	Limits *sdk.AppliedLimits `json:"limits,omitempty" jsonschema:"the limits the execution ran under"`
+	// Outputs describe the rich outputs; their content follows the text
+	// as image and text content items.
+	Outputs []outputRef `json:"outputs,omitempty" jsonschema:"rich outputs (plots, tables, display()) in order; each is also a content item of the result"`
+}
+
+// outputRef describes one rich output in the structured result.
+type outputRef struct {
+	MIMETypes []string `json:"mime_types" jsonschema:"the representations it has, richest first"`
+	Text      string   `json:"text,omitempty" jsonschema:"its text/plain representation"`
 }
 
 func (s *Server) executePython(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -60,6 +69,7 @@ func (s *Server) executePython(ctx context.Context, req mcp.CallToolRequest) (*m
 		defer s.sampling.running(ctx)()
 	}
 	stdout, stderr := newCapBuffer(s.opts.OutputLimit), newCapBuffer(s.opts.OutputLimit)
+	var displays []*sdk.Display
 	prog := s.startProgress(ctx, req)
 	defer prog.stop()
 	res, err := m.Exec(ctx, sess, code, timeout, func(e sdk.Event) {
@@ -70,6 +80,8 @@ func (s *Server) executePython(ctx context.Context, req mcp.CallToolRequest) (*m
 		case sdk.EventStderr:
 			stderr.Write(e.Data)
 			prog.add(e.Data)
+		case sdk.EventDisplay:
+			displays = append(displays, e.Display)
 		}
 	})
 	prog.stop()
@@ -86,7 +98,13 @@ func (s *Server) executePython(ctx context.Context, req mcp.CallToolRequest) (*m
 		}
 	}
 	s.logger.Debug("execute_python", "session", sess.ID, "exit_code", out.ExitCode, "error", out.Error, "elided", out.OutputElided)
+	for _, d := range displays {
+		out.Outputs = append(out.Outputs, outputRef{MIMETypes: d.MIMETypes(), Text: d.Text()})
+	}
 	result := mcp.NewToolResultStructured(out, out.text())
+	for _, d := range displays {
+		result.Content = append(result.Content, displayContent(d))
+	}
 	result.IsError = err != nil || !res.OK()
 	return result, nil
 }
@@ -117,6 +135,9 @@ func (o execOutput) text() string {
 	}
 	if o.ReplayError != "" {
 		fmt.Fprintf(&b, "[note] not recorded in the replay log: %s\n", o.ReplayError)
+	}
+	for i, ref := range o.Outputs {
+		fmt.Fprintf(&b, "[output %d] %s (the next content items, in order)\n", i+1, strings.Join(ref.MIMETypes, ", "))
 	}
 	if o.Persistent {
 		fmt.Fprintf(&b, "[session] %s\n", o.Session)
