@@ -34,7 +34,7 @@ ZLIB_ORIG_SHA256=71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a
 
 LLVM=19
 TOOLCHAIN_PKGS=(clang-$LLVM lld-$LLVM llvm-$LLVM libclang-rt-$LLVM-dev-wasm32
-                build-essential pkg-config xz-utils bzip2 dpkg-dev)
+                build-essential pkg-config xz-utils bzip2 dpkg-dev tcl)
 DEBIAN_MIRROR=http://deb.debian.org/debian
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
@@ -53,13 +53,22 @@ die() { echo "python-wasi: ERROR: $*" >&2; exit 1; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 # Run a noisy command with its output appended to the log.
 quiet() { echo "+ $*" >>"$LOG"; "$@" >>"$LOG" 2>&1; }
+have() { [[ -f $DL/$1 && $(sha "$DL/$1") == "$2" ]]; }
+# sqlite3, bzip2 and liblzma (pins and build steps)
+LIBS_SH=${SCRIPT%/*}/libs.sh
+# shellcheck source=libs.sh
+source "$LIBS_SH"
 
 # --------------------------------------------------------- up-to-date check
 # Key = script sha256 + pinned input versions/hashes + installed clang version.
 # Computed from local data only: no network, no toolchain needed.
 clang_pkg_version() { dpkg-query -W -f='${Version}' "clang-$LLVM" 2>/dev/null || echo none; }
-KEY=$( { sha "$SCRIPT"; sha "${SCRIPT%/*}/preinit.c"; echo "$PY_ORIG_SHA256 $WASI_LIBC_SHA256 $ZLIB_ORIG_SHA256"
-         clang_pkg_version; } | sha256sum | cut -d' ' -f1)
+cache_key() {
+  { sha "$SCRIPT"; sha "${SCRIPT%/*}/preinit.c"; sha "$LIBS_SH"
+    echo "$PY_ORIG_SHA256 $WASI_LIBC_SHA256 $ZLIB_ORIG_SHA256 $LIBS_PINS"
+    clang_pkg_version; } | sha256sum | cut -d' ' -f1
+}
+KEY=$(cache_key)
 
 if [[ -f $OUT/build-info.json && -f $OUT/python.wasm && -f $OUT/lib/python$PY_MAJMIN/os.py ]] &&
    grep -q "\"cache_key\": \"$KEY\"" "$OUT/build-info.json" &&
@@ -93,8 +102,7 @@ if ((${#missing[@]})); then
   quiet "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update
   quiet "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
     install -y --no-install-recommends "${missing[@]}"
-  KEY=$( { sha "$SCRIPT"; sha "${SCRIPT%/*}/preinit.c"; echo "$PY_ORIG_SHA256 $WASI_LIBC_SHA256 $ZLIB_ORIG_SHA256"
-           clang_pkg_version; } | sha256sum | cut -d' ' -f1)
+  KEY=$(cache_key)
 fi
 CLANG=clang-$LLVM
 CLANG_VERSION=$($CLANG --version | head -n1)
@@ -108,8 +116,7 @@ BUILD_TRIPLE=$(gcc -dumpmachine)
 DL=$W/downloads
 APTDIR=$W/apt
 mkdir -p "$DL"
-have() { [[ -f $DL/$1 && $(sha "$DL/$1") == "$2" ]]; }
-if ! have "$PY_ORIG" "$PY_ORIG_SHA256" || ! have "$WASI_LIBC_DEB" "$WASI_LIBC_SHA256" ||
+if ! libs_have_inputs || ! have "$PY_ORIG" "$PY_ORIG_SHA256" || ! have "$WASI_LIBC_DEB" "$WASI_LIBC_SHA256" ||
    ! have "$ZLIB_ORIG" "$ZLIB_ORIG_SHA256"; then
   mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial"
   cat >"$APTDIR/sources.list" <<EOF
@@ -126,10 +133,16 @@ EOF
             -o Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false)
   phase "apt-get update (private trixie/bookworm config in $APTDIR)"
   quiet apt-get "${APT_OPTS[@]}" update
-  phase "downloading wasi-libc $WASI_LIBC_VERSION, $PY_SRCPKG, $ZLIB_SRCPKG"
+  phase "downloading wasi-libc $WASI_LIBC_VERSION, $PY_SRCPKG, $ZLIB_SRCPKG, ${LIBS_SRCPKGS[*]}"
   (cd "$DL" &&
    quiet apt-get "${APT_OPTS[@]}" download "wasi-libc=$WASI_LIBC_VERSION" &&
    quiet apt-get "${APT_OPTS[@]}" source --download-only "$PY_SRCPKG" "$ZLIB_SRCPKG")
+  # Only the orig tarballs are used; a .dsc or Debian diff missing from the
+  # mirror is not an error (the sha256 pins are the check).
+  for p in "${LIBS_SRCPKGS[@]}"; do
+    (cd "$DL" && quiet apt-get "${APT_OPTS[@]}" source --download-only "$p") || true
+  done
+  libs_check_inputs
   have "$PY_ORIG" "$PY_ORIG_SHA256" || die "$PY_ORIG missing or sha256 differs from pin (bump PY_* pins?)"
   have "$WASI_LIBC_DEB" "$WASI_LIBC_SHA256" || die "$WASI_LIBC_DEB sha256 differs from pin"
   have "$ZLIB_ORIG" "$ZLIB_ORIG_SHA256" || die "$ZLIB_ORIG missing or sha256 differs from pin (bump ZLIB_* pins?)"
@@ -205,6 +218,12 @@ else
   echo "$ZKEY" >"$ZPREFIX/.stamp"
 fi
 
+# ------------------------------------------------- sqlite3, bzip2, liblzma
+build_sqlite
+build_bzip2
+build_lzma
+LIBS_KEY=$(cat "$W/sqlite-wasi/.stamp" "$W/bzip2-wasi/.stamp" "$W/xz-wasi/.stamp" | sha256sum | cut -d' ' -f1)
+
 # ----------------------------------------------------- native "build python"
 NATIVE=$W/build/native
 NKEY=$(echo "$PY_ORIG_SHA256 $(gcc --version | head -n1)" | sha256sum | cut -d' ' -f1)
@@ -231,7 +250,7 @@ WASI_CONFIGURE=(--host=wasm32-wasip1 --build="$BUILD_TRIPLE" --with-build-python
                 --prefix=/usr/local --disable-test-modules --without-ensurepip
                 --without-system-libmpdec --without-system-expat --with-pymalloc
                 ac_cv_func_clock_nanosleep=no ac_cv_lib_rt_clock_nanosleep=no)
-WKEY=$( { echo "$PY_ORIG_SHA256 $WASI_LIBC_SHA256 $ZKEY $CLANG_PKG_VERSION $NKEY"
+WKEY=$( { echo "$PY_ORIG_SHA256 $WASI_LIBC_SHA256 $ZKEY $LIBS_KEY $CLANG_PKG_VERSION $NKEY"
           printf '%s\n' "${WASM_ENV[@]}" "${WASI_CONFIGURE[@]}"; } | sha256sum | cut -d' ' -f1)
 if [[ -f $WASI/.stamp && $(cat "$WASI/.stamp") == "$WKEY" ]]; then
   phase "python.wasm: configure cached"
@@ -240,7 +259,7 @@ else
   rm -rf "$WASI"; mkdir -p "$WASI"
   (cd "$WASI" &&
    quiet env "${WASM_ENV[@]}" CONFIG_SITE="$SRC/Tools/wasm/config.site-wasm32-wasi" \
-     PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR="$ZPREFIX/lib/pkgconfig" \
+     PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR="$ZPREFIX/lib/pkgconfig:$(libs_pkg_config_path)" \
      ../../src/Python-$PY_VERSION/configure "${WASI_CONFIGURE[@]}")
   echo "$WKEY" >"$WASI/.stamp"
 fi
@@ -251,7 +270,9 @@ phase "python.wasm: make -j$JOBS (~1.5 min when not cached)"
 $WASM_CC -O2 $PREFIX_MAP -I"$WASI" -I"$SRC/Include" -c "${SCRIPT%/*}/preinit.c" -o "$WASI/preinit.o"
 (cd "$WASI" && rm -f python.wasm && quiet make python.wasm LINKFORSHARED="$WASI/preinit.o")
 [[ -f $WASI/python.wasm ]] || die "no python.wasm produced"
-grep -q '^zlib ' "$WASI/Modules/Setup.stdlib" 2>/dev/null || die "zlib module not enabled"
+for m in zlib _sqlite3 _bz2 _lzma; do
+  grep -q "^$m " "$WASI/Modules/Setup.stdlib" 2>/dev/null || die "$m module not enabled (see config.log in $WASI)"
+done
 
 # ----------------------------------------------------------------- assemble
 STAGE=$W/stage
@@ -294,6 +315,9 @@ cat >"$OUT/build-info.json.tmp" <<EOF
   "python": {"version": "$PY_VERSION", "debian_source": "$PY_SRCPKG", "file": "$PY_ORIG", "sha256": "$PY_ORIG_SHA256"},
   "wasi_libc": {"version": "$WASI_LIBC_VERSION", "suite": "trixie", "file": "$WASI_LIBC_DEB", "sha256": "$WASI_LIBC_SHA256"},
   "zlib": {"version": "$ZLIB_VERSION", "debian_source": "$ZLIB_SRCPKG", "file": "$ZLIB_ORIG", "sha256": "$ZLIB_ORIG_SHA256"},
+  "sqlite": {"version": "$SQLITE_VERSION", "debian_source": "$SQLITE_SRCPKG", "file": "$SQLITE_ORIG", "sha256": "$SQLITE_ORIG_SHA256"},
+  "bzip2": {"version": "$BZIP2_VERSION", "debian_source": "$BZIP2_SRCPKG", "file": "$BZIP2_ORIG", "sha256": "$BZIP2_ORIG_SHA256"},
+  "xz": {"version": "$XZ_VERSION", "debian_source": "$XZ_SRCPKG", "file": "$XZ_ORIG", "sha256": "$XZ_ORIG_SHA256"},
   "clang": {"package": "clang-$LLVM $CLANG_PKG_VERSION", "version": $(json_str "$CLANG_VERSION"),
             "libclang_rt_wasm32": "$(dpkg-query -W -f='${Version}' "libclang-rt-$LLVM-dev-wasm32")"},
   "target": "wasm32-wasip1",
