@@ -3,6 +3,7 @@ module github.com/mcpruntime/mcpruntime/plugins/wasm
 go 1.26.0
 
 require (
+	github.com/bytecodealliance/wasmtime-go/v37 v37.0.0
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/mcpruntime/mcpruntime/sdk v0.0.0-00010101000000-000000000000
 	github.com/tetratelabs/wazero v1.12.0

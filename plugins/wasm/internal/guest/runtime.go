@@ -48,20 +48,38 @@ type RuntimeOptions struct {
 	CloseOnContextDone bool
 }
 
-// Runtime is a compiled python.wasm ready to be instantiated.
+// Runtime is a compiled python.wasm ready to be instantiated in wazero.
 type Runtime struct {
-	rt  wazero.Runtime
-	mod wazero.CompiledModule
+	eng *wazeroEngine
+	*wazeroModule
 }
 
-// NewRuntime compiles python.wasm (or loads it from the cache).
+// NewRuntime compiles python.wasm (or loads it from the cache) in wazero.
 func NewRuntime(ctx context.Context, o RuntimeOptions) (*Runtime, error) {
-	wasm, err := os.ReadFile(o.Wasm)
+	eng, err := newWazeroWith(ctx, EngineOptions{Name: EngineWazero, CacheDir: o.CacheDir, MemoryBytes: o.MemoryBytes}, o.CloseOnContextDone)
 	if err != nil {
-		return nil, fmt.Errorf("read python.wasm: %w", err)
+		return nil, err
 	}
+	mod, err := eng.Load(ctx, o.Wasm, "")
+	if err != nil {
+		_ = eng.Close(ctx)
+		return nil, err
+	}
+	return &Runtime{eng: eng, wazeroModule: mod.(*wazeroModule)}, nil
+}
+
+// wazeroEngine is the pure-Go engine.
+type wazeroEngine struct {
+	rt wazero.Runtime
+}
+
+func newWazero(ctx context.Context, o EngineOptions) (Engine, error) {
+	return newWazeroWith(ctx, o, false)
+}
+
+func newWazeroWith(ctx context.Context, o EngineOptions, closeOnDone bool) (*wazeroEngine, error) {
 	cfg := wazero.NewRuntimeConfigCompiler().
-		WithCloseOnContextDone(o.CloseOnContextDone).
+		WithCloseOnContextDone(closeOnDone).
 		WithMemoryLimitPages(Pages(o.MemoryBytes))
 	if o.CacheDir != "" {
 		cache, err := wazero.NewCompilationCacheWithDir(o.CacheDir)
@@ -75,12 +93,46 @@ func NewRuntime(ctx context.Context, o RuntimeOptions) (*Runtime, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("instantiate WASI: %w", err)
 	}
-	mod, err := rt.CompileModule(ctx, wasm)
+	return &wazeroEngine{rt: rt}, nil
+}
+
+// Name implements Engine.
+func (e *wazeroEngine) Name() string { return EngineWazero }
+
+// Version implements Engine.
+func (e *wazeroEngine) Version() string { return "wazero " + WazeroVersion }
+
+// WazeroVersion is the wazero release the plugin is built with.
+const WazeroVersion = "v1.12.0"
+
+// LateBinding implements Engine: wazero calls BindableFS for every path.
+func (e *wazeroEngine) LateBinding() bool { return true }
+
+// Close implements Engine.
+func (e *wazeroEngine) Close(ctx context.Context) error { return e.rt.Close(ctx) }
+
+// Load implements Engine; wazero's compilation cache keys modules itself.
+func (e *wazeroEngine) Load(ctx context.Context, path, _ string) (Module, error) {
+	wasm, err := os.ReadFile(path)
 	if err != nil {
-		rt.Close(ctx)
-		return nil, fmt.Errorf("compile python.wasm: %w", err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	return &Runtime{rt: rt, mod: mod}, nil
+	mod, err := e.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("compile %s: %w", path, err)
+	}
+	return &wazeroModule{rt: e.rt, mod: mod}, nil
+}
+
+type wazeroModule struct {
+	rt  wazero.Runtime
+	mod wazero.CompiledModule
+}
+
+// HasExport implements Module.
+func (m *wazeroModule) HasExport(name string) bool {
+	_, ok := m.mod.ExportedFunctions()[name]
+	return ok
 }
 
 // Pages converts a memory cap in bytes to wasm pages (0 or too large: the
@@ -97,12 +149,23 @@ func Pages(bytes int64) uint32 {
 }
 
 // Close frees the compiled module and the runtime.
-func (r *Runtime) Close(ctx context.Context) error { return r.rt.Close(ctx) }
+func (r *Runtime) Close(ctx context.Context) error { return r.eng.Close(ctx) }
 
-// Mount maps a host file system into the guest.
+// Mount maps a host directory into the guest: FS for an engine with late
+// binding (wazero), else Dir with ReadOnly.
 type Mount struct {
-	FS    *BindableFS
-	Guest string
+	FS       *BindableFS
+	Dir      string
+	ReadOnly bool
+	Guest    string
+}
+
+// fs is the mount as a BindableFS.
+func (m Mount) fs() *BindableFS {
+	if m.FS != nil {
+		return m.FS
+	}
+	return NewBindableFS(m.Dir, m.ReadOnly)
 }
 
 // RunOptions describe one interpreter run.
@@ -120,6 +183,11 @@ type RunOptions struct {
 	KernelDir string
 	// Mounts are further (bindable) mounts.
 	Mounts []Mount
+	// Entry is the exported function to call instead of _start (which
+	// then does not run): a pre-initialized image's resume entry.
+	Entry string
+	// Capture, when set, receives the instance's state once Entry returned 0.
+	Capture Capture
 }
 
 // ExitError is a guest that did not return normally from _start.
@@ -138,14 +206,14 @@ const TrapExitCode = 134
 // Run instantiates python.wasm and runs it to completion. It returns the
 // guest's exit status: 0 for a normal return, the proc_exit code, or
 // TrapExitCode with the trap as err.
-func (r *Runtime) Run(ctx context.Context, o RunOptions) (int, error) {
+func (r *wazeroModule) Run(ctx context.Context, o RunOptions) (int, error) {
 	fsc := wazero.NewFSConfig().(sysfs.FSConfig).
 		WithSysFSMount(NewBindableFS(o.StdlibDir, true), StdlibMount)
 	if o.KernelDir != "" {
 		fsc = fsc.(sysfs.FSConfig).WithSysFSMount(NewBindableFS(o.KernelDir, true), KernelMount)
 	}
 	for _, m := range o.Mounts {
-		fsc = fsc.(sysfs.FSConfig).WithSysFSMount(m.FS, m.Guest)
+		fsc = fsc.(sysfs.FSConfig).WithSysFSMount(m.fs(), m.Guest)
 	}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
@@ -164,12 +232,43 @@ func (r *Runtime) Run(ctx context.Context, o RunOptions) (int, error) {
 			}
 		}
 	}
+	if o.Entry != "" {
+		cfg = cfg.WithStartFunctions()
+	}
 	mod, err := r.rt.InstantiateModule(ctx, r.mod, cfg)
 	if mod != nil {
 		defer mod.Close(ctx)
 	}
+	code := 0
+	if err == nil && o.Entry != "" {
+		f := mod.ExportedFunction(o.Entry)
+		if f == nil {
+			return TrapExitCode, &ExitError{Code: TrapExitCode, Err: fmt.Errorf("module exports no %s", o.Entry)}
+		}
+		var res []uint64
+		res, err = f.Call(ctx)
+		if err == nil && len(res) == 1 {
+			code = int(int32(uint32(res[0])))
+		}
+	}
 	if err == nil {
-		return 0, nil
+		if code == 0 && o.Capture != nil {
+			mem := mod.ExportedMemory("memory")
+			if mem == nil {
+				return 1, errors.New("module exports no memory")
+			}
+			buf, _ := mem.Read(0, mem.Size())
+			if err := o.Capture(buf, func(name string) (uint64, error) {
+				g := mod.ExportedGlobal(name)
+				if g == nil {
+					return 0, fmt.Errorf("module exports no global %s", name)
+				}
+				return g.Get(), nil
+			}); err != nil {
+				return 1, err
+			}
+		}
+		return code, nil
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
