@@ -107,6 +107,33 @@ func (d *Display) Summary() string {
 	return "[display: " + strings.Join(parts, "; ") + "]"
 }
 
+// FileExt is the file name extension for a MIME type's content ("png",
+// "html", ...; "bin" when nothing better is known).
+func FileExt(mime string) string {
+	switch mime {
+	case MIMEPNG:
+		return "png"
+	case MIMEJPEG:
+		return "jpg"
+	case MIMESVG:
+		return "svg"
+	case MIMEHTML:
+		return "html"
+	case MIMEMarkdown:
+		return "md"
+	case MIMEJSON:
+		return "json"
+	case MIMEText:
+		return "txt"
+	case "text/latex":
+		return "tex"
+	}
+	if _, sub, ok := strings.Cut(mime, "/"); ok && sub != "" && !strings.ContainsAny(sub, "+./\\ ") && len(sub) <= 16 {
+		return sub
+	}
+	return "bin"
+}
+
 type displayJSON struct {
 	Data map[string]string `json:"data"`
 }

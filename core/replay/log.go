@@ -87,6 +87,10 @@ type Entry struct {
 	StateSnapshot      string                `json:"state_snapshot,omitempty"`
 	StateSnapshotError string                `json:"state_snapshot_error,omitempty"`
 	HostCalls          []*sdk.HostCallNotice `json:"host_calls,omitempty"`
+	// Outputs are the step's rich outputs (plots, tables); their bytes are
+	// in the store, named by the manifest OutputsManifest.
+	Outputs         []OutputRef `json:"outputs,omitempty"`
+	OutputsManifest string      `json:"outputs_manifest,omitempty"`
 	// HostUsage is what the session's host calls (ask_llm, tools) have
 	// consumed so far, including this step.
 	HostUsage   *bridge.Usage `json:"host_usage,omitempty"`

@@ -220,7 +220,7 @@ func (p *pruneState) scan(store *nofollow.Dir) error {
 			if e.Step > 0 {
 				s.steps++
 			}
-			for _, m := range []string{e.WorkspaceSnapshot, e.PreviousWorkspace} {
+			for _, m := range []string{e.WorkspaceSnapshot, e.PreviousWorkspace, e.OutputsManifest} {
 				if isHash(m) && !seenM[m] {
 					seenM[m] = true
 					s.manifests = append(s.manifests, m)

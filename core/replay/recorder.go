@@ -367,6 +367,15 @@ func (r *Recorder) observe(ctx context.Context, s *session.Session, step *sessio
 		e.WorkspaceSnapshot, e.WorkspaceSkipped = id, man.Skipped
 	}
 	r.wrote(s.Workspace, sst.NewBytes)
+	if len(step.Displays) > 0 {
+		id, refs, written, err := storeOutputs(s.Workspace, step.Displays)
+		r.wrote(s.Workspace, written)
+		if err != nil {
+			failed = append(failed, "rich outputs: "+err.Error())
+			r.logger.Error("replay: storing rich outputs failed", "session", s.ID, "step", n, "error", err)
+		}
+		e.Outputs, e.OutputsManifest = refs, id
+	}
 	if r.SaveState {
 		e.State = StatePath(s.ID, n)
 	}

@@ -238,31 +238,37 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 		}
 	}
 	sort.Slice(man.Files, func(i, j int) bool { return man.Files[i].Path < man.Files[j].Path })
+	id, written, err := writeManifest(manifests, man)
+	if err != nil {
+		return "", nil, st, fmt.Errorf("snapshot: %w", err)
+	}
+	st.NewManifest = written
+	return id, man, st, nil
+}
+
+// writeManifest stores man under its id (the sha256 of its JSON) and
+// reports whether it had to be written: one already there is touched, so
+// the retention sweep counts it as recent until a log line refers to it.
+func writeManifest(manifests *nofollow.Dir, man *Manifest) (string, bool, error) {
 	b, err := json.Marshal(man)
 	if err != nil {
-		return "", nil, st, err
+		return "", false, err
 	}
 	sum := sha256.Sum256(b)
 	id := hex.EncodeToString(sum[:])
-	fresh := false
-	if fi, err := manifests.Lstat(id + ".json"); err == nil && fi.Mode().IsRegular() {
-		// Reused: touched, so the retention sweep counts it as recent
-		// until a log line refers to it. Rewritten if that fails.
-		fresh = touch(manifests, id+".json") == nil
+	if fi, err := manifests.Lstat(id + ".json"); err == nil && fi.Mode().IsRegular() && touch(manifests, id+".json") == nil {
+		return id, false, nil
 	}
-	if !fresh {
-		err := manifests.ReplaceFile(id+".json", 0o644, func(f *os.File) error {
-			if _, err := f.Write(b); err != nil {
-				return err
-			}
-			return f.Sync()
-		})
-		if err != nil {
-			return "", nil, st, fmt.Errorf("snapshot: write manifest: %w", err)
+	err = manifests.ReplaceFile(id+".json", 0o644, func(f *os.File) error {
+		if _, err := f.Write(b); err != nil {
+			return err
 		}
-		st.NewManifest = true
+		return f.Sync()
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("write manifest: %w", err)
 	}
-	return id, man, st, nil
+	return id, true, nil
 }
 
 // sweptRel is replaced by every retention sweep that removed objects

@@ -12,6 +12,7 @@ type capture struct {
 	left           int64
 	stdout, stderr strings.Builder
 	calls          []*sdk.HostCallNotice
+	displays       []*sdk.Display
 }
 
 func newCapture(limit int64) *capture {
@@ -25,6 +26,13 @@ func (c *capture) add(e sdk.Event) {
 	switch e.Kind {
 	case sdk.EventHostCall:
 		c.calls = append(c.calls, e.HostCall)
+		return
+	case sdk.EventDisplay:
+		// Charged to the same bound; the backend already capped it.
+		if n := int64(e.Display.Size()); n <= c.left {
+			c.left -= n
+			c.displays = append(c.displays, e.Display)
+		}
 		return
 	case sdk.EventStdout, sdk.EventStderr:
 	default:

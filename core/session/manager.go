@@ -64,13 +64,15 @@ type Observer func(ctx context.Context, s *Session, step *Step)
 
 // Step is one finished execution.
 type Step struct {
-	Code    string
-	Stdout  string
-	Stderr  string
-	Result  *sdk.ExecResult
-	Calls   []*sdk.HostCallNotice
-	Started time.Time
-	Err     error
+	Code   string
+	Stdout string
+	Stderr string
+	Result *sdk.ExecResult
+	Calls  []*sdk.HostCallNotice
+	// Displays are the execution's rich outputs (plots, tables), in order.
+	Displays []*sdk.Display
+	Started  time.Time
+	Err      error
 }
 
 // New returns a Manager that launches backends through host.
@@ -426,6 +428,7 @@ func (m *Manager) exec(ctx context.Context, s *Session, code string, timeout tim
 		}
 	})
 	step.Stdout, step.Stderr, step.Calls = capture.stdout.String(), capture.stderr.String(), capture.calls
+	step.Displays = capture.displays
 	if err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, ErrSessionClosed) {
 			return nil, cause

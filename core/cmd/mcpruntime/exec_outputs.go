@@ -17,30 +17,6 @@ type outputFiles struct {
 	n   int
 }
 
-// mimeExt is the file extension of a MIME type's file.
-func mimeExt(mime string) string {
-	switch mime {
-	case sdk.MIMEPNG:
-		return "png"
-	case sdk.MIMEJPEG:
-		return "jpg"
-	case sdk.MIMESVG:
-		return "svg"
-	case sdk.MIMEHTML:
-		return "html"
-	case sdk.MIMEMarkdown:
-		return "md"
-	case sdk.MIMEJSON:
-		return "json"
-	case "text/latex":
-		return "tex"
-	}
-	if _, sub, ok := strings.Cut(mime, "/"); ok && sub != "" && !strings.ContainsAny(sub, "+./\\") {
-		return sub
-	}
-	return "bin"
-}
-
 // write saves d's representations and returns their paths, richest first.
 func (o *outputFiles) write(d *sdk.Display) ([]string, error) {
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
@@ -52,7 +28,7 @@ func (o *outputFiles) write(d *sdk.Display) ([]string, error) {
 		if mime == sdk.MIMEText {
 			continue
 		}
-		path := filepath.Join(o.dir, fmt.Sprintf("output-%d.%s", o.n, mimeExt(mime)))
+		path := filepath.Join(o.dir, fmt.Sprintf("output-%d.%s", o.n, sdk.FileExt(mime)))
 		if err := os.WriteFile(path, d.Data[mime], 0o644); err != nil {
 			return paths, fmt.Errorf("write output: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -187,6 +188,7 @@ func printStep(w io.Writer, workspace string, e *replay.Entry) {
 			fmt.Fprintf(w, "host call: %s %s\n", c.Method, c.Detail)
 		}
 	}
+	printOutputs(w, workspace, e)
 	if e.WorkspaceSnapshot != "" {
 		fmt.Fprintf(w, "workspace: %s\n", e.WorkspaceSnapshot[:12])
 	}
@@ -221,6 +223,31 @@ func printStep(w io.Writer, workspace string, e *replay.Entry) {
 	}
 	if e.RecordError != "" {
 		fmt.Fprintf(w, "recording problem: %s\n", e.RecordError)
+	}
+}
+
+// printOutputs lists a step's rich outputs with the store files holding them.
+func printOutputs(w io.Writer, workspace string, e *replay.Entry) {
+	if len(e.Outputs) == 0 {
+		return
+	}
+	objects, err := replay.OutputObjects(workspace, e)
+	if err != nil {
+		fmt.Fprintf(w, "outputs: %v\n", err)
+	}
+	for i, o := range e.Outputs {
+		fmt.Fprintf(w, "output %d:", i+1)
+		if o.Text != "" {
+			fmt.Fprintf(w, " %s", strings.SplitN(o.Text, "\n", 2)[0])
+		}
+		fmt.Fprintln(w)
+		for _, mime := range sortedKeys(o.Files) {
+			path := objects[o.Files[mime]]
+			if rel, err := filepath.Rel(workspace, path); err == nil && path != "" {
+				path = rel
+			}
+			fmt.Fprintf(w, "  %s  %s\n", mime, path)
+		}
 	}
 }
 
