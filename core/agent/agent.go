@@ -74,7 +74,12 @@ type Options struct {
 	Input    *Input
 	Inputs   *Inputs
 	MaxDepth int
-	Logger   hclog.Logger
+	// Vision: the model takes images, so a step's plots go to it as image
+	// parts; otherwise it reads a line describing each (and its file).
+	Vision bool
+	// OutputsDir is where rich outputs are saved as files (none if empty).
+	OutputsDir string
+	Logger     hclog.Logger
 }
 
 // Turn is one reply of the model that contained code, and the steps its
@@ -99,6 +104,10 @@ type Step struct {
 	Task     string        `json:"-"`
 	Usage    llm.Usage     `json:"usage"`
 	Duration time.Duration `json:"duration_ns"`
+	// Outputs are the step's rich outputs (plots, tables).
+	Outputs []Output `json:"outputs,omitempty"`
+	// images go to a vision model with the step's observation.
+	images []llm.Image
 }
 
 // Result is the outcome of a run.
@@ -206,7 +215,9 @@ func (r *runner) loop(ctx context.Context, model Chatter) {
 				return
 			}
 		}
-		msgs = append(msgs, llm.Message{Role: "user", Content: obs.String()})
+		// Images of steps run before a resume are not kept: their lines
+		// describe them.
+		msgs = append(msgs, llm.Message{Role: "user", Content: obs.String(), Images: stepImages(res.Steps)})
 	}
 	for {
 		reply, err := model.Chat(ctx, msgs)
@@ -245,10 +256,11 @@ func (r *runner) loop(ctx context.Context, model Chatter) {
 			}
 		}
 		var obs strings.Builder
+		first := len(r.res.Steps)
 		if stop := r.runBlocks(ctx, codeReplies, p.code, 0, reply.Usage, &obs); stop {
 			return
 		}
-		msgs = append(msgs, llm.Message{Role: "user", Content: obs.String()})
+		msgs = append(msgs, llm.Message{Role: "user", Content: obs.String(), Images: stepImages(r.res.Steps[first:])})
 	}
 }
 
@@ -301,6 +313,10 @@ func (r *runner) runStep(ctx context.Context, turn int, code string, n int) *Ste
 		case sdk.EventStderr:
 			errb.Write(e.Data)
 			stream = "stderr"
+		case sdk.EventDisplay:
+			r.addOutput(step, e.Display)
+			r.emit(Event{Kind: EventDisplay, Step: n, Turn: turn, Display: e.Display})
+			return
 		default:
 			return
 		}

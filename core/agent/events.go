@@ -1,6 +1,10 @@
 package agent
 
-import "time"
+import (
+	"time"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
+)
 
 // Kinds of Event, in the order a run produces them: each step is
 // step_started, output (any number), step_done; the run ends with answer
@@ -8,6 +12,7 @@ import "time"
 const (
 	EventStepStarted = "step_started"
 	EventOutput      = "output"
+	EventDisplay     = "display"
 	EventStepDone    = "step_done"
 	EventAnswer      = "answer"
 	EventError       = "error"
@@ -26,6 +31,8 @@ type Event struct {
 	// Stream (stdout or stderr) and Data are output as it is printed.
 	Stream string `json:"stream,omitempty"`
 	Data   string `json:"data,omitempty"`
+	// Display is a rich output (display): a plot, a table.
+	Display *sdk.Display `json:"display,omitempty"`
 	// OK, Summary, DurationMs and Skill describe a finished step: whether
 	// it succeeded, a one-line account of its output, how long it took
 	// and what became of it as a skill.

@@ -19,12 +19,13 @@ func observation(step *Step, numbered bool, limit int) string {
 	if step.Stderr != "" {
 		b.WriteString("stderr:\n" + clip(step.Stderr, limit) + "\n")
 	}
+	describeOutputs(&b, step, len(step.images) > 0)
 	switch {
 	case step.Error != "":
 		b.WriteString("error: " + step.Error + "\n")
 	case step.Result != nil && !step.Result.OK():
 		fmt.Fprintf(&b, "error (exit %d): %s\n", step.Result.ExitCode, step.Result.Message)
-	case step.Stdout == "" && step.Stderr == "":
+	case step.Stdout == "" && step.Stderr == "" && len(step.Outputs) == 0:
 		b.WriteString("(no output)\n")
 	}
 	if step.Result != nil && step.Result.StateLost {

@@ -202,6 +202,9 @@ func build(raw *file, path, dir string, files map[string]*hcl.File, diags hcl.Di
 		if l.MaxTokens != nil {
 			c.LLM.MaxTokens = *l.MaxTokens
 		}
+		if l.Vision != nil {
+			c.LLM.Vision = *l.Vision
+		}
 		c.LLM.Timeout = duration(ctx, l.Timeout, 0, &diags)
 		c.LLM.Deadline = duration(ctx, l.Deadline, 0, &diags)
 	}

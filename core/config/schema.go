@@ -72,6 +72,7 @@ type llmBlock struct {
 	Model       *string        `hcl:"model,optional"`
 	Temperature *float64       `hcl:"temperature,optional"`
 	MaxTokens   *int           `hcl:"max_tokens,optional"`
+	Vision      *bool          `hcl:"vision,optional"`
 	Timeout     hcl.Expression `hcl:"timeout,optional"`
 	Deadline    hcl.Expression `hcl:"deadline,optional"`
 }
@@ -177,6 +178,9 @@ type LLM struct {
 	Model       string
 	Temperature float64
 	MaxTokens   int
+	// Vision: the model takes images; the agent sends it a step's plots
+	// as image parts instead of describing them.
+	Vision bool
 	// Timeout bounds each attempt of a call.
 	Timeout time.Duration
 	// Deadline bounds a whole call: every attempt and the waits between

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -489,6 +490,7 @@ func (a *app) runAgent(ctx context.Context, m *session.Manager, rec *replay.Reco
 		Environment: a.environment(ctx, m, sb.Backend(), req.sandbox == nil), Logger: a.log(),
 		Prior: req.prior, History: req.history, OnReply: req.onReply, OnStep: req.onStep, OnEvent: req.onEvent,
 		Input: req.input, Inputs: &a.inputs, MaxDepth: cfg.Agent.MaxDepth,
+		Vision: cfg.LLM.Vision, OutputsDir: runOutputsDir(cfg, sb.ID()),
 	}
 	if req.maxSteps > 0 {
 		opts.MaxSteps = req.maxSteps
@@ -626,4 +628,11 @@ func skillsCmd(a *app) *cobra.Command {
 	}
 	cmd.AddCommand(list, show, rm)
 	return cmd
+}
+
+// runOutputsDir is where a run's rich outputs (plots, tables) are saved:
+// in the state directory, out of the sandbox's reach and of the replay
+// store's snapshots.
+func runOutputsDir(cfg *config.Config, sessionID string) string {
+	return filepath.Join(cfg.StateDir, "outputs", sessionID)
 }

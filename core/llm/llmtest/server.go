@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"time"
 )
@@ -30,11 +31,55 @@ type Reply struct {
 
 // Request is a recorded request body.
 type Request struct {
-	Model    string `json:"model"`
-	Messages []struct {
-		Role    string `json:"role"`
-		Content string `json:"content"`
-	} `json:"messages"`
+	Model    string    `json:"model"`
+	Messages []Message `json:"messages"`
+}
+
+// Message is a recorded chat message. Content is its text; a message
+// whose content is a list of parts (text and images) has the text parts
+// joined in Content and the images' URLs in Images.
+type Message struct {
+	Role    string   `json:"role"`
+	Content string   `json:"content"`
+	Images  []string `json:"images,omitempty"`
+}
+
+// UnmarshalJSON accepts a content string or a list of content parts.
+func (m *Message) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	m.Role = raw.Role
+	if len(raw.Content) == 0 || raw.Content[0] != '[' {
+		return json.Unmarshal(raw.Content, &m.Content)
+	}
+	var parts []struct {
+		Type     string `json:"type"`
+		Text     string `json:"text"`
+		ImageURL struct {
+			URL string `json:"url"`
+		} `json:"image_url"`
+	}
+	if err := json.Unmarshal(raw.Content, &parts); err != nil {
+		return err
+	}
+	var text []string
+	for _, p := range parts {
+		switch p.Type {
+		case "text":
+			text = append(text, p.Text)
+		case "image_url":
+			m.Images = append(m.Images, p.ImageURL.URL)
+		default:
+			return fmt.Errorf("unknown content part type %q", p.Type)
+		}
+	}
+	m.Content = strings.Join(text, "\n")
+	return nil
 }
 
 // Server serves the script.
