@@ -58,19 +58,24 @@ have() { [[ -f $DL/$1 && $(sha "$DL/$1") == "$2" ]]; }
 LIBS_SH=${SCRIPT%/*}/libs.sh
 # shellcheck source=libs.sh
 source "$LIBS_SH"
+# optional packages with C extensions, in a second interpreter (data/)
+PACKAGES_SH=${SCRIPT%/*}/packages.sh
+# shellcheck source=packages.sh
+source "$PACKAGES_SH"
 
 # --------------------------------------------------------- up-to-date check
 # Key = script sha256 + pinned input versions/hashes + installed clang version.
 # Computed from local data only: no network, no toolchain needed.
 clang_pkg_version() { dpkg-query -W -f='${Version}' "clang-$LLVM" 2>/dev/null || echo none; }
 cache_key() {
-  { sha "$SCRIPT"; sha "${SCRIPT%/*}/preinit.c"; sha "$LIBS_SH"
-    echo "$PY_ORIG_SHA256 $WASI_LIBC_SHA256 $ZLIB_ORIG_SHA256 $LIBS_PINS"
+  { sha "$SCRIPT"; sha "${SCRIPT%/*}/preinit.c"; sha "$LIBS_SH"; sha "$PACKAGES_SH"
+    echo "$PY_ORIG_SHA256 $WASI_LIBC_SHA256 $ZLIB_ORIG_SHA256 $LIBS_PINS $PACKAGES_PINS"
     clang_pkg_version; } | sha256sum | cut -d' ' -f1
 }
 KEY=$(cache_key)
 
-if [[ -f $OUT/build-info.json && -f $OUT/python.wasm && -f $OUT/lib/python$PY_MAJMIN/os.py ]] &&
+if [[ -f $OUT/build-info.json && -f $OUT/python.wasm && -f $OUT/lib/python$PY_MAJMIN/os.py &&
+      -f $OUT/data/python.wasm ]] &&
    grep -q "\"cache_key\": \"$KEY\"" "$OUT/build-info.json" &&
    grep -q "\"sha256\": \"$(sha "$OUT/python.wasm")\"" "$OUT/build-info.json"; then
   echo "python-wasi: up to date ($OUT)"
@@ -116,7 +121,7 @@ BUILD_TRIPLE=$(gcc -dumpmachine)
 DL=$W/downloads
 APTDIR=$W/apt
 mkdir -p "$DL"
-if ! libs_have_inputs || ! have "$PY_ORIG" "$PY_ORIG_SHA256" || ! have "$WASI_LIBC_DEB" "$WASI_LIBC_SHA256" ||
+if ! libs_have_inputs || ! packages_have_inputs || ! have "$PY_ORIG" "$PY_ORIG_SHA256" || ! have "$WASI_LIBC_DEB" "$WASI_LIBC_SHA256" ||
    ! have "$ZLIB_ORIG" "$ZLIB_ORIG_SHA256"; then
   mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial"
   cat >"$APTDIR/sources.list" <<EOF
@@ -139,10 +144,11 @@ EOF
    quiet apt-get "${APT_OPTS[@]}" source --download-only "$PY_SRCPKG" "$ZLIB_SRCPKG")
   # Only the orig tarballs are used; a .dsc or Debian diff missing from the
   # mirror is not an error (the sha256 pins are the check).
-  for p in "${LIBS_SRCPKGS[@]}"; do
+  for p in "${LIBS_SRCPKGS[@]}" "${PACKAGES_SRCPKGS[@]}"; do
     (cd "$DL" && quiet apt-get "${APT_OPTS[@]}" source --download-only "$p") || true
   done
   libs_check_inputs
+  packages_check_inputs
   have "$PY_ORIG" "$PY_ORIG_SHA256" || die "$PY_ORIG missing or sha256 differs from pin (bump PY_* pins?)"
   have "$WASI_LIBC_DEB" "$WASI_LIBC_SHA256" || die "$WASI_LIBC_DEB sha256 differs from pin"
   have "$ZLIB_ORIG" "$ZLIB_ORIG_SHA256" || die "$ZLIB_ORIG missing or sha256 differs from pin (bump ZLIB_* pins?)"
@@ -294,16 +300,18 @@ touch "$LIBDEST/lib-dynload/.empty"
 phase "compiling stdlib to .pyc (unchecked-hash)"
 quiet "$BUILD_PY" -Wi -m compileall -q -j"$JOBS" --invalidation-mode unchecked-hash \
   -s "$STAGE" -p /usr/local "$LIBDEST"
+assemble_data "$STAGE" "$LIBDEST"
 find "$STAGE" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 # ---------------------------------------------------------------- install
 phase "installing into $OUT"
 [[ $OUT != / ]] || die "refusing to install into /"
 rm -f "$OUT/build-info.json"
-rm -rf "$OUT/lib/python$PY_MAJMIN" "$OUT/python.wasm"   # only what this script owns
+rm -rf "$OUT/lib/python$PY_MAJMIN" "$OUT/python.wasm" "$OUT/data"   # only what this script owns
 mkdir -p "$OUT/lib"
 cp -a "$STAGE/python.wasm" "$OUT/python.wasm"
-cp -a "$LIBDEST" "$OUT/lib/"
+# one cp keeps data/lib's hard links to the stdlib
+(cd "$STAGE" && cp -a --parents "lib/python$PY_MAJMIN" data "$OUT/")
 
 WASM_SHA=$(sha "$OUT/python.wasm")
 json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
@@ -322,7 +330,9 @@ cat >"$OUT/build-info.json.tmp" <<EOF
             "libclang_rt_wasm32": "$(dpkg-query -W -f='${Version}' "libclang-rt-$LLVM-dev-wasm32")"},
   "target": "wasm32-wasip1",
   "output": {"file": "python.wasm", "sha256": "$WASM_SHA", "size": $(stat -c %s "$OUT/python.wasm"),
-             "stdlib": "lib/python$PY_MAJMIN", "guest_prefix": "/usr/local"}
+             "stdlib": "lib/python$PY_MAJMIN", "guest_prefix": "/usr/local"},
+  "data": {"file": "data/python.wasm", "sha256": "$(sha "$OUT/data/python.wasm")", "packages": "${DATA_PACKAGES[*]}",
+           "pillow": {"version": "$PILLOW_VERSION", "debian_source": "$PILLOW_SRCPKG", "file": "$PILLOW_ORIG", "sha256": "$PILLOW_ORIG_SHA256"}}
 }
 EOF
 # the up-to-date check greps for '"sha256": "<wasm sha>"'; keep it on one line
