@@ -92,6 +92,9 @@ func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
 	if err != nil {
 		return err
 	}
+	if py, err = py.WithPackages(c.Packages); err != nil {
+		return err
+	}
 	state := cfg.StateDir
 	if state == "" {
 		dir, err := os.UserCacheDir()

@@ -19,6 +19,9 @@ type config struct {
 	CacheDir string `json:"cache_dir"`
 	// Memory is the default guest memory cap, e.g. "1GiB".
 	Memory string `json:"memory"`
+	// Packages selects the interpreter that has these optional packages
+	// linked in (artefacts.WithPackages); none: the stdlib-only one.
+	Packages []string `json:"packages"`
 }
 
 func configSpec() *sdk.ConfigSpec {
@@ -26,6 +29,7 @@ func configSpec() *sdk.ConfigSpec {
 		{Name: "python_dir", Type: sdk.TypeString, Description: "directory holding python.wasm and lib/python3.13 (default: wasm-python/ beside the plugin binary)"},
 		{Name: "cache_dir", Type: sdk.TypeString, Description: "compilation cache for python.wasm (default: <state dir>/wazero-cache)"},
 		{Name: "memory", Type: sdk.TypeSize, Default: "1GiB", Description: "guest memory cap when the session's limits set none (at most 4GiB, the wasm32 maximum)"},
+		{Name: "packages", Type: sdk.TypeStringList, Description: "optional Python packages with C extensions, e.g. [\"pillow\"]: selects the interpreter built with them (python/build.sh; numpy and pandas are not built for WASI yet)"},
 	}}
 }
 
