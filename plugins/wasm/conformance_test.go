@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,22 +53,19 @@ func TestMain(m *testing.M) {
 
 // TestConformance runs the sdk's conformance suite against the built binary.
 func TestConformance(t *testing.T) {
-	sandboxtest.Run(t, pluginPath(t), sandboxtest.WithStateDir(testenv.StateDir(t)))
+	sandboxtest.Run(t, pluginPath(t), sandboxtest.WithStateDir(testenv.StateDir(t)), sandboxtest.WithConfig(testenv.ConfigJSON(t, nil)))
 }
 
 // TestConformancePooled runs the suite again with a warm pool, the
 // configuration users get from the default runtime.hcl.
 func TestConformancePooled(t *testing.T) {
-	sandboxtest.Run(t, pluginPath(t), sandboxtest.WithStateDir(testenv.StateDir(t)), sandboxtest.WithPoolSize(2))
+	sandboxtest.Run(t, pluginPath(t), sandboxtest.WithStateDir(testenv.StateDir(t)), sandboxtest.WithPoolSize(2), sandboxtest.WithConfig(testenv.ConfigJSON(t, nil)))
 }
 
 // TestConformanceInProcess runs the suite against the backend served in
 // the test binary (its workers are this binary too, see TestMain), so that
 // the race detector sees the plugin's code when the test runs with -race.
 func TestConformanceInProcess(t *testing.T) {
-	cfg, err := json.Marshal(map[string]string{"python_dir": testenv.PythonDir(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sandboxtest.RunBackend(t, backend.New(nil), sandboxtest.WithStateDir(testenv.StateDir(t)), sandboxtest.WithConfig(string(cfg)))
+	cfg := testenv.ConfigJSON(t, map[string]string{"python_dir": testenv.PythonDir(t)})
+	sandboxtest.RunBackend(t, backend.New(nil), sandboxtest.WithStateDir(testenv.StateDir(t)), sandboxtest.WithConfig(cfg))
 }

@@ -41,7 +41,7 @@ func launch(t testing.TB, poolSize int) *host.Plugin {
 		t.Fatalf("launch: %v", err)
 	}
 	t.Cleanup(p.Kill)
-	if err := p.Configure(ctx, &sdk.Config{JSON: json.RawMessage(`{}`), PoolSize: poolSize, StateDir: testenv.StateDir(t)}); err != nil {
+	if err := p.Configure(ctx, &sdk.Config{JSON: json.RawMessage(testenv.ConfigJSON(t, nil)), PoolSize: poolSize, StateDir: testenv.StateDir(t)}); err != nil {
 		t.Fatalf("configure: %v", err)
 	}
 	return p

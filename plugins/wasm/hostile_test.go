@@ -46,13 +46,15 @@ func TestHostileCode(t *testing.T) {
 				}
 			}
 		}},
-		{"symlink_escape", "import os\nos.symlink('../../../../../../etc/passwd', 'p')", func(t *testing.T, o output) {
-			if o.res.OK() || o.res.Exception == nil || !strings.Contains(o.res.Exception.Type, "Error") {
-				t.Fatalf("symlink out of the workspace: %+v", o.res)
+		// wazero refuses to make the link; wasmtime makes it and refuses
+		// to follow it out of the workspace. Either way nothing is read.
+		{"symlink_escape", "import os\nos.symlink('../../../../../../etc/passwd', 'p')\nprint(open('p').read())", func(t *testing.T, o output) {
+			if o.res.OK() || o.res.Exception == nil || !strings.Contains(o.res.Exception.Type, "Error") || strings.Contains(o.stdout, "root:") {
+				t.Fatalf("symlink out of the workspace: %+v %.100q", o.res, o.stdout)
 			}
 		}},
 		{"write_stdlib", "open('/usr/local/lib/python3.13/os.py', 'a').write('x')", func(t *testing.T, o output) {
-			if o.res.OK() || !strings.Contains(o.res.Message, "Read-only") {
+			if o.res.OK() || !readOnlyRefusal(o.res.Message) {
 				t.Fatalf("stdlib write: %+v", o.res)
 			}
 		}},
@@ -113,6 +115,38 @@ func TestHostileCode(t *testing.T) {
 	}
 }
 
+// readOnlyRefusal: a write to a read-only mount fails with EROFS (wazero's
+// mounts) or EPERM (wasmtime's read-only preopens lack the write right).
+func readOnlyRefusal(msg string) bool {
+	return strings.Contains(msg, "Read-only") || strings.Contains(msg, "Operation not permitted")
+}
+
+// TestPlantedSymlinks: links planted in the workspace on the host, which
+// lead out of it, are not followed by the guest, on either engine.
+func TestPlantedSymlinks(t *testing.T) {
+	p := launch(t, 1)
+	ws := t.TempDir()
+	for name, target := range map[string]string{"passwd": "/etc/passwd", "etc": "/etc", "up": "../../../../../../../etc"} {
+		if err := os.Symlink(target, filepath.Join(ws, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := newSession(t, p, sdk.SessionSpec{Workspace: ws})
+	for _, code := range []string{
+		"print(open('passwd').read())",
+		"print(open('/workspace/etc/passwd').read())",
+		"import os\nprint(os.listdir('etc'))",
+		"print(open('up/passwd').read())",
+		"import os\nprint(os.stat('etc/passwd'))",
+	} {
+		o := execCode(t, p, id, code)
+		if o.res.OK() || strings.Contains(o.stdout, "root:") || strings.Contains(o.stdout, "passwd") {
+			t.Errorf("%q followed a link out of the workspace: %+v %.200q", code, o.res, o.stdout)
+		}
+	}
+	expectOK(t, p, id, "print(open('mine', 'w').write('ok'))", "2\n")
+}
+
 func memoryError(t *testing.T, o output) {
 	t.Helper()
 	if o.res.OK() || (o.res.Error != sdk.ErrorMemory && o.res.Error != sdk.ErrorKernelDied) || o.res.Message == "" {
@@ -149,11 +183,11 @@ func TestMountsAndEnv(t *testing.T) {
 		t.Fatalf("workspace file on the host: %q %v", b, err)
 	}
 	o := execCode(t, p, id, "open('/mcpruntime/lib/skills/evil.py', 'w')")
-	if o.res.OK() || !strings.Contains(o.res.Message, "Read-only") {
+	if o.res.OK() || !readOnlyRefusal(o.res.Message) {
 		t.Fatalf("skills mount writable: %+v", o.res)
 	}
 	o = execCode(t, p, id, "import glob\nk = glob.glob('/mcpruntime/kernel/*.py')\nprint(len(k))\nopen(k[0], 'a')")
-	if o.stdout != "1\n" || o.res.OK() || !strings.Contains(o.res.Message, "Read-only") {
+	if o.stdout != "1\n" || o.res.OK() || !readOnlyRefusal(o.res.Message) {
 		t.Fatalf("kernel file: %q %+v", o.stdout, o.res)
 	}
 	// A second session on a pooled kernel must not see the first's env.

@@ -61,7 +61,7 @@ func New(logger hclog.Logger) *Backend {
 func (b *Backend) Info(context.Context) (*sdk.Info, error) {
 	return &sdk.Info{
 		Name: "wasm", Version: Version, ProtocolVersions: []int{sdk.ProtocolVersion},
-		Description: "CPython " + artefacts.PythonVersion + " compiled to WASI, run by wazero; no daemon, no network",
+		Description: "CPython " + artefacts.PythonVersion + " compiled to WASI, run by wasmtime or wazero; no daemon, no network",
 		Capabilities: sdk.Capabilities{
 			PersistentSessions: true, Streaming: true, HostCalls: true,
 			Isolation: sdk.IsolationWasm, Languages: []string{"python"},
@@ -87,6 +87,10 @@ func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
 	}
 	if memory == 0 {
 		memory = DefaultMemory
+	}
+	engine, err := engineName(c.Engine)
+	if err != nil {
+		return err
 	}
 	py, err := artefacts.Find(c.PythonDir)
 	if err != nil {
@@ -131,22 +135,35 @@ func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	start := time.Now()
-	rt, err := guest.NewRuntime(ctx, guest.RuntimeOptions{Wasm: py.Wasm, CacheDir: cache})
+	eng, err := guest.NewEngine(ctx, guest.EngineOptions{Name: engine, CacheDir: cache})
 	if err != nil {
 		run.retire()
 		return err
 	}
-	b.logger.Info("python.wasm compiled", "artefacts", py.Dir, "cache", cache, "took", time.Since(start))
-	compileKernel(ctx, rt, py.Wasm, py.Lib, kernelDir, b.logger)
-	_ = rt.Close(ctx)
+	defer eng.Close(ctx)
+	mod, err := eng.Load(ctx, py.Wasm, "")
+	if err != nil {
+		run.retire()
+		return err
+	}
+	b.logger.Info("python.wasm compiled", "engine", eng.Version(), "artefacts", py.Dir, "cache", cache, "took", time.Since(start))
+	compileKernel(ctx, mod, py.Wasm, py.Lib, kernelDir, b.logger)
+	img, err := ensureImage(ctx, eng, py, kernelDir, cache, empty, WarmImports, b.logger)
+	if err != nil {
+		run.retire()
+		return err
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		run.retire()
 		return fmt.Errorf("locate plugin binary: %w", err)
 	}
 	l := &launcher{
-		exe: exe, logger: b.logger, warmImports: WarmImports,
-		cfg: worker.Config{Wasm: py.Wasm, Lib: py.Lib, CacheDir: cache, KernelDir: kernelDir, EmptyDir: empty},
+		exe: exe, logger: b.logger, warmImports: WarmImports, lateBinding: eng.LateBinding(),
+		cfg: worker.Config{Engine: engine, Wasm: py.Wasm, Lib: py.Lib, CacheDir: cache, KernelDir: kernelDir, EmptyDir: empty},
+	}
+	if img != nil {
+		l.cfg.Image, l.cfg.ImageKey = img.path, img.key
 	}
 	b.mu.Lock()
 	old, oldRun := b.pool, b.run

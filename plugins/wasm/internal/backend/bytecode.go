@@ -19,7 +19,7 @@ import (
 // the kernel when it starts (tens of milliseconds under wasm). It runs once
 // per kernel and python.wasm. Failing is not fatal: workers then compile
 // the kernel as a script would.
-func compileKernel(ctx context.Context, rt *guest.Runtime, wasm, lib, kernelDir string, log hclog.Logger) {
+func compileKernel(ctx context.Context, rt guest.Module, wasm, lib, kernelDir string, log hclog.Logger) {
 	interpreter := wasm
 	if st, err := os.Stat(wasm); err == nil {
 		interpreter = fmt.Sprintf("%s %d %d", wasm, st.Size(), st.ModTime().UnixNano())

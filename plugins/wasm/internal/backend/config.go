@@ -22,6 +22,8 @@ type config struct {
 	// Packages selects the interpreter that has these optional packages
 	// linked in (artefacts.WithPackages); none: the stdlib-only one.
 	Packages []string `json:"packages"`
+	// Engine is the WebAssembly engine: "wasmtime" or "wazero" (engine.go).
+	Engine string `json:"engine"`
 }
 
 func configSpec() *sdk.ConfigSpec {
@@ -30,6 +32,7 @@ func configSpec() *sdk.ConfigSpec {
 		{Name: "cache_dir", Type: sdk.TypeString, Description: "compilation cache for python.wasm (default: <state dir>/wazero-cache)"},
 		{Name: "memory", Type: sdk.TypeSize, Default: "1GiB", Description: "guest memory cap when the session's limits set none (at most 4GiB, the wasm32 maximum)"},
 		{Name: "packages", Type: sdk.TypeStringList, Description: "optional Python packages with C extensions, e.g. [\"pillow\"]: selects the interpreter built with them (python/build.sh; numpy and pandas are not built for WASI yet)"},
+		engineAttribute(),
 	}}
 }
 

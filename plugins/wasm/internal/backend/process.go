@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/kernel"
 
 	"github.com/mcpruntime/mcpruntime/plugins/wasm/internal/worker"
@@ -27,6 +28,9 @@ type launcher struct {
 	logger hclog.Logger
 	// warmImports are imported by pooled kernels before they are handed out.
 	warmImports []string
+	// lateBinding: the engine's workers run their kernel before they are
+	// bound to a session (wazero); else the kernel starts at the binding.
+	lateBinding bool
 }
 
 // proc is one running worker: a kernel child process (kernel.Child, which
@@ -89,7 +93,9 @@ func (p *proc) Interrupt() error { return kernel.ErrNoInterrupt }
 // warm imports the common stdlib modules so the first exec of a session
 // does not pay for them. Names are not bound in the session's globals.
 func (l *launcher) warm(ctx context.Context, p *proc) error {
-	if len(l.warmImports) == 0 {
+	// A worker whose kernel starts at its binding resumes a pre-initialized
+	// image, which has the warm imports already.
+	if len(l.warmImports) == 0 || !l.lateBinding {
 		return nil
 	}
 	if err := p.Conn().Configure(ctx, kernel.Setup{Preload: l.warmImports}); err != nil {
@@ -101,8 +107,8 @@ func (l *launcher) warm(ctx context.Context, p *proc) error {
 // bind points the guest's /workspace and /mcpruntime/lib at host
 // directories. The kernel then picks them up from its session's Setup
 // (working directory, forgotten import caches).
-func (p *proc) bind(ctx context.Context, workspace, lib string) error {
-	msg, err := json.Marshal(worker.Binding{Workspace: workspace, Lib: lib})
+func (p *proc) bind(ctx context.Context, workspace, lib string, mounts []sdk.LibMount) error {
+	msg, err := json.Marshal(worker.Binding{Workspace: workspace, Lib: lib, Mounts: mounts})
 	if err != nil {
 		return fmt.Errorf("bind worker: %w", err)
 	}

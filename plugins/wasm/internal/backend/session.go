@@ -46,7 +46,7 @@ func (b *Backend) newSession(spec *sdk.SessionSpec, run *runDir, memory int64) (
 		os.RemoveAll(lib)
 		return nil, fmt.Errorf("session %s: %w", spec.ID, err)
 	}
-	t := &transport{b: b, workspace: ws, lib: lib, memory: memory, id: spec.ID}
+	t := &transport{b: b, workspace: ws, lib: lib, mounts: mounts, memory: memory, id: spec.ID}
 	s := kernel.NewSession(kernel.SessionOptions{
 		ID: spec.ID, Transport: t, Limits: spec.Limits, Host: spec.Host, Logger: b.logger,
 		Sandbox: "the WebAssembly instance",
@@ -79,6 +79,7 @@ type transport struct {
 	id        string
 	workspace string
 	lib       string
+	mounts    []sdk.LibMount
 	memory    int64
 }
 
@@ -94,7 +95,7 @@ func (t *transport) Start(ctx context.Context) (kernel.Process, error) {
 		return nil, err
 	}
 	got := time.Now()
-	if err := w.bind(ctx, t.workspace, t.lib); err != nil {
+	if err := w.bind(ctx, t.workspace, t.lib, t.mounts); err != nil {
 		w.kill()
 		return nil, err
 	}

@@ -2,6 +2,7 @@
 package testenv
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -46,4 +47,27 @@ func StateDir(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	return dir
+}
+
+// Engine is the engine the plugin's tests run against:
+// $MCPRUNTIME_WASM_ENGINE ("wasmtime" or "wazero"; "" is the plugin's
+// default). The Makefile runs the tests once per engine.
+func Engine() string { return os.Getenv("MCPRUNTIME_WASM_ENGINE") }
+
+// ConfigJSON is the plugin config block for the tests' engine, with extra
+// attributes.
+func ConfigJSON(tb testing.TB, extra map[string]string) string {
+	tb.Helper()
+	cfg := map[string]string{}
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	if e := Engine(); e != "" {
+		cfg["engine"] = e
+	}
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(js)
 }

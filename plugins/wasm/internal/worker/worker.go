@@ -41,6 +41,12 @@ const FullFD = 4
 
 // Config is what the plugin tells a worker.
 type Config struct {
+	// Engine is guest.EngineWazero or guest.EngineWasmtime.
+	Engine string `json:"engine"`
+	// Image, when set, is the pre-initialized python.wasm to resume
+	// (guest.EnsureSnapshot), ImageKey its cache key.
+	Image       string `json:"image,omitempty"`
+	ImageKey    string `json:"image_key,omitempty"`
 	Wasm        string `json:"wasm"`
 	Lib         string `json:"lib"`
 	CacheDir    string `json:"cache_dir"`
@@ -53,6 +59,9 @@ type Config struct {
 type Binding struct {
 	Workspace string `json:"workspace"`
 	Lib       string `json:"lib"`
+	// Mounts are the library mounts Lib links to; an engine that cannot
+	// follow Lib's links (wasmtime: they point out of it) mounts each.
+	Mounts []sdk.LibMount `json:"mounts,omitempty"`
 }
 
 // GuestEnv is the guest's environment. It is fixed at instantiation, so it
@@ -83,17 +92,12 @@ func Main() int {
 	}
 	os.Unsetenv(EnvVar)
 	ctx := context.Background()
-	rt, err := guest.NewRuntime(ctx, guest.RuntimeOptions{Wasm: cfg.Wasm, CacheDir: cfg.CacheDir, MemoryBytes: cfg.MemoryBytes})
+	eng, err := guest.NewEngine(ctx, guest.EngineOptions{Name: cfg.Engine, CacheDir: cfg.CacheDir, MemoryBytes: cfg.MemoryBytes})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wasm worker: %v\n", err)
 		return 70
 	}
-	workspace := guest.NewBindableFS(cfg.EmptyDir, true)
-	workspace.OnStorageFull(reportFull)
-	lib := guest.NewBindableFS(cfg.EmptyDir, true)
-	go serveControl(os.NewFile(ControlFD, "control"), workspace, lib)
-
-	code, err := rt.Run(ctx, guest.RunOptions{
+	run := guest.RunOptions{
 		// -s: no user site; -B: no .pyc written into the workspace. The
 		// kernel is imported, so its byte-code (see the backend's
 		// compileKernel) is used.
@@ -104,15 +108,95 @@ func Main() int {
 		Stderr:    os.Stderr,
 		StdlibDir: cfg.Lib,
 		KernelDir: cfg.KernelDir,
-		Mounts: []guest.Mount{
+	}
+	wasm, key := cfg.Wasm, ""
+	if cfg.Image != "" {
+		wasm, key, run.Entry = cfg.Image, cfg.ImageKey, guest.ResumeEntry
+	}
+	mod, err := eng.Load(ctx, wasm, key)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wasm worker: %v\n", err)
+		return 70
+	}
+	ctrl := os.NewFile(ControlFD, "control")
+	if eng.LateBinding() {
+		workspace := guest.NewBindableFS(cfg.EmptyDir, true)
+		workspace.OnStorageFull(reportFull)
+		lib := guest.NewBindableFS(cfg.EmptyDir, true)
+		go serveControl(ctrl, workspace, lib)
+		run.Mounts = []guest.Mount{
 			{FS: workspace, Guest: sdk.GuestWorkspace},
 			{FS: lib, Guest: sdk.GuestLib},
-		},
-	})
+		}
+	} else {
+		// The instance needs its session's directories to start: the
+		// worker is ready (engine up, module loaded) and says so as the
+		// kernel would, then waits for its binding. The kernel's own
+		// ready frame follows once it runs; the host skips it.
+		if err := kernel.WriteFrame(os.Stdout, &kernel.Frame{Type: "ready", Pid: os.Getpid(), Python: "3.13", Platform: "wasi"}); err != nil {
+			fmt.Fprintf(os.Stderr, "wasm worker: %v\n", err)
+			return 70
+		}
+		b, err := awaitBinding(ctrl)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "wasm worker: %v\n", err)
+			return 70
+		}
+		run.Mounts = directMounts(b)
+	}
+	code, err := mod.Run(ctx, run)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wasm worker: %v\n", err)
 	}
 	return code
+}
+
+// awaitBinding reads the one binding of a worker whose engine mounts
+// directories at instantiation, answers it, and answers every later one
+// with an error in the background (such a worker is never re-bound).
+func awaitBinding(f *os.File) (*Binding, error) {
+	r := bufio.NewReader(f)
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	var b Binding
+	if err := json.Unmarshal(line, &b); err != nil {
+		fmt.Fprintf(f, "error: %v\n", err)
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	for _, dir := range []string{b.Workspace, b.Lib} {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			fmt.Fprintf(f, "error: bind %s: not a directory\n", dir)
+			return nil, fmt.Errorf("control: bind %s: not a directory", dir)
+		}
+	}
+	fmt.Fprintln(f, "ok")
+	go func() {
+		defer f.Close()
+		for {
+			if _, err := r.ReadBytes('\n'); err != nil {
+				return
+			}
+			fmt.Fprintln(f, "error: this worker is bound already")
+		}
+	}()
+	return &b, nil
+}
+
+// directMounts are a binding's directories as mounts fixed at
+// instantiation: the workspace, the session's import root and each library
+// mount at its own guest path (the root's links lead out of it, which the
+// engine's WASI refuses to follow).
+func directMounts(b *Binding) []guest.Mount {
+	ms := []guest.Mount{
+		{Dir: b.Workspace, Guest: sdk.GuestWorkspace},
+		{Dir: b.Lib, ReadOnly: true, Guest: sdk.GuestLib},
+	}
+	for _, m := range b.Mounts {
+		ms = append(ms, guest.Mount{Dir: m.Source, ReadOnly: true, Guest: sdk.GuestLib + "/" + m.Rel})
+	}
+	return ms
 }
 
 // reportFull tells the plugin that a workspace write found the host's file
