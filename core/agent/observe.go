@@ -80,7 +80,13 @@ func summary(step *Step) string {
 		status = fmt.Sprintf("error (exit %d): %s", step.Result.ExitCode, firstLine(step.Result.Message, 120))
 	}
 	out := step.Stdout + step.Stderr
+	if n := len(step.Outputs); n > 0 {
+		status += fmt.Sprintf(", %d rich output(s) (%s)", n, step.Outputs[0].MIMETypes[0])
+	}
 	if out == "" {
+		if len(step.Outputs) > 0 {
+			return status
+		}
 		return status + ", no output"
 	}
 	return fmt.Sprintf("%s, %d bytes of output, last line: %s", status, len(out), lastLine(out, 120))
