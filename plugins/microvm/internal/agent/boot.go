@@ -73,17 +73,18 @@ func boot() error {
 		}
 	}
 	tmpfs := []struct{ dir, opts string }{{"/tmp", "mode=1777"}, {"/run", "mode=755"}, {libDir, "mode=755"}}
-	if wsDisk != "" {
-		// /dev has moved into the new root by now.
-		if err := mountWorkspaceDisk(newRoot+wsDisk, newRoot+workspaceDir); err != nil {
-			return err
-		}
-	} else {
+	if wsDisk == "" {
 		tmpfs = append(tmpfs, struct{ dir, opts string }{workspaceDir, "mode=777"})
 	}
 	for _, t := range tmpfs {
 		if err := unix.Mount("tmpfs", newRoot+t.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, t.opts); err != nil {
 			return fmt.Errorf("tmpfs on %s: %w", t.dir, err)
+		}
+	}
+	if wsDisk != "" {
+		// /dev has moved into the new root by now.
+		if err := mountWorkspaceDisk(newRoot+wsDisk, newRoot+"/run/.wsdisk", newRoot+workspaceDir); err != nil {
+			return err
 		}
 	}
 	if err := unix.Chroot(newRoot); err != nil {

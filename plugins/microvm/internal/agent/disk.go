@@ -14,10 +14,11 @@ import (
 // rootLabel is the ext4 label of the read-only Python root (image package).
 const rootLabel = "mcpruntime-py"
 
-// workspaceOnDisk: the workspace is an ext4 on a disk of its own (the host
-// asked with mcpruntime.wsdisk=<label>), not a tmpfs; it is bounded by
-// that disk, so the tmpfs quota does not apply.
-var workspaceOnDisk bool
+// ballast is set when the workspace is an ext4 on a disk of its own (the
+// host asked with mcpruntime.wsdisk=<label>), not a tmpfs: a file beside
+// the workspace, out of code's reach, whose allocated size takes up what
+// the disk has beyond the host's free space (quota.go).
+var ballast *os.File
 
 // ext4Label reads the volume label of the ext4 on dev ("" if none).
 func ext4Label(dev string) string {
@@ -65,20 +66,36 @@ func findDisks(d time.Duration, labels ...string) (map[string]string, error) {
 	}
 }
 
-// mountWorkspaceDisk mounts the workspace's ext4 at dir: no atime writes,
-// freed blocks discarded (the host's sparse file shrinks), inode tables
-// never zeroed in the background (an empty disk needs none of that work).
-func mountWorkspaceDisk(dev, dir string) error {
-	if err := mount(dev, dir, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOATIME, "discard,noinit_itable"); err != nil {
+// mountWorkspaceDisk mounts the workspace's ext4 (no atime writes,
+// freed blocks discarded so the host's sparse file shrinks, inode tables
+// never zeroed in the background) at tmp, bind-mounts its ws directory on
+// dir, and detaches tmp: code sees only the workspace, while the agent
+// keeps an fd of the ballast file beside it (see quota.go), and mke2fs's
+// lost+found stays out of sight.
+func mountWorkspaceDisk(dev, tmp, dir string) error {
+	if err := mount(dev, tmp, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOATIME, "discard,noinit_itable"); err != nil {
 		return err
 	}
-	if err := os.Chmod(dir, 0o777); err != nil {
+	ws := filepath.Join(tmp, "ws")
+	if err := os.Mkdir(ws, 0o777); err != nil && !os.IsExist(err) {
 		return fmt.Errorf("workspace disk: %w", err)
 	}
-	// mke2fs made it; it would show up in the host's workspace.
-	if err := os.Remove(filepath.Join(dir, "lost+found")); err != nil && !os.IsNotExist(err) {
+	if err := os.Chmod(ws, 0o777); err != nil {
 		return fmt.Errorf("workspace disk: %w", err)
 	}
-	workspaceOnDisk = true
+	b, err := os.OpenFile(filepath.Join(tmp, "ballast"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("workspace disk: %w", err)
+	}
+	if err := unix.Mount(ws, dir, "", unix.MS_BIND, ""); err != nil {
+		b.Close()
+		return fmt.Errorf("workspace disk: bind %s: %w", dir, err)
+	}
+	if err := unix.Unmount(tmp, unix.MNT_DETACH); err != nil {
+		b.Close()
+		return fmt.Errorf("workspace disk: detach %s: %w", tmp, err)
+	}
+	_ = os.Remove(tmp)
+	ballast = b
 	return nil
 }

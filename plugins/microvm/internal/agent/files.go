@@ -32,9 +32,12 @@ type files struct {
 	w       *watch.Set
 	noWatch bool
 	full    bool // the next scan walks the whole tree
+	lazy    *lazyFiles
 }
 
-func newFiles() *files { return &files{manifest: map[string]fileState{}, full: true} }
+func newFiles() *files {
+	return &files{manifest: map[string]fileState{}, full: true, lazy: newLazyFiles()}
+}
 
 func treeRoot(tree string) (string, error) {
 	switch tree {
@@ -148,6 +151,9 @@ func (f *files) scanDirty(dirty map[string]bool, res *scanResult) error {
 			}
 			continue
 		}
+		if f.lazy.pending(inoOf(fi)) {
+			continue // the host's content, still arriving
+		}
 		if known && old.mode.IsDir() {
 			f.forget(rel)
 			f.w.Forget(rel)
@@ -221,6 +227,9 @@ func (f *files) walk(prefix string, res *scanResult) (map[string]bool, error) {
 			return nil
 		}
 		seen[rel] = true
+		if !fi.IsDir() && f.lazy.pending(inoOf(fi)) {
+			return nil // the host's content, still arriving
+		}
 		f.note(rel, fi, res)
 		return nil
 	})
@@ -321,6 +330,9 @@ func (f *files) remove(m *proto.Msg) error {
 	if err != nil {
 		return err
 	}
+	if m.Tree == proto.TreeWorkspace || m.Tree == "" {
+		f.lazy.abortUnder(strings.Trim(filepath.Clean("/"+m.Path), "/"))
+	}
 	if err := os.RemoveAll(p); err != nil {
 		return err
 	}
@@ -342,6 +354,7 @@ func (f *files) remove(m *proto.Msg) error {
 func (f *files) wipe() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lazy.abortUnder("")
 	unsealLib()
 	for _, dir := range []string{workspaceDir, libDir} {
 		ents, err := os.ReadDir(dir)

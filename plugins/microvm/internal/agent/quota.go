@@ -28,8 +28,8 @@ type quota struct {
 // apply resizes the workspace tmpfs to its use plus freeBytes and
 // freeInodes (both what the host's workspace has left).
 func (q *quota) apply(freeBytes, freeInodes int64) error {
-	if workspaceOnDisk {
-		return nil // bounded by its disk (max_workspace)
+	if ballast != nil {
+		return q.applyDisk(freeBytes)
 	}
 	q.once.Do(func() {
 		var st unix.Statfs_t
@@ -57,6 +57,34 @@ func (q *quota) apply(freeBytes, freeInodes int64) error {
 	opts := fmt.Sprintf("mode=777,size=%d,nr_inodes=%d", size, inodes)
 	if err := unix.Mount("tmpfs", workspaceDir, "tmpfs", unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("resize the workspace tmpfs (%s): %w", opts, err)
+	}
+	return nil
+}
+
+// applyDisk bounds a workspace disk the same way: the ballast file grows
+// (fallocate: no data written, the host's file stays sparse) or shrinks
+// until the disk has what the host has left, never below empty.
+func (q *quota) applyDisk(freeBytes int64) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(workspaceDir, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", workspaceDir, err)
+	}
+	avail := int64(st.Bavail) * st.Bsize
+	var bst unix.Stat_t
+	if err := unix.Fstat(int(ballast.Fd()), &bst); err != nil {
+		return fmt.Errorf("workspace ballast: %w", err)
+	}
+	size := bst.Size
+	switch {
+	case avail > freeBytes+st.Bsize:
+		grow := avail - max(freeBytes, 0)
+		if err := unix.Fallocate(int(ballast.Fd()), 0, size, grow); err != nil && err != unix.ENOSPC {
+			return fmt.Errorf("workspace ballast: %w", err)
+		}
+	case avail < freeBytes && size > 0:
+		if err := ballast.Truncate(max(size-(freeBytes-avail), 0)); err != nil {
+			return fmt.Errorf("workspace ballast: %w", err)
+		}
 	}
 	return nil
 }

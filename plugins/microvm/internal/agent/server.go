@@ -145,6 +145,10 @@ func (s *server) handle(m *proto.Msg) {
 		err = s.files.write(m)
 	case proto.OpWriteBatch:
 		err = s.files.writeBatch(m)
+	case proto.OpPlaceholder:
+		err = s.files.lazy.placeholder(m)
+	case proto.OpFill:
+		err = s.files.lazy.fill(m, s.files)
 	case proto.OpMkdir:
 		err = s.files.mkdir(m)
 	case proto.OpRemove:

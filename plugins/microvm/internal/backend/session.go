@@ -36,7 +36,7 @@ func (b *Backend) newSession(spec *sdk.SessionSpec) (*session, error) {
 		return nil, fmt.Errorf("session %s: %w (the microvm backend mounts only below %s)", spec.ID, err, sdk.GuestLib)
 	}
 	s := &session{b: b, spec: spec, ws: newSyncer(spec.Workspace, proto.TreeWorkspace, b.cfg.maxWorkspace)}
-	s.ws.watch, s.ws.log = true, b.log.With("session", spec.ID)
+	s.ws.watch, s.ws.lazy, s.ws.log = true, b.workspaceOnDisk(), b.log.With("session", spec.ID)
 	for _, m := range mounts {
 		l := newSyncer(m.Source, proto.TreeLib, b.cfg.maxWorkspace)
 		l.prefix = m.Rel
@@ -233,4 +233,10 @@ func (s *session) destroy(ctx context.Context) {
 		s.v = nil
 	}
 	s.ws.close()
+}
+
+// workspaceOnDisk: guests keep the workspace on a disk of their own (QEMU
+// with workspace_disk), not in a tmpfs.
+func (b *Backend) workspaceOnDisk() bool {
+	return b.cfg.WorkspaceDisk && b.driver != nil && b.driver.Name() == "qemu"
 }

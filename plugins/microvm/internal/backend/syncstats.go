@@ -16,3 +16,13 @@ func (b *Backend) WorkspaceSync(id string) (push, pull SyncStats, err error) {
 	}
 	return s.ws.pushStats, s.ws.pullStats, nil
 }
+
+// WorkspaceSettled returns a channel closed once no large workspace file
+// of session id is still being sent to its VM in the background.
+func (b *Backend) WorkspaceSettled(id string) (<-chan struct{}, error) {
+	s, err := b.get(id)
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", id, err)
+	}
+	return s.ws.settled(), nil
+}

@@ -77,6 +77,20 @@ func (s *syncer) pushFiles(ctx context.Context, a *agentClient, root *nofollow.D
 			}
 			continue
 		}
+		if fi.Size() >= lazyMin {
+			ok, err := s.placeholder(ctx, a, rel, fi.Size(), uint32(fi.Mode().Perm()))
+			if err != nil {
+				f.Close()
+				return err
+			}
+			if ok {
+				f.Close()
+				s.setKnown(rel, cur[rel])
+				s.pushStats.Sent++
+				s.pushStats.Lazy++
+				continue
+			}
+		}
 		err = s.pushLarge(ctx, a, f, fi, rel)
 		f.Close()
 		if err != nil {
@@ -93,56 +107,61 @@ func (s *syncer) pushFiles(ctx context.Context, a *agentClient, root *nofollow.D
 func (s *syncer) pushLarge(ctx context.Context, a *agentClient, f *os.File, fi fs.FileInfo, rel string) error {
 	size := fi.Size()
 	perm := uint32(fi.Mode().Perm())
-	send := func(off int64, data []byte, final bool) error {
-		m := &proto.Msg{Op: proto.OpWrite, Tree: s.tree, Path: s.guest(rel), Offset: off, Data: data, Final: final, Mode: perm}
-		if final {
-			m.Length = size
-		}
-		_, err := a.call(ctx, m)
-		return err
-	}
-	buf := make([]byte, min(chunk, size))
-	fd := int(f.Fd())
 	started := false // the first piece is at offset 0: it truncates the guest's file
+	err := forExtents(f, size, chunk, func(off int64, data []byte) error {
+		if !started && off > 0 {
+			if _, err := a.call(ctx, &proto.Msg{Op: proto.OpWrite, Tree: s.tree, Path: s.guest(rel), Mode: perm}); err != nil {
+				return err
+			}
+		}
+		started = true
+		_, err := a.call(ctx, &proto.Msg{Op: proto.OpWrite, Tree: s.tree, Path: s.guest(rel), Offset: off, Data: data, Mode: perm})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("workspace file %s: %w", rel, err)
+	}
+	off := size
+	if !started {
+		off = 0 // all hole: this piece truncates
+	}
+	_, err = a.call(ctx, &proto.Msg{Op: proto.OpWrite, Tree: s.tree, Path: s.guest(rel), Offset: off, Final: true, Length: size, Mode: perm})
+	return err
+}
+
+// forExtents calls fn with f's data up to size, in pieces of at most
+// piece bytes, skipping holes (SEEK_DATA/SEEK_HOLE; where the file system
+// cannot say, everything is data). A file that shrinks meanwhile ends
+// early: its change event brings the rest.
+func forExtents(f *os.File, size int64, piece int, fn func(off int64, data []byte) error) error {
+	buf := make([]byte, min(int64(piece), max(size, 1)))
+	fd := int(f.Fd())
 	for off := int64(0); off < size; {
 		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
-			break // only a hole is left
+			return nil // only a hole is left
 		}
 		if err != nil {
-			data = off // no SEEK_DATA: everything is data
+			data = off
 		}
 		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
 		if err != nil || hole > size {
 			hole = size
 		}
-		if !started && data > 0 {
-			if err := send(0, nil, false); err != nil {
-				return err
-			}
-		}
-		started = true
 		for p := data; p < hole; {
 			n, err := f.ReadAt(buf[:min(int64(len(buf)), hole-p)], p)
-			if n == 0 && err != nil {
-				if err == io.EOF { // shrank meanwhile: its event comes next time
-					return send(p, nil, true)
+			if n == 0 {
+				if err == io.EOF || err == nil {
+					return nil
 				}
-				return fmt.Errorf("workspace file %s: %w", rel, err)
-			}
-			final := p+int64(n) >= size
-			if err := send(p, buf[:n], final); err != nil {
 				return err
 			}
-			if final {
-				return nil
+			if err := fn(p, buf[:n]); err != nil {
+				return err
 			}
 			p += int64(n)
 		}
 		off = hole
 	}
-	if !started {
-		return send(0, nil, true) // all hole
-	}
-	return send(size, nil, true)
+	return nil
 }

@@ -59,6 +59,8 @@ func (h hostState) cost() int64 {
 // copied back, paths removed.
 type syncStats struct {
 	Examined, Sent, Removed, Pulled int
+	// Lazy counts the files of Sent that go in the background.
+	Lazy int
 }
 
 // syncer mirrors one host directory into a guest tree.
@@ -76,7 +78,11 @@ type syncer struct {
 	w       *watch.Set
 	noWatch bool // inotify failed: every push scans
 	full    bool // the next push scans everything
-	log     hclog.Logger
+	// lazy: large files go in the background (the workspace; libraries
+	// must be complete when sealed). noLazy: the guest cannot.
+	lazy, noLazy bool
+	fill         *filler
+	log          hclog.Logger
 
 	pushStats, pullStats syncStats
 }
@@ -94,13 +100,26 @@ func (s *syncer) guest(rel string) string {
 
 // reset forgets what the guest holds (a fresh or restored VM).
 func (s *syncer) reset() {
-	s.known, s.total, s.full = map[string]hostState{}, 0, true
+	s.known, s.total, s.full, s.noLazy = map[string]hostState{}, 0, true, false
+	s.fill.stopIfAny()
+	s.fill = nil
 }
 
-// close releases the change tracking.
+// close releases the change tracking and stops background transfers.
 func (s *syncer) close() {
 	s.w.Close()
 	s.w = nil
+	s.fill.stopIfAny()
+}
+
+// settled is closed when no background transfer is queued or running.
+func (s *syncer) settled() <-chan struct{} {
+	if s.fill == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return s.fill.done()
 }
 
 func (s *syncer) setKnown(rel string, st hostState) {

@@ -15,10 +15,20 @@ const (
 	// an OpWrite is the file's size (the guest truncates to it, so holes
 	// the host skipped stay holes).
 	OpWriteBatch = "write_batch"
-	OpRemove     = "remove"
-	OpMkdir      = "mkdir"
-	OpWipe       = "wipe"
-	OpPoweroff   = "poweroff"
+	// OpPlaceholder creates the workspace file Path of Length bytes whose
+	// content follows later in OpFill requests naming the same Pending
+	// id (large files, sent in the background). Until the last piece has
+	// arrived, guest code that opens the file waits (fanotify permission
+	// events), and the guest's scan does not report it. An error means
+	// the guest cannot do this: the host sends the file at once instead.
+	OpPlaceholder = "placeholder"
+	// OpFill writes Data at Offset into pending file Pending; Final ends
+	// it (Length: its size; -1: abandoned, the placeholder is removed).
+	OpFill     = "fill"
+	OpRemove   = "remove"
+	OpMkdir    = "mkdir"
+	OpWipe     = "wipe"
+	OpPoweroff = "poweroff"
 	// OpStopKernel kills kernel generation Gen and what it started, if it
 	// is the one running.
 	OpStopKernel = "stop_kernel"
@@ -86,6 +96,8 @@ type Msg struct {
 	// at to answer: the changed ones when it tracks changes, all of them
 	// when it had to walk the tree.
 	Examined int `json:"examined,omitempty"`
+	// Pending names a placeholder (placeholder, fill).
+	Pending uint64 `json:"pending,omitempty"`
 	// Files (write_batch) are whole small files written in one request.
 	Files []File `json:"files,omitempty"`
 }
