@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -148,7 +149,15 @@ func (d Display) MarshalJSON() ([]byte, error) {
 			out.Data[k] = base64.StdEncoding.EncodeToString(v)
 		}
 	}
-	return json.Marshal(out)
+	// HTML stays readable (<table>, not \u003ctable\u003e); an encoder that
+	// escapes HTML still escapes it when it writes this value.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
