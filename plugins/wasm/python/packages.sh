@@ -124,7 +124,7 @@ EOF
 assemble_data() {
   local stage=$1 libdest=$2 data=$1/data site
   build_pillow
-  phase "data python ($(printf '%s ' "${DATA_PACKAGES[@]}")): linking"
+  phase "data python (${DATA_PACKAGES[*]}): linking"
   rm -rf "$data"; mkdir -p "$data/lib"
   link_data_python "$W/build/python-data.wasm"
   "$LLVM_BIN/llvm-strip" --strip-debug -o "$data/python.wasm" "$W/build/python-data.wasm"
