@@ -2,6 +2,7 @@ package backend
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
 
@@ -25,8 +26,16 @@ func engineAttribute() sdk.ConfigAttribute {
 	}
 }
 
+// EngineEnv, when set in the plugin's environment, overrides the config's
+// engine: `mcpruntime bench` measures both engines with one runtime.hcl
+// (through the sandbox's env).
+const EngineEnv = "MCPRUNTIME_WASM_ENGINE"
+
 // engineName resolves the configured engine.
 func engineName(configured string) (string, error) {
+	if v := os.Getenv(EngineEnv); v != "" {
+		configured = v
+	}
 	switch configured {
 	case "":
 		return DefaultEngine(), nil
