@@ -52,7 +52,11 @@ Reports medians, 90th percentiles and ratios.`,
 			if backend == "" {
 				backend = cfg.Backend
 			}
-			rows, err := runBench(cmd.Context(), a, backend, n)
+			run := runBench
+			if _, ok := benchEngines[backend]; ok {
+				run = runEngineBench // one row per engine (bench_engines.go)
+			}
+			rows, err := run(cmd.Context(), a, backend, n)
 			if err != nil {
 				return &exitError{code: exitRuntime, err: err}
 			}
