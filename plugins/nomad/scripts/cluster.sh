@@ -120,7 +120,7 @@ client {
   no_host_uuid   = true
   node_class     = "mcpruntime"
   cgroup_parent  = "mcpruntime-nomad-client-$i"
-  cpu_total_compute = 4000
+  cpu_total_compute = 40000
   cni_path       = "${CNI_PATH:-/usr/lib/cni}"
   cni_config_dir = "$DIR/cni"
   options {
@@ -196,7 +196,7 @@ stop)
     case $root in "$DIR"/*) kill -KILL "${p#/proc/}" 2>/dev/null || true ;; esac
   done
   # The clients mount secrets/ and private dirs below their data dirs.
-  grep -o " $DIR/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  { grep -o " $DIR/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   if [[ -z ${2:-} && -n ${ADDR_FILE:-} && -f $ADDR_FILE ]] && cmp -s "$ADDR_FILE" "$DIR/addr" 2>/dev/null; then rm -f "$ADDR_FILE"; fi
   rm -rf "$DIR"
   echo "nomad-cluster: stopped"

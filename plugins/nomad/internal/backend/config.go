@@ -56,7 +56,7 @@ func DefaultSettings() Settings {
 		Python:      "/usr/bin/python3",
 		NetworkMode: "cni/mcpruntime-isolated",
 		Memory:      "1GiB",
-		CPU:         500,
+		CPU:         100,
 		Pids:        512,
 		JobPrefix:   "mcpruntime",
 		// The core recovers sessions right after it restarted a plugin.

@@ -126,8 +126,11 @@ func (e *engine) acquire(ctx context.Context, sessionID string, memory int64) (*
 	return sb, nil
 }
 
-// closeAll purges every job this engine placed (pool included).
+// close purges every job this engine placed (pool included) and the
+// orphaned jobs of earlier processes it did not recover: once the plugin
+// stops, nothing of its owner is left on the cluster.
 func (e *engine) close() {
+	e.sweepOrphans()
 	e.mu.Lock()
 	e.closed = true
 	e.mu.Unlock()

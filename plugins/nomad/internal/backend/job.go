@@ -89,6 +89,10 @@ func (e *engine) job(js jobSpec) *api.Job {
 	}
 	switch s.Driver {
 	case "exec":
+		// The exec driver hands its default capabilities (dac_override,
+		// setuid, chown, ...) to tasks of any user, and the chroot's files
+		// are hard links to the client's: sandbox code keeps none.
+		task.Config["cap_drop"] = []string{"all"}
 		if s.NetworkMode != "host" {
 			// Group network modes give the task a network namespace of
 			// its own; the default CNI network has only loopback.
@@ -98,6 +102,7 @@ func (e *engine) job(js jobSpec) *api.Job {
 		task.Config["image"] = s.Image
 		task.Config["network_mode"] = s.NetworkMode
 		task.Config["pids_limit"] = int(s.Pids)
+		task.Config["cap_drop"] = []string{"all"}
 	}
 	job := &api.Job{
 		ID:          ptr(js.id),
