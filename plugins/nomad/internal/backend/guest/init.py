@@ -49,14 +49,24 @@ def relay_pid():
         return 0
 
 
-def kill_others(keep):
+def others(keep):
     me = os.getpid()
-    for p in os.listdir("/proc"):
-        if p.isdigit() and int(p) not in keep and int(p) != me:
-            try:
-                os.kill(int(p), signal.SIGKILL)
-            except OSError:
-                pass
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in keep and int(p) != me]
+
+
+def kill_others(keep):
+    # Stop first, so that a fork bomb cannot replace what is killed, then
+    # kill; repeat until nothing is left (a process forked during a pass).
+    for _ in range(100):
+        pids = others(keep)
+        if not pids:
+            return
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            for p in pids:
+                try:
+                    os.kill(p, sig)
+                except OSError:
+                    pass
 
 
 def on_signal(sig, _frame):
