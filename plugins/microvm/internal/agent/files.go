@@ -299,6 +299,37 @@ func (f *files) write(m *proto.Msg) error {
 	return nil
 }
 
+// batchReadMax is the largest file a read_batch reply carries.
+const batchReadMax = 256 << 10
+
+// readBatch reads whole small files; those gone or too large are left out.
+func (f *files) readBatch(m *proto.Msg) (*proto.Msg, error) {
+	r := &proto.Msg{}
+	for _, file := range m.Files {
+		p, err := resolve(m.Tree, file.Path)
+		if err != nil {
+			return nil, err
+		}
+		fh, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		fi, err := fh.Stat()
+		if err != nil || !fi.Mode().IsRegular() || fi.Size() > batchReadMax {
+			fh.Close()
+			continue
+		}
+		data := make([]byte, fi.Size()+1)
+		n, err := io.ReadFull(fh, data)
+		fh.Close()
+		if n > int(fi.Size()) || (err != nil && err != io.ErrUnexpectedEOF && err != io.EOF) {
+			continue // grew while read: read alone
+		}
+		r.Files = append(r.Files, proto.File{Path: file.Path, Mode: uint32(fi.Mode().Perm()), Data: data[:n]})
+	}
+	return r, nil
+}
+
 // writeBatch writes whole small files.
 func (f *files) writeBatch(m *proto.Msg) error {
 	for _, file := range m.Files {

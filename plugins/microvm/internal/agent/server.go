@@ -145,6 +145,8 @@ func (s *server) handle(m *proto.Msg) {
 		err = s.files.write(m)
 	case proto.OpWriteBatch:
 		err = s.files.writeBatch(m)
+	case proto.OpReadBatch:
+		r, err = s.files.readBatch(m)
 	case proto.OpPlaceholder:
 		err = s.files.lazy.placeholder(m)
 	case proto.OpFill:

@@ -152,6 +152,8 @@ func (s *syncer) settle(root *nofollow.Dir) {
 		return
 	}
 	p := newPlan()
+	// What settling looks at is the pull's cost, not a push's.
+	defer func(st syncStats) { s.pushStats = st }(s.pushStats)
 	for rel := range dirty {
 		old, known := s.known[rel]
 		fi, err := root.Lstat(rel)

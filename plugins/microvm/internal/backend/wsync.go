@@ -170,6 +170,10 @@ func (s *syncer) pull(ctx context.Context, a *agentClient) error {
 		s.forgetKnown(rel)
 		s.pullStats.Removed++
 	}
+	pre, err := s.prefetch(ctx, a, r.Changed)
+	if err != nil {
+		return err
+	}
 	var total int64
 	// Paths with a symlink on the host where the guest has a directory are
 	// not copied back (the link is not followed); the others still are.
@@ -188,7 +192,7 @@ func (s *syncer) pull(ctx context.Context, a *agentClient) error {
 			if total > s.max {
 				return fmt.Errorf("the sandbox wrote more than max_workspace (%d MiB); %s and later files were not copied back", s.max>>20, e.Path)
 			}
-			err = s.pullFile(ctx, a, root, e)
+			err = s.pullFile(ctx, a, root, e, pre[e.Path])
 		}
 		if errors.Is(err, nofollow.ErrSymlink) {
 			refused = append(refused, e.Path)
@@ -211,13 +215,50 @@ func (s *syncer) pull(ctx context.Context, a *agentClient) error {
 	return nil
 }
 
+// prefetch reads the small changed files in batches (one round trip for
+// hundreds of files instead of one each); the map holds those read whole.
+func (s *syncer) prefetch(ctx context.Context, a *agentClient, changed []proto.Entry) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	var batch []proto.File
+	size := int64(0)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		r, err := a.call(ctx, &proto.Msg{Op: proto.OpReadBatch, Tree: s.tree, Files: batch})
+		if err != nil {
+			return err
+		}
+		for _, f := range r.Files {
+			if f.Data == nil {
+				f.Data = []byte{}
+			}
+			out[f.Path] = f.Data
+		}
+		batch, size = nil, 0
+		return nil
+	}
+	for _, e := range changed {
+		if e.Dir || e.Size > smallFile || !validRel(e.Path) {
+			continue
+		}
+		batch = append(batch, proto.File{Path: e.Path})
+		if size += e.Size; size >= batchBytes || len(batch) >= batchFiles {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, flush()
+}
+
 // errGuestGone: the guest deleted a file while it was being copied back.
 var errGuestGone = errors.New("deleted in the guest meanwhile")
 
 // pullFile copies the guest file e into the workspace: into a new file
 // renamed over whatever is at its path (a symlink or hard link there is
 // replaced, never written through).
-func (s *syncer) pullFile(ctx context.Context, a *agentClient, root *nofollow.Dir, e proto.Entry) error {
+func (s *syncer) pullFile(ctx context.Context, a *agentClient, root *nofollow.Dir, e proto.Entry, data []byte) error {
 	if d := path.Dir(e.Path); d != "." {
 		if err := root.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -230,6 +271,10 @@ func (s *syncer) pullFile(ctx context.Context, a *agentClient, root *nofollow.Di
 		}
 	}
 	err := root.ReplaceFile(e.Path, fs.FileMode(e.Mode).Perm()|0o600, func(f *os.File) error {
+		if data != nil {
+			_, err := f.Write(data)
+			return err
+		}
 		var off int64
 		for {
 			r, err := a.call(ctx, &proto.Msg{Op: proto.OpRead, Tree: s.tree, Path: e.Path, Offset: off, Length: chunk})

@@ -61,6 +61,12 @@ func startFakeGuest(t *testing.T) (*agentClient, *fakeGuest) {
 				}
 			case proto.OpScan:
 				r.Changed = g.changed
+			case proto.OpReadBatch:
+				for _, f := range m.Files {
+					if c, ok := g.content[f.Path]; ok {
+						r.Files = append(r.Files, proto.File{Path: f.Path, Data: c})
+					}
+				}
 			case proto.OpRead:
 				c, ok := g.content[m.Path]
 				if !ok {

@@ -15,6 +15,10 @@ const (
 	// an OpWrite is the file's size (the guest truncates to it, so holes
 	// the host skipped stay holes).
 	OpWriteBatch = "write_batch"
+	// OpReadBatch reads several whole small files (Files: paths only);
+	// the reply's Files hold those read whole (a file gone or grown past
+	// what a batch carries is left out: the host reads it alone).
+	OpReadBatch = "read_batch"
 	// OpPlaceholder creates the workspace file Path of Length bytes whose
 	// content follows later in OpFill requests naming the same Pending
 	// id (large files, sent in the background). Until the last piece has
