@@ -84,11 +84,11 @@ type RunRequest struct {
 }
 
 func (s *Server) routeRuns() {
-	s.mux.HandleFunc("POST /v1/runs", s.startRun)
-	s.mux.HandleFunc("GET /v1/runs", s.listRuns)
-	s.mux.HandleFunc("GET /v1/runs/{id}", s.getRun)
-	s.mux.HandleFunc("DELETE /v1/runs/{id}", s.cancelRun)
-	s.mux.HandleFunc("POST /v1/runs/{id}/resume", s.resumeRun)
+	s.Handle("POST /v1/runs", s.startRun)
+	s.Handle("GET /v1/runs", s.listRuns)
+	s.Handle("GET /v1/runs/{id}", s.getRun)
+	s.Handle("DELETE /v1/runs/{id}", s.cancelRun)
+	s.Handle("POST /v1/runs/{id}/resume", s.resumeRun)
 }
 
 var errNoRunner = errors.New("agent runs need an llm block in runtime.hcl (or OPENAI_BASE_URL)")

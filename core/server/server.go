@@ -47,6 +47,11 @@ type Server struct {
 	// labelTask labels a session's next replay steps with the task of the
 	// agent run executing them (WithRecorder).
 	labelTask func(session, task string)
+	// console: WithConsole serves the web console (its files and the
+	// login are public).
+	console bool
+	// patterns are the registered routes (Routes).
+	patterns []string
 }
 
 // Option configures a Server.
@@ -74,25 +79,36 @@ func New(m *session.Manager, opts ...Option) *Server {
 	}
 	s.bodies = newBodyReader(s.limits)
 	var h http.Handler = http.HandlerFunc(s.track)
-	if s.token != "" {
-		h = RequireToken(s.token, h)
-	}
+	h = s.authenticate(h)
 	s.handler = s.guard.Wrap(h, s.logger)
 	s.last.Store(time.Now().UnixNano())
-	s.mux.HandleFunc("GET /v1/health", s.health)
-	s.mux.HandleFunc("GET /v1/sessions", s.listSessions)
-	s.mux.HandleFunc("POST /v1/sessions", s.openSession)
-	s.mux.HandleFunc("DELETE /v1/sessions/{id}", s.closeSession)
-	s.mux.HandleFunc("POST /v1/sessions/{id}/execute", s.execute)
-	s.mux.HandleFunc("POST /v1/execute", s.execute)
-	s.mux.HandleFunc("POST /v1/execute/stream", s.execute)
-	s.mux.HandleFunc("POST /v1/shutdown", s.shutdown)
+	s.Handle("GET /v1/health", s.health)
+	s.Handle("GET /v1/sessions", s.listSessions)
+	s.Handle("POST /v1/sessions", s.openSession)
+	s.Handle("DELETE /v1/sessions/{id}", s.closeSession)
+	s.Handle("POST /v1/sessions/{id}/execute", s.execute)
+	s.Handle("POST /v1/execute", s.execute)
+	s.Handle("POST /v1/execute/stream", s.execute)
+	s.Handle("POST /v1/shutdown", s.shutdown)
+	s.Handle("GET "+OpenAPIPath, serveOpenAPI)
+	if s.console {
+		s.Handle("POST "+LoginPath, s.login)
+		s.Handle("GET "+LoginPath, s.whoami)
+		s.Handle("POST "+LogoutPath, s.logout)
+	}
 	s.routeRuns()
 	return s
 }
 
 // Handle adds a route (used by the agent's endpoints).
-func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(pattern, h) }
+func (s *Server) Handle(pattern string, h http.HandlerFunc) {
+	s.patterns = append(s.patterns, pattern)
+	s.mux.HandleFunc(pattern, h)
+}
+
+// Routes are the patterns of the registered routes (the OpenAPI
+// document's test checks it describes each).
+func (s *Server) Routes() []string { return append([]string(nil), s.patterns...) }
 
 // ServeHTTP implements http.Handler: the guard, authentication, activity
 // tracking, then the routes.
@@ -223,10 +239,10 @@ type Event struct {
 	HostCall *sdk.HostCallNotice `json:"host_call,omitempty"`
 	// Display is a rich output (type "display"): {"data": {mime: value}},
 	// binary types base64, as in Jupyter's notebook format.
-	Display *sdk.Display `json:"display,omitempty"`
-	Result   *sdk.ExecResult     `json:"result,omitempty"`
-	Session  string              `json:"session,omitempty"`
-	Error    string              `json:"error,omitempty"`
+	Display *sdk.Display    `json:"display,omitempty"`
+	Result  *sdk.ExecResult `json:"result,omitempty"`
+	Session string          `json:"session,omitempty"`
+	Error   string          `json:"error,omitempty"`
 }
 
 func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
