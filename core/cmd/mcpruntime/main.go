@@ -172,7 +172,7 @@ defaults when absent).`,
 	}
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "path to runtime.hcl (default ./runtime.hcl if present)")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "log level: trace, debug, info, warn, error (default warn, or $MCPRUNTIME_LOG)")
-	root.AddCommand(execCmd(a), pluginsCmd(a), doctorCmd(a), versionCmd(), serveCmd(a), daemonCmd(a), benchCmd(a), mcpCmd(a))
+	root.AddCommand(execCmd(a), pluginsCmd(a), doctorCmd(a), versionCmd(), serveCmd(a), daemonCmd(a), benchCmd(a), mcpCmd(a), consoleCmd(a))
 	cobra.OnFinalize(a.closeHubs)
 	addAgentCommands(root, a)
 	return root

@@ -56,6 +56,7 @@ session daemon that "exec --session" starts on demand.`,
 				a.log().Info("session daemon starting", "socket", daemon.SocketPath(cfg), "idle_exit", cfg.DaemonIdle)
 				return daemon.Serve(cmd.Context(), cfg, m, a.log(), opts...)
 			}
+			opts = append(opts, consoleOptions(a, cfg, rec)...)
 			addr := cfg.Server.Listen
 			if listen != "" {
 				addr = listen
