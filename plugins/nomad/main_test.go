@@ -202,7 +202,7 @@ func (h *harness) expect(t testing.TB, id, code, stdout string) {
 // its allocation runs on, by session id (meta or record).
 func sessionNodes(t testing.TB, c *api.Client) map[string]string {
 	t.Helper()
-	jobs, _, err := c.Jobs().List(&api.QueryOptions{Prefix: "mcpruntime-"})
+	jobs, _, err := c.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, &api.QueryOptions{Prefix: "mcpruntime-"})
 	if err != nil {
 		t.Fatal(err)
 	}

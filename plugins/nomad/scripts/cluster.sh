@@ -97,6 +97,10 @@ server {
   heartbeat_grace   = "5s"
   job_gc_threshold  = "1m"
   eval_gc_threshold = "1m"
+  # Sessions spread over the clients (binpack would fill one first).
+  default_scheduler_config {
+    scheduler_algorithm = "spread"
+  }
 }
 HCL
   local i

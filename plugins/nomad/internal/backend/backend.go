@@ -186,8 +186,13 @@ func (b *Backend) Close(ctx context.Context) error {
 	b.closed = true
 	e := b.engine
 	b.mu.Unlock()
+	sessions := b.sessions.TakeAll()
+	if e != nil {
+		// The jobs go first: the rest may be cut short.
+		e.purgeNow()
+	}
 	var wg sync.WaitGroup
-	for _, s := range b.sessions.TakeAll() {
+	for _, s := range sessions {
 		wg.Go(func() { s.close(ctx) })
 	}
 	wg.Wait()

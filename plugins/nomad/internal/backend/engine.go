@@ -88,17 +88,41 @@ func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, l
 	return e, nil
 }
 
-// track and forget keep the set of this engine's sandboxes.
-func (e *engine) track(sb *sandbox) {
+// track and forget keep the set of this engine's sandboxes. track
+// refuses once the engine is closing (its caller purges the sandbox).
+func (e *engine) track(sb *sandbox) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
 	e.live[sb.jobID] = sb
+	return true
 }
 
 func (e *engine) forget(sb *sandbox) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.live, sb.jobID)
+}
+
+// purgeNow purges, in parallel, every job this engine knows of (its
+// sandboxes' and the unrecovered orphans') without waiting for the tasks
+// to end: a plugin that is told to stop has seconds before it is killed.
+func (e *engine) purgeNow() {
+	e.mu.Lock()
+	e.closed = true
+	live := make([]*sandbox, 0, len(e.live))
+	for _, sb := range e.live {
+		live = append(live, sb)
+	}
+	e.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Go(e.sweepOrphans)
+	for _, sb := range live {
+		wg.Go(sb.stop)
+	}
+	wg.Wait()
 }
 
 // acquire gives a session a sandbox: a pooled one when the session's
@@ -130,10 +154,7 @@ func (e *engine) acquire(ctx context.Context, sessionID string, memory int64) (*
 // orphaned jobs of earlier processes it did not recover: once the plugin
 // stops, nothing of its owner is left on the cluster.
 func (e *engine) close() {
-	e.sweepOrphans()
-	e.mu.Lock()
-	e.closed = true
-	e.mu.Unlock()
+	e.purgeNow()
 	e.pool.Close()
 	e.mu.Lock()
 	left := make([]*sandbox, 0, len(e.live))

@@ -53,7 +53,10 @@ func (e *engine) placeOnce(ctx context.Context, session string, memory int64) (*
 		return nil, err
 	}
 	sb.k = k
-	e.track(sb)
+	if !e.track(sb) {
+		sb.Kill(ctx)
+		return nil, errors.New("backend is shutting down")
+	}
 	e.log.Debug("sandbox placed", "job", id, "node", alloc.NodeName, "took", time.Since(t0))
 	return sb, nil
 }

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/hashicorp/nomad/api"
@@ -81,7 +82,10 @@ func (e *engine) adopt(ctx context.Context, spec *sdk.SessionSpec, j *api.JobLis
 		}
 		sb.k = k
 		e.adoptOrphan(j.ID)
-		e.track(sb)
+		if !e.track(sb) {
+			sb.Kill(ctx)
+			return nil, errors.New("backend is shutting down")
+		}
 		s := e.newSession(spec, nil)
 		s.tr.cur = sb
 		s.Adopt(sb)

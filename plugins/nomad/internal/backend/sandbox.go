@@ -167,6 +167,23 @@ func (sb *sandbox) killLeftovers(ctx context.Context) error {
 // Kill implements kernel.Process: stop and purge the job, close the
 // channel. It returns once the channel has ended.
 func (sb *sandbox) Kill(ctx context.Context) {
+	sb.stop()
+	if sb.k == nil {
+		return
+	}
+	// The task's end closes the stream; a dead node's never does.
+	select {
+	case <-sb.k.done:
+		return
+	case <-time.After(5 * time.Second):
+	case <-ctx.Done():
+	}
+	sb.k.cancel()
+	<-sb.k.done
+}
+
+// stop purges the sandbox's job (once) without waiting for its end.
+func (sb *sandbox) stop() {
 	sb.killOnce.Do(func() {
 		sb.e.forget(sb)
 		sb.e.purge(sb.jobID)
@@ -174,16 +191,6 @@ func (sb *sandbox) Kill(ctx context.Context) {
 			sb.e.unrecord(sb.jobID)
 		}
 	})
-	if sb.k == nil {
-		return
-	}
-	// The task's end closes the stream; a dead node's never does.
-	select {
-	case <-sb.k.done:
-	case <-time.After(5 * time.Second):
-		sb.k.cancel()
-		<-sb.k.done
-	}
 }
 
 // Done implements kernel.Process.

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 func (e *engine) ourJobs(ctx context.Context) ([]*api.JobListStub, error) {
 	q := e.qopts(ctx)
 	q.Prefix = e.jobPrefix()
-	stubs, _, err := e.c.Jobs().List(q)
+	// Job meta is in the listing only when asked for.
+	stubs, _, err := e.c.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, q)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs %s*: %w", e.jobPrefix(), err)
 	}
@@ -50,6 +52,7 @@ func (e *engine) sweep(ctx context.Context) error {
 		e.orphans[j.ID] = j
 	}
 	e.purgeAll(gone)
+	e.sweepRecords(ctx, jobs)
 	if len(e.orphans) > 0 {
 		e.log.Info("jobs of sessions of an earlier plugin process kept for recovery", "jobs", len(e.orphans), "grace", e.s.recoveryGrace)
 		time.AfterFunc(e.s.recoveryGrace, e.sweepOrphans)
@@ -91,4 +94,24 @@ func (e *engine) purgeAll(ids []string) {
 		})
 	}
 	wg.Wait()
+}
+
+// sweepRecords removes the session records of this owner's jobs that no
+// longer exist (a job purged while no plugin ran).
+func (e *engine) sweepRecords(ctx context.Context, jobs []*api.JobListStub) {
+	exists := map[string]bool{}
+	for _, j := range jobs {
+		exists[j.ID] = true
+	}
+	vars, _, err := e.c.Variables().PrefixList(e.varPath(e.jobPrefix()), e.qopts(ctx))
+	if err != nil {
+		e.log.Warn("list session records", "error", err)
+		return
+	}
+	for _, v := range vars {
+		id := strings.TrimPrefix(v.Path, e.varPath(""))
+		if !exists[id] {
+			e.unrecord(id)
+		}
+	}
 }
