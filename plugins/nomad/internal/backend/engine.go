@@ -40,7 +40,35 @@ type engine struct {
 	// orphans are the session jobs a dead instance of this owner left,
 	// kept for RecoverSessions until the recovery grace ends.
 	orphans map[string]*api.JobListStub
-	closed  bool
+	// suspects are nodes whose channels broke without a task end, until
+	// the time given: placements avoid them.
+	suspects map[string]time.Time
+	closed   bool
+}
+
+// suspectFor is how long a node whose channel broke is avoided: longer
+// than the servers take to mark a dead node down.
+const suspectFor = time.Minute
+
+func (e *engine) suspect(nodeID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.suspects[nodeID] = time.Now().Add(suspectFor)
+}
+
+// avoided lists the suspect nodes still to be avoided.
+func (e *engine) avoided() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for id, until := range e.suspects {
+		if time.Now().After(until) {
+			delete(e.suspects, id)
+			continue
+		}
+		out = append(out, id)
+	}
+	return out
 }
 
 // ownerID is derived from the plugin's state directory (and the host),
@@ -65,7 +93,8 @@ func newEngine(ctx context.Context, s Settings, stateDir string, poolSize int, l
 	e := &engine{
 		s: s, c: c, namespace: cfg.Namespace, owner: ownerID(stateDir),
 		instance: strings.ToLower(rand.Text()[:8]), log: log,
-		live: map[string]*sandbox{}, orphans: map[string]*api.JobListStub{}, poolSize: poolSize,
+		live: map[string]*sandbox{}, orphans: map[string]*api.JobListStub{}, suspects: map[string]time.Time{},
+		poolSize: poolSize,
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

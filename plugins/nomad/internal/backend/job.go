@@ -125,6 +125,9 @@ func (e *engine) job(js jobSpec) *api.Job {
 			job.Constraints = append(job.Constraints, k)
 		}
 	}
+	for _, id := range e.avoided() {
+		job.Constraints = append(job.Constraints, &api.Constraint{LTarget: "${node.unique.id}", Operand: "!=", RTarget: id})
+	}
 	for _, a := range s.Affinities {
 		if k, err := parseAffinity(a); err == nil {
 			job.Affinities = append(job.Affinities, k)

@@ -103,6 +103,10 @@ func (sb *sandbox) exitOf(code int, streamErr error, tail string) kernel.Exit {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The node may be dying while the servers still list it as ready
+	// (they notice after the heartbeat grace): keep new placements off it
+	// for a while.
+	sb.e.suspect(sb.alloc.NodeID)
 	reason := fmt.Sprintf("the kernel's channel to %s ended", where)
 	if streamErr != nil {
 		reason += ": " + streamErr.Error()

@@ -105,7 +105,12 @@ func (s *session) afterExec(ctx context.Context, p kernel.Process, res *sdk.Exec
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if res.Error == sdk.ErrorTimeout && sb.alive() {
+	if !sb.alive() {
+		// The allocation ended with its kernel: its copy of the
+		// workspace went with it.
+		return
+	}
+	if res.Error == sdk.ErrorTimeout {
 		s.killLeftovers(rctx, sb)
 	}
 	if err := s.ws.pull(rctx, sb); err != nil {
