@@ -31,6 +31,25 @@ func benchWorkspaces(b *testing.B) [][2]string {
 		}
 		out = append(out, [2]string{"repo-workspace", repo})
 	}
+	// The repo's workspace/ of the day the issue measured it: 865
+	// entries, 13 MB, mostly replay logs (synthetic: 860 files of 1-31 KiB
+	// and five logs of 1.5 MiB).
+	logs := b.TempDir()
+	for i := range 860 {
+		p := filepath.Join(logs, fmt.Sprintf("s%03d/step-%d.json", i%40, i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(strings.Repeat("{}\n", (1+i%31)*1024/3)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		if err := os.WriteFile(filepath.Join(logs, fmt.Sprintf("replay-%d.jsonl", i)), []byte(strings.Repeat("{\"step\": 1}\n", 1536*1024/12)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	out = append(out, [2]string{"865-files-13MB", logs})
 	many := b.TempDir()
 	for i := range 5000 {
 		p := filepath.Join(many, fmt.Sprintf("d%02d/f%04d.txt", i%50, i))
