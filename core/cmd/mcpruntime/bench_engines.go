@@ -32,8 +32,8 @@ var benchEngines = map[string]struct {
 // Compute programs timed inside Python (seconds on stdout), the same for
 // native python3, the sandbox and Pyodide.
 const (
-	benchLoopCode = "import time\nt = time.perf_counter()\ns = 0\nfor i in range(2_000_000):\n    s += i * i % 7\nprint(time.perf_counter() - t)"
-	benchJSONCode = "import time, json\nt = time.perf_counter()\nfor _ in range(20_000):\n    json.loads(json.dumps({'a': [1, 2, 3], 'b': 'x' * 50}))\nprint(time.perf_counter() - t)"
+	benchLoopCode = "import time\nt = time.perf_counter()\ns = 0\nfor i in range(2_000_000):\n    s += i\nprint(time.perf_counter() - t)"
+	benchJSONCode = "import json, time\nd = {'a': list(range(50)), 'b': {'c': 'x' * 20, 'd': [1.5, None, True]}}\nt = time.perf_counter()\nfor _ in range(20_000):\n    d = json.loads(json.dumps(d))\nprint(time.perf_counter() - t)"
 )
 
 // pyodideVersion is the peer baseline, installed from npm into the cache.
@@ -87,7 +87,7 @@ func runEngineBench(ctx context.Context, a *app, backend string, n int) ([]bench
 		}
 		env[spec.env] = engine
 		sb.Env = env
-		er, err := benchEngine(ctx, a, backend, engine, sb.PoolSize, n, computeN, nativeStart, nativeLoop, nativeJSON)
+		er, err := benchEngine(ctx, a, backend, engine, sb.PoolSize, n, computeN, nativeStart)
 		if err != nil {
 			return nil, fmt.Errorf("engine %s: %w", engine, err)
 		}
@@ -109,7 +109,7 @@ func runEngineBench(ctx context.Context, a *app, backend string, n int) ([]bench
 }
 
 // benchEngine measures one engine: a pooled manager, then one without pools.
-func benchEngine(ctx context.Context, a *app, backend, engine string, pool, n, computeN int, nativeStart, nativeLoop, nativeJSON *benchRow) ([]benchRow, error) {
+func benchEngine(ctx context.Context, a *app, backend, engine string, pool, n, computeN int, nativeStart *benchRow) ([]benchRow, error) {
 	label := func(s string) string { return s + " [" + engine + "]" }
 	var rows []benchRow
 	m, err := a.manager()
@@ -132,40 +132,54 @@ func benchEngine(ctx context.Context, a *app, backend, engine string, pool, n, c
 		return nil, err
 	}
 	rows = append(rows, summarize(label("exec in existing session"), d))
-	newSession := func() error {
-		s, err := m.Open(ctx, session.Options{Backend: backend})
-		if err != nil {
-			return err
+	// A sample is Open + first exec; the Close after it is not timed.
+	newSession := func(m *session.Manager) func() (time.Duration, error) {
+		return func() (time.Duration, error) {
+			start := time.Now()
+			s, err := m.Open(ctx, session.Options{Backend: backend})
+			if err != nil {
+				return 0, err
+			}
+			_, err = benchExec(ctx, m, s, "print(1+1)")
+			d := time.Since(start)
+			if cerr := m.Close(ctx, s.ID); err == nil {
+				err = cerr
+			}
+			return d, err
 		}
-		defer m.Close(ctx, s.ID)
-		_, err = benchExec(ctx, m, s, "print(1+1)")
-		return err
 	}
 	if pool > 0 {
 		// Each sample takes from a full pool: the refill runs between.
 		var d []time.Duration
 		for range max(5, n/3) {
 			time.Sleep(400 * time.Millisecond)
-			x, err := measure(1, newSession)
+			x, err := newSession(m)()
 			if err != nil {
 				return nil, err
 			}
-			d = append(d, x...)
+			d = append(d, x)
 		}
 		rows = append(rows, summarize(label(fmt.Sprintf("pool (%d) → new session + first exec", pool)), d))
 	}
 	time.Sleep(400 * time.Millisecond)
-	d, err = measure(30, newSession)
+	d, err = samples(30, newSession(m))
 	if err != nil {
 		return nil, err
 	}
 	rows = append(rows, compare(summarize(label(fmt.Sprintf("30 sessions back to back (pool %d) + first exec", pool)), d), nativeStart))
-	for _, c := range []struct {
-		name, code string
-		base       *benchRow
-	}{{"compute: 2M-iteration loop", benchLoopCode, nativeLoop}, {"compute: 20,000 json round trips", benchJSONCode, nativeJSON}} {
-		var d []time.Duration
+	// Compute alternates with native python3 (the same program), so both
+	// see the same load on a shared machine; the ratio is to those runs.
+	py, pyErr := realPython()
+	for _, c := range []struct{ name, code string }{{"compute: 2M-iteration loop", benchLoopCode}, {"compute: 20,000 json round trips", benchJSONCode}} {
+		var d, native []time.Duration
 		for range computeN {
+			if pyErr == nil {
+				x, err := timedNative(py, c.code, 1)
+				if err != nil {
+					return nil, err
+				}
+				native = append(native, x...)
+			}
 			out, err := benchExec(ctx, m, first, c.code)
 			if err != nil {
 				return nil, err
@@ -176,7 +190,12 @@ func benchEngine(ctx context.Context, a *app, backend, engine string, pool, n, c
 			}
 			d = append(d, t)
 		}
-		rows = append(rows, compare(summarize(label(c.name), d), c.base))
+		var base *benchRow
+		if len(native) > 0 {
+			r := summarize(c.name+" [native, alternating with "+engine+"]", native)
+			base = &r
+		}
+		rows = append(rows, compare(summarize(label(c.name), d), base))
 	}
 	m.Shutdown(context.WithoutCancel(ctx))
 
@@ -191,20 +210,25 @@ func benchEngine(ctx context.Context, a *app, backend, engine string, pool, n, c
 		return nil, err
 	}
 	defer cold.Close(ctx, warm.ID)
-	d, err = measure(n, func() error {
-		s, err := cold.Open(ctx, session.Options{Backend: backend})
-		if err != nil {
-			return err
-		}
-		defer cold.Close(ctx, s.ID)
-		_, err = benchExec(ctx, cold, s, "print(1+1)")
-		return err
-	})
+	d, err = samples(n, newSession(cold))
 	if err != nil {
 		return nil, err
 	}
 	rows = append(rows, compare(summarize(label("cold new session (no pool) + first exec"), d), nativeStart))
 	return rows, nil
+}
+
+// samples runs f n times and collects the durations it reports.
+func samples(n int, f func() (time.Duration, error)) ([]time.Duration, error) {
+	out := make([]time.Duration, 0, n)
+	for range n {
+		d, err := f()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // benchExec runs code and returns its stdout.
@@ -295,6 +319,17 @@ func benchPyodide(ctx context.Context, a *app, k int, nativeLoop, nativeJSON *be
 	out, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("pyodide: %w", err)
+	}
+	// Native python3 again, right after: the same load on a shared machine.
+	if py, err := realPython(); err == nil {
+		if loop, err := timedNative(py, benchLoopCode, k); err == nil {
+			r := summarize("compute: 2M-iteration loop [native, after pyodide]", loop)
+			nativeLoop = &r
+		}
+		if js, err := timedNative(py, benchJSONCode, k); err == nil {
+			r := summarize("compute: 20,000 json round trips [native, after pyodide]", js)
+			nativeJSON = &r
+		}
 	}
 	var res struct {
 		LoadMs float64   `json:"load_ms"`
