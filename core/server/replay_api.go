@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"strconv"
 
@@ -79,6 +80,10 @@ func replayStatus(err error) int {
 
 func (a *replayAPI) list(w http.ResponseWriter, _ *http.Request) {
 	list, err := replay.List(a.ws)
+	if errors.Is(err, fs.ErrNotExist) {
+		// No workspace yet: nothing was recorded.
+		list, err = nil, nil
+	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
