@@ -533,8 +533,14 @@ def _repr_method(obj, name):
     return m if callable(m) else None
 
 
+# Built-in types have no rich representation: most last values are one.
+_PLAIN = frozenset((int, float, complex, bool, str, bytes, list, tuple, dict, set, frozenset, range, type(None)))
+
+
 def _mime_bundle(obj):
     """obj's rich representations as {mime: value}; {} when it has none."""
+    if type(obj) in _PLAIN:
+        return {}
     data = {}
     m = _repr_method(obj, "_repr_mimebundle_")
     if m is not None:
