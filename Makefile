@@ -18,7 +18,7 @@ LDFLAGS    := -s -w -X main.version=$(VERSION)
 # Backends built from this repository: every plugins/NAME with a Makefile.
 PLUGINS    := $(patsubst plugins/%/Makefile,%,$(wildcard plugins/*/Makefile))
 
-.PHONY: npm-deps all build core hostpython plugins deps run test test-core test-sdk test-examples test-plugins test-fuzz chaos proto bench clean
+.PHONY: npm-deps console-deps all build core hostpython plugins deps run test test-core test-sdk test-examples test-plugins test-fuzz chaos proto bench clean
 
 all: build
 
@@ -41,11 +41,16 @@ plugins:
 		$(MAKE) --no-print-directory -C plugins/$$p build BIN=$(PLUGIN_BIN); \
 	done
 
-deps: npm-deps ## install what the plugins need (Debian packages, daemons) and the MCP peers
+deps: npm-deps console-deps ## install what the plugins need (Debian packages, daemons) and the MCP peers
 	@set -e; for p in $(PLUGINS); do \
 		echo "==> dependencies of plugin $$p"; \
 		$(MAKE) --no-print-directory -C plugins/$$p deps; \
 	done
+
+# Headless Chromium (Debian's chromium) for the web console's browser tests
+# in core/cmd/mcpruntime; under CI=true they fail without it.
+console-deps:
+	@command -v chromium >/dev/null || { echo "installing chromium (the console's browser tests)"; apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends chromium; }
 
 # Real MCP servers and the official TypeScript client, pinned by
 # deps/npm/package-lock.json, installed into deps/npm/node_modules (never
