@@ -34,7 +34,10 @@ func pluginPath(t testing.TB) string {
 // launch starts the plugin as the core would and configures it.
 func launch(t testing.TB, poolSize int) *host.Plugin {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// The first Configure of a run compiles python.wasm and the
+	// pre-initialized image (wasmtime: ~10 s idle, minutes on a loaded
+	// shared machine); later ones load them from the cache.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	p, err := host.Launch(ctx, pluginPath(t))
 	if err != nil {
