@@ -16,11 +16,18 @@ function el(tag, attrs, ...kids) {
     else if (k === 'text') e.textContent = v;
     else e.setAttribute(k, v === true ? '' : v);
   }
-  for (const k of kids.flat()) {
+  for (const k of kids.flat(Infinity)) {
     if (k === undefined || k === null || k === false) continue;
     e.append(k instanceof Node ? k : document.createTextNode(String(k)));
   }
   return e;
+}
+
+// put replaces node's children with kids (arrays flattened, empty
+// values dropped, strings as text).
+function put(node, ...kids) {
+  node.replaceChildren(...kids.flat(Infinity).filter((k) => k !== undefined && k !== null && k !== false)
+    .map((k) => (k instanceof Node ? k : document.createTextNode(String(k)))));
 }
 
 function svgEl(tag, attrs, ...kids) {
@@ -51,7 +58,7 @@ async function api(method, path, body) {
     init.body = JSON.stringify(body);
   }
   const resp = await fetch(path, init);
-  if (resp.status === 401) {
+  if (resp.status === 401 && path !== '/v1/login') {
     location.hash = '#/login';
     throw new HTTPError(401, 'log in first');
   }
@@ -159,7 +166,7 @@ views.login = async (main) => {
       location.hash = '#/sessions';
     } catch (e) { toast(e.message, true); }
   });
-  main.replaceChildren(form);
+  put(main, form);
   rendered('login');
 };
 
@@ -182,7 +189,7 @@ views.sessions = async (main) => {
         try { await api('DELETE', '/v1/sessions/' + enc(s.id)); route(); } catch (e) { toast(e.message, true); }
       } }, 'End'))));
   }
-  main.replaceChildren(el('h1', {}, 'Sessions'), el('div', { class: 'row' }, backend, create),
+  put(main, el('h1', {}, 'Sessions'), el('div', { class: 'row' }, backend, create),
     el('table', {}, el('thead', {}, el('tr', {}, ['id', 'backend', 'age', 'state', 'execs', ''].map((h) => el('th', {}, h)))), tbody),
     live.length ? null : el('p', { class: 'muted' }, 'No live sessions.'),
     el('h2', {}, `Recorded sessions (${recorded.length})`), recordedTable(recorded.filter((r) => !liveIds.has(r.session))));
@@ -211,25 +218,29 @@ views.session = async (main, id) => {
   const state = el('div', { id: 'state' });
   const run = el('button', { class: 'primary', id: 'run' }, 'Run');
   const token = viewToken;
-  async function refreshState() {
+  // refreshState shows the latest step's variables and files; the
+  // variables are saved just after a step ends, so a missing save is
+  // asked for again a few times.
+  async function refreshState(retries = 0) {
     try {
       const st = await api('GET', '/v1/sessions/' + enc(id) + '/state');
       if (token !== viewToken) return;
+      if (!st.variables && retries > 0) { setTimeout(() => refreshState(retries - 1), 250); }
       const vars = (st.variables && st.variables.saved) || [];
-      state.replaceChildren(el('h2', {}, `Variables (after step ${st.step})`),
+      put(state, el('h2', {}, `Variables (after step ${st.step})`),
         el('p', { id: 'variables' }, vars.length ? vars.map((v) => el('code', { class: 'var' }, v, ' ')) : el('span', { class: 'muted' }, 'none saved')),
         el('h2', {}, 'Workspace files'),
         el('table', { id: 'files' }, el('tbody', {}, st.files.filter((f) => f.type !== 'dir').map((f) =>
           el('tr', {}, el('td', {}, f.path), el('td', { class: 'num' }, f.size || 0))))),
-        (st.problems || []).map((p) => el('p', { class: 'muted' }, p)));
+        ...(st.problems || []).map((p) => el('p', { class: 'muted' }, p)));
     } catch (e) {
-      if (token === viewToken) state.replaceChildren(el('p', { class: 'muted' }, 'No recorded steps yet.'));
+      if (token === viewToken) put(state, el('p', { class: 'muted' }, 'No recorded steps yet.'));
     }
   }
   async function exec() {
     run.disabled = true;
-    out.replaceChildren();
-    outputs.replaceChildren();
+    put(out);
+    put(outputs);
     result.textContent = 'running…';
     const t0 = performance.now();
     try {
@@ -257,10 +268,10 @@ views.session = async (main, id) => {
         }
       }
     } catch (e) {
-      result.replaceChildren(el('span', { class: 'fail' }, 'error: ' + e.message));
+      put(result, el('span', { class: 'fail' }, 'error: ' + e.message));
     } finally {
       run.disabled = false;
-      refreshState();
+      refreshState(20);
     }
     function onEvent(ev) {
       switch (ev.type) {
@@ -268,11 +279,11 @@ views.session = async (main, id) => {
         case 'stderr': out.append(el('span', { class: 'stderr' }, ev.data)); break;
         case 'display': outputs.append(displayNode(ev.display)); break;
         case 'host_call': out.append(el('span', { class: 'muted' }, `[${ev.host_call.method}] ${ev.host_call.detail || ''}\n`)); break;
-        case 'error': result.replaceChildren(el('span', { class: 'fail' }, 'error: ' + ev.error)); break;
+        case 'error': put(result, el('span', { class: 'fail' }, 'error: ' + ev.error)); break;
         case 'result': {
           const r = ev.result;
           const ok = r.exit_code === 0 && !r.error;
-          result.replaceChildren(el('span', { class: ok ? 'ok' : 'fail', id: 'exit' }, `exit ${r.exit_code}`),
+          put(result, el('span', { class: ok ? 'ok' : 'fail', id: 'exit' }, `exit ${r.exit_code}`),
             ` · ${fmtMs(r.duration / 1e6)} · wall ${fmtMs(performance.now() - t0)}`, r.message ? el('span', { class: 'fail' }, ' · ' + r.message) : null);
           break;
         }
@@ -281,7 +292,7 @@ views.session = async (main, id) => {
   }
   run.addEventListener('click', exec);
   code.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); exec(); } });
-  main.replaceChildren(el('h1', {}, 'Session ', el('code', { id: 'session-id' }, id)),
+  put(main, el('h1', {}, 'Session ', el('code', { id: 'session-id' }, id)),
     el('div', { class: 'row' }, el('a', { href: '#/replay/' + enc(id) }, 'Replay timeline')),
     el('div', { class: 'cols' }, el('div', {}, state), el('div', {}, code, el('div', { class: 'row' }, run, result), out, outputs)));
   await refreshState();
@@ -305,7 +316,7 @@ views.runs = async (main) => {
     tbody.append(el('tr', {}, el('td', {}, el('a', { href: '#/run/' + enc(r.id) }, r.id)), el('td', {}, badge(r.status)),
       el('td', {}, r.task), el('td', {}, r.session ? el('a', { href: '#/replay/' + enc(r.session) }, r.session) : ''), el('td', {}, age(r.started))));
   }
-  main.replaceChildren(el('h1', {}, 'Agent runs'), task, el('div', { class: 'row' }, backend, start),
+  put(main, el('h1', {}, 'Agent runs'), task, el('div', { class: 'row' }, backend, start),
     el('table', {}, el('thead', {}, el('tr', {}, ['run', 'status', 'task', 'session', 'started'].map((h) => el('th', {}, h)))), tbody));
   rendered('runs');
 };
@@ -329,14 +340,14 @@ views.run = async (main, id) => {
   const chart = el('div', {});
   const list = el('div', { id: 'run-steps' });
   let shown = 0;
-  main.replaceChildren(el('h1', {}, 'Run ', el('code', {}, id)), head, chart, list);
+  put(main, el('h1', {}, 'Run ', el('code', {}, id)), head, chart, list);
   async function poll() {
     if (token !== viewToken) return;
     let r;
     try { r = await api('GET', '/v1/runs/' + enc(id)); } catch (e) { toast(e.message, true); return; }
     if (token !== viewToken) return;
     const steps = r.steps || [];
-    head.replaceChildren(el('p', {}, badge(r.status), ' ', el('span', { id: 'run-status' }, r.status), ' · ', r.task,
+    put(head, el('p', {}, badge(r.status), ' ', el('span', { id: 'run-status' }, r.status), ' · ', r.task,
       r.session ? [' · session ', el('a', { href: '#/replay/' + enc(r.session), id: 'run-replay' }, r.session)] : null),
     el('div', { class: 'row' },
       r.status === 'running' ? el('button', { class: 'danger', id: 'cancel-run', onclick: () => api('DELETE', '/v1/runs/' + enc(id)).then(poll, (e) => toast(e.message, true)) }, 'Cancel') : null,
@@ -345,7 +356,7 @@ views.run = async (main, id) => {
     r.error ? el('p', { class: 'fail' }, r.error) : null);
     for (; shown < steps.length; shown++) list.append(stepCard(steps[shown]));
     // Model time is the step's whole time minus the sandbox's.
-    chart.replaceChildren(steps.length ? timelineChart(steps.map((s) => {
+    put(chart, steps.length ? timelineChart(steps.map((s) => {
       const sbx = s.result ? s.result.duration / 1e6 : 0;
       return { label: s.step, sandbox: sbx, llm: Math.max(0, (s.duration_ns || 0) / 1e6 - sbx), failed: s.result && s.result.exit_code !== 0 };
     }), 'Step time') : null);
@@ -358,7 +369,7 @@ views.run = async (main, id) => {
 views.replay = async (main, id, stepText) => {
   if (!id) {
     const list = await api('GET', '/v1/replay');
-    main.replaceChildren(el('h1', {}, `Recorded sessions (${list.length})`), recordedTable(list));
+    put(main, el('h1', {}, `Recorded sessions (${list.length})`), recordedTable(list));
     rendered('replay-list');
     return;
   }
@@ -377,7 +388,7 @@ views.replay = async (main, id, stepText) => {
   }
   listBox.append(frag);
   const real = steps.filter((s) => s.step > 0);
-  main.replaceChildren(el('h1', {}, 'Replay ', el('code', {}, id)),
+  put(main, el('h1', {}, 'Replay ', el('code', {}, id)),
     el('p', { class: 'muted' }, `${data.total} steps`, steps[0] && steps[0].task ? ' · task: ' + steps[0].task : ''),
     real.length ? timelineChart(real.map((s) => ({ label: s.step, sandbox: s.duration_ms, failed: !s.ok })), 'Step durations') : null,
     el('div', { class: 'cols' }, listBox, detail));
@@ -401,7 +412,7 @@ async function showStep(box, id, s) {
   };
   const diffBox = el('div', { id: 'diff', class: 'diff' }, el('p', { class: 'muted' }, 'Loading the workspace diff…'));
   const outBox = el('div', { id: 'step-outputs' });
-  box.replaceChildren(el('div', { class: 'card' },
+  put(box, el('div', { class: 'card' },
     el('h3', {}, `Step ${s.step}`, ' · ', el('span', { class: s.ok ? 'ok' : 'fail' }, s.ok ? 'ok' : `failed (exit ${s.exit})`), ` · ${fmtMs(s.duration_ms)} · ${s.backend}`),
     el('div', { class: 'row' },
       el('button', { class: 'primary', id: 'fork', onclick: branch('fork') }, 'Fork from here'),
@@ -418,14 +429,14 @@ async function showStep(box, id, s) {
     s.outputs && s.outputs.length ? api('GET', `/v1/replay/${enc(id)}/steps/${s.step}/outputs`).catch(() => []) : [],
   ]);
   if (token !== viewToken) return;
-  outBox.replaceChildren(...outs.map(displayNode));
-  if (diff.error) { diffBox.replaceChildren(el('p', { class: 'fail' }, diff.error)); return; }
+  put(outBox, ...outs.map(displayNode));
+  if (diff.error) { put(diffBox, el('p', { class: 'fail' }, diff.error)); return; }
   const section = (label, kind, files) => files.map((f) => el('div', { class: 'file ' + kind, 'data-path': f.path },
     el('p', {}, el('strong', {}, label + ' '), el('code', {}, f.path), el('span', { class: 'muted' }, ` ${f.size} bytes`)),
     f.diff ? diffPre(f.diff) : (f.binary ? el('p', { class: 'muted' }, 'binary or large: no text diff') : null)));
   const n = diff.added.length + diff.removed.length + diff.changed.length;
-  diffBox.replaceChildren(el('p', { class: 'muted' }, n ? `against step ${diff.from}: ${diff.added.length} added, ${diff.removed.length} removed, ${diff.changed.length} changed` : `no change against step ${diff.from}`),
-    section('added', 'added', diff.added), section('removed', 'removed', diff.removed), section('changed', 'changed', diff.changed));
+  put(diffBox, el('p', { class: 'muted' }, n ? `against step ${diff.from}: ${diff.added.length} added, ${diff.removed.length} removed, ${diff.changed.length} changed` : `no change against step ${diff.from}`),
+    ...section('added', 'added', diff.added), ...section('removed', 'removed', diff.removed), ...section('changed', 'changed', diff.changed));
 }
 
 function diffPre(text) {
@@ -439,7 +450,7 @@ function diffPre(text) {
 
 views.skills = async (main) => {
   const list = await api('GET', '/v1/skills');
-  main.replaceChildren(el('h1', {}, `Skills (${list.length})`),
+  put(main, el('h1', {}, `Skills (${list.length})`),
     list.length ? null : el('p', { class: 'muted' }, 'No skills saved yet: agent runs save working functions as skills.'),
     el('div', { id: 'skills' }, list.map((s) => el('div', { class: 'card skill', 'data-skill': s.name },
       el('h3', {}, el('code', {}, s.name + (s.signature || '').replace(/^run/, '')), s.version ? ` · v${s.version}` : ''),
@@ -457,15 +468,15 @@ views.backends = async (main) => {
   const doctorBox = el('div', { id: 'doctor' });
   const run = el('button', { id: 'run-doctor', onclick: async () => {
     run.disabled = true;
-    doctorBox.replaceChildren(el('p', { class: 'muted' }, 'Running doctor (starts every backend)…'));
+    put(doctorBox, el('p', { class: 'muted' }, 'Running doctor (starts every backend)…'));
     try {
       const checks = await api('GET', '/v1/doctor');
-      doctorBox.replaceChildren(el('table', {}, el('tbody', {}, checks.map((c) => el('tr', {},
+      put(doctorBox, el('table', {}, el('tbody', {}, checks.map((c) => el('tr', {},
         el('td', { class: c.ok ? (c.warn ? '' : 'ok') : 'fail' }, c.ok ? (c.warn ? 'warn' : 'ok') : 'FAIL'), el('td', {}, c.name), el('td', {}, c.info, c.fix && (!c.ok || c.warn) ? el('div', { class: 'muted' }, 'fix: ' + c.fix) : null))))));
-    } catch (e) { doctorBox.replaceChildren(el('p', { class: 'fail' }, e.message)); }
+    } catch (e) { put(doctorBox, el('p', { class: 'fail' }, e.message)); }
     run.disabled = false;
   } }, 'Run doctor');
-  main.replaceChildren(el('h1', {}, 'Backends'),
+  put(main, el('h1', {}, 'Backends'),
     el('table', { id: 'plugins' }, el('thead', {}, el('tr', {}, ['name', 'version', 'protocol', 'isolation', 'snapshots', 'libraries', 'path'].map((h) => el('th', {}, h)))),
       el('tbody', {}, plugins.map((p) => {
         const caps = (p.info && p.info.capabilities) || {};
@@ -490,7 +501,7 @@ async function route() {
   try {
     await view(main, ...parts.slice(1));
   } catch (e) {
-    if (e.status !== 401) main.replaceChildren(el('p', { class: 'fail', id: 'view-error' }, e.message));
+    if (e.status !== 401) put(main, el('p', { class: 'fail', id: 'view-error' }, e.message));
   }
 }
 
