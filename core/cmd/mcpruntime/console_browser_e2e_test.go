@@ -155,10 +155,12 @@ func (b *browser) open(url string) {
 	b.do("open "+url, chromedp.Navigate("about:blank"), chromedp.Navigate(url))
 }
 
-func (b *browser) screenshot(path string) {
+func (b *browser) screenshot(path string) { b.capture(path, chromedp.FullScreenshot(100)) }
+
+func (b *browser) capture(path string, how chromedp.Action[[]byte]) {
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(ctx, how)
 	if err == nil {
 		_ = os.MkdirAll(filepath.Dir(path), 0o755)
 		err = os.WriteFile(path, png, 0o644)
@@ -171,7 +173,7 @@ func (b *browser) screenshot(path string) {
 // shot keeps a picture of the page for the README when asked to.
 func (b *browser) shot(name string) {
 	if b.shots != "" {
-		b.screenshot(filepath.Join(b.shots, "console-"+name+".png"))
+		b.capture(filepath.Join(b.shots, "console-"+name+".png"), chromedp.CaptureScreenshot())
 	}
 }
 
@@ -213,7 +215,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		waitTrue(b, "the cell's end", `!!document.querySelector('#exit') && document.querySelector('#exit').textContent === 'exit 0' && document.querySelector('#out').textContent.includes('line 4')`)
 		// An HTML output renders in a sandboxed frame, never in the page.
-		html := "from IPython.display import display, HTML\ndisplay(HTML('<b id=\"injected\">bold</b><script>parent.document.title=\"owned\"</script>'))\nx = 7"
+		html := "from IPython.display import display, HTML\ndisplay(HTML('<table><tr><th>name</th><th>n</th></tr><tr><td>alpha</td><td>1</td></tr></table><b id=\"injected\">bold</b><script>parent.document.title=\"owned\"</script>'))\nx = 7"
 		b.do("run an HTML output", chromedp.SetValue(chromedp.CSS("#code"), html), chromedp.Click(chromedp.CSS("#run")))
 		waitTrue(b, "the HTML output", `!!document.querySelector('#outputs iframe.html-output') && !!document.querySelector('#exit')`)
 		if got := eval[string](b, `[document.querySelector('#outputs iframe').getAttribute('sandbox'), !!document.getElementById('injected'), document.title].join('|')`); got != "|false|mcpruntime console" {

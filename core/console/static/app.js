@@ -180,6 +180,7 @@ views.sessions = async (main) => {
     } catch (e) { toast(e.message, true); }
   } }, 'New session');
   const liveIds = new Set(live.map((s) => s.id));
+  const ended = recorded.filter((r) => !liveIds.has(r.session));
   const tbody = el('tbody', { id: 'live-sessions' });
   for (const s of live) {
     tbody.append(el('tr', { 'data-session': s.id },
@@ -192,7 +193,7 @@ views.sessions = async (main) => {
   put(main, el('h1', {}, 'Sessions'), el('div', { class: 'row' }, backend, create),
     el('table', {}, el('thead', {}, el('tr', {}, ['id', 'backend', 'age', 'state', 'execs', ''].map((h) => el('th', {}, h)))), tbody),
     live.length ? null : el('p', { class: 'muted' }, 'No live sessions.'),
-    el('h2', {}, `Recorded sessions (${recorded.length})`), recordedTable(recorded.filter((r) => !liveIds.has(r.session))));
+    el('h2', {}, `Recorded sessions (${ended.length} ended)`), recordedTable(ended));
   rendered('sessions');
 };
 
@@ -232,6 +233,7 @@ views.session = async (main, id) => {
         el('h2', {}, 'Workspace files'),
         el('table', { id: 'files' }, el('tbody', {}, st.files.filter((f) => f.type !== 'dir').map((f) =>
           el('tr', {}, el('td', {}, f.path), el('td', { class: 'num' }, f.size || 0))))),
+        st.files.some((f) => f.type !== 'dir') ? null : el('p', { class: 'muted' }, 'none'),
         ...(st.problems || []).map((p) => el('p', { class: 'muted' }, p)));
     } catch (e) {
       if (token === viewToken) put(state, el('p', { class: 'muted' }, 'No recorded steps yet.'));
@@ -355,11 +357,21 @@ views.run = async (main, id) => {
     r.result && r.result.answer ? el('div', { class: 'card' }, el('h3', {}, 'Answer'), el('pre', { id: 'answer' }, r.result.answer)) : null,
     r.error ? el('p', { class: 'fail' }, r.error) : null);
     for (; shown < steps.length; shown++) list.append(stepCard(steps[shown]));
-    // Model time is the step's whole time minus the sandbox's.
-    put(chart, steps.length ? timelineChart(steps.map((s) => {
-      const sbx = s.result ? s.result.duration / 1e6 : 0;
-      return { label: s.step, sandbox: sbx, llm: Math.max(0, (s.duration_ns || 0) / 1e6 - sbx), failed: s.result && s.result.exit_code !== 0 };
-    }), 'Step time') : null);
+    // The replay log times each step's end; the time between the end of
+    // one step (or the run's start) and the start of the next is the
+    // model's (and the loop's) time.
+    const rec = r.session ? await api('GET', '/v1/replay/' + enc(r.session)).catch(() => null) : null;
+    if (token !== viewToken) return;
+    const started = new Date(r.started).getTime();
+    const mine = ((rec && rec.steps) || []).filter((e) => e.step > 0 && new Date(e.time).getTime() >= started);
+    let prevEnd = started;
+    const bars = mine.map((e) => {
+      const end = new Date(e.time).getTime();
+      const bar = { label: e.step, sandbox: e.duration_ms, llm: Math.max(0, end - e.duration_ms - prevEnd), failed: !e.ok };
+      prevEnd = end;
+      return bar;
+    });
+    put(chart, bars.length ? timelineChart(bars, 'Step time: model vs sandbox') : null);
     rendered('run');
     if (r.status === 'running') setTimeout(poll, 300);
   }
