@@ -192,6 +192,24 @@ func TestConsoleAPIMatchesOpenAPI(t *testing.T) {
 		must(v.call(b, "GET", p, nil, nil), http.StatusOK, "GET "+p)
 	}
 	must(v.call(b, "POST", "/v1/login", map[string]string{"token": "no-token-is-configured"}, nil), http.StatusOK, "login")
+	// curl pretending to be another site's page: the console and its API
+	// refuse it (403, no CORS headers) before anything runs.
+	for _, p := range []string{"/", "/console/app.js", "/v1/sessions", "/v1/login"} {
+		for _, h := range []map[string]string{{"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}} {
+			req, _ := http.NewRequest("GET", b+p, nil)
+			for k, val := range h {
+				req.Header.Set(k, val)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+				t.Fatalf("GET %s with %v: %s", p, h, resp.Status)
+			}
+		}
+	}
 	must(v.call(b, "POST", "/v1/logout", map[string]any{}, nil), http.StatusOK, "logout")
 
 	var sess struct{ ID string }

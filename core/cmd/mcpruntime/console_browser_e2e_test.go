@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -298,6 +299,38 @@ func TestConsoleInBrowser(t *testing.T) {
 		var list []any
 		if code := f.do("GET", "/v1/skills", nil, &list); code != http.StatusOK || len(list) != 0 {
 			t.Fatalf("skills after the delete: %d %v", code, list)
+		}
+	})
+
+	// A page of another origin in the same browser can neither read the
+	// API nor make it act (a no-cors POST is refused before it runs).
+	t.Run("cross-origin page refused", func(t *testing.T) {
+		b.t = t
+		var before []any
+		f.do("GET", "/v1/sessions", nil, &before)
+		evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprint(w, "<!doctype html><title>elsewhere</title>")
+		}))
+		defer evil.Close()
+		b.open(evil.URL + "/")
+		got := wait[string](b, "the cross-origin attempts", fmt.Sprintf(`(window.__r ||= (async () => {
+			const out = [];
+			try { const r = await fetch(%[1]s + '/v1/sessions'); out.push('read ' + r.status); } catch (e) { out.push('read blocked'); }
+			try { await fetch(%[1]s + '/v1/sessions', {method: 'POST', mode: 'no-cors', headers: {'Content-Type': 'text/plain'}, body: '{}'}); out.push('post sent'); } catch (e) { out.push('post blocked'); }
+			try { await fetch(%[1]s + '/v1/execute', {method: 'POST', mode: 'no-cors', body: '{"code": "open(\'pwned\', \'w\')"}'}); out.push('exec sent'); } catch (e) { out.push('exec blocked'); }
+			window.__done = out.join(', ');
+		})(), window.__done)`, jsString(f.base)))
+		t.Logf("from %s: %s", evil.URL, got)
+		if !strings.HasPrefix(got, "read blocked") {
+			t.Fatalf("a page of another origin read the API: %s", got)
+		}
+		var after []any
+		f.do("GET", "/v1/sessions", nil, &after)
+		if len(after) != len(before) {
+			t.Fatalf("a cross-origin POST created a session: %d → %d sessions (%s)", len(before), len(after), got)
+		}
+		if _, err := os.Stat(filepath.Join(f.ws, "pwned")); err == nil {
+			t.Fatal("a cross-origin POST ran code")
 		}
 	})
 
