@@ -56,10 +56,10 @@ func (e *engine) suspect(nodeID string) {
 	e.suspects[nodeID] = time.Now().Add(suspectFor)
 }
 
-// avoided lists the suspect nodes still to be avoided.
-func (e *engine) avoided() []string {
+// avoided lists the suspect nodes still to be avoided; none when every
+// ready node is suspect (a placement that waits beats one that cannot be).
+func (e *engine) avoided(ctx context.Context) []string {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	var out []string
 	for id, until := range e.suspects {
 		if time.Now().After(until) {
@@ -68,7 +68,24 @@ func (e *engine) avoided() []string {
 		}
 		out = append(out, id)
 	}
-	return out
+	e.mu.Unlock()
+	if len(out) == 0 {
+		return nil
+	}
+	nodes, _, err := e.c.Nodes().List(e.qopts(ctx))
+	if err != nil {
+		return out
+	}
+	avoid := map[string]bool{}
+	for _, id := range out {
+		avoid[id] = true
+	}
+	for _, n := range nodes {
+		if n.Status == api.NodeStatusReady && !avoid[n.ID] {
+			return out
+		}
+	}
+	return nil
 }
 
 // ownerID is derived from the plugin's state directory (and the host),

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"context"
 	_ "embed"
 	"fmt"
 	"strconv"
@@ -46,7 +47,7 @@ type jobSpec struct {
 // job builds the Nomad job of one sandbox: a batch job with one task that
 // runs init (process 1), which starts the kernel. It is never restarted
 // or rescheduled: a new kernel is a new allocation, placed by the caller.
-func (e *engine) job(js jobSpec) *api.Job {
+func (e *engine) job(ctx context.Context, js jobSpec) *api.Job {
 	s := e.s
 	role := rolePool
 	if js.session != "" {
@@ -125,7 +126,7 @@ func (e *engine) job(js jobSpec) *api.Job {
 			job.Constraints = append(job.Constraints, k)
 		}
 	}
-	for _, id := range e.avoided() {
+	for _, id := range e.avoided(ctx) {
 		job.Constraints = append(job.Constraints, &api.Constraint{LTarget: "${node.unique.id}", Operand: "!=", RTarget: id})
 	}
 	for _, a := range s.Affinities {

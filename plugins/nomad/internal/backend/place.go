@@ -38,7 +38,7 @@ func (e *engine) place(ctx context.Context, session string, memory int64) (*sand
 func (e *engine) placeOnce(ctx context.Context, session string, memory int64) (*sandbox, error) {
 	id := e.newJobID()
 	t0 := time.Now()
-	if _, _, err := e.c.Jobs().Register(e.job(jobSpec{id: id, session: session, memory: memory}), e.wopts(ctx)); err != nil {
+	if _, _, err := e.c.Jobs().Register(e.job(ctx, jobSpec{id: id, session: session, memory: memory}), e.wopts(ctx)); err != nil {
 		return nil, fmt.Errorf("register job %s: %w", id, err)
 	}
 	alloc, err := e.waitRunning(ctx, id)

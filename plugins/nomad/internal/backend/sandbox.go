@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,6 +27,9 @@ type sandbox struct {
 	k       *channel
 
 	killOnce sync.Once
+	// stopped: its job was purged by this process (a channel that ends
+	// then says nothing about the node).
+	stopped atomic.Bool
 }
 
 // channel is the kernel's framed channel over one alloc exec stream
@@ -74,6 +78,9 @@ func (sb *sandbox) connect(ctx context.Context, fresh bool) (*channel, error) {
 // exitOf says how the kernel's channel ended: the task's end as Nomad
 // recorded it (exit status, the OOM killer), or the node's loss.
 func (sb *sandbox) exitOf(code int, streamErr error, tail string) kernel.Exit {
+	if sb.stopped.Load() {
+		return kernel.Exit{Code: 1, Reason: "the session's allocation was stopped", Tail: tail, SandboxLost: true}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	where := fmt.Sprintf("allocation %s on node %s", shortID(sb.alloc.ID), sb.alloc.NodeName)
@@ -189,6 +196,7 @@ func (sb *sandbox) Kill(ctx context.Context) {
 // stop purges the sandbox's job (once) without waiting for its end.
 func (sb *sandbox) stop() {
 	sb.killOnce.Do(func() {
+		sb.stopped.Store(true)
 		sb.e.forget(sb)
 		sb.e.purge(sb.jobID)
 		if sb.session != "" {
