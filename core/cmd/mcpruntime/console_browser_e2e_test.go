@@ -111,7 +111,17 @@ func wait[T any](b *browser, what, expr string) T {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
 	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Poll[T](expr, chromedp.WithPollingTimeout(55*time.Second), chromedp.WithPollingInterval(10*time.Millisecond)))
+	var v T
+	var err error
+	// Right after a navigation the page's JavaScript context can be
+	// replaced under a call ("Cannot find context"): that call is retried.
+	for try := 0; try < 5; try++ {
+		v, err = chromedp.Run(ctx, chromedp.Poll[T](expr, chromedp.WithPollingTimeout(55*time.Second), chromedp.WithPollingInterval(10*time.Millisecond)))
+		if err == nil || !strings.Contains(err.Error(), "Cannot find context") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		b.fail("waiting for %s (%s): %v", what, expr, err)
 	}
@@ -143,7 +153,15 @@ func eval[T any](b *browser, expr string) T {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	var v T
+	var err error
+	for try := 0; try < 5; try++ {
+		v, err = chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+		if err == nil || !strings.Contains(err.Error(), "Cannot find context") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		b.t.Fatalf("evaluate %s: %v", expr, err)
 	}
@@ -153,7 +171,7 @@ func eval[T any](b *browser, expr string) T {
 // open loads url as a new document (not a hash change).
 func (b *browser) open(url string) {
 	b.t.Helper()
-	b.do("open "+url, chromedp.Navigate("about:blank"), chromedp.Navigate(url))
+	b.do("open "+url, chromedp.Navigate("about:blank"), chromedp.Navigate(url), chromedp.WaitReady(chromedp.CSS("body")))
 }
 
 func (b *browser) screenshot(path string) { b.capture(path, chromedp.FullScreenshot(100)) }
@@ -340,6 +358,27 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.view("backends")
 		waitTrue(b, "hostpython listed", `document.querySelector('#plugins').textContent.includes('hostpython')`)
 		b.shot("backends")
+	})
+
+	t.Run("bench chart", func(t *testing.T) {
+		b.t = t
+		// The shape of `mcpruntime bench --json`.
+		file := filepath.Join(t.TempDir(), "bench.json")
+		bench := `{"backend": "hostpython", "results": [
+			{"name": "python3 (native) compute", "n": 5, "median_ms": 310.5, "p90_ms": 330.1},
+			{"name": "hostpython compute", "n": 5, "median_ms": 402.7, "p90_ms": 451.0, "baseline": "python3 (native) compute", "ratio": 1.3},
+			{"name": "hostpython exec print(1)", "n": 20, "median_ms": 2.4, "p90_ms": 3.9}]}`
+		if err := os.WriteFile(file, []byte(bench), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b.open(f.base + "/#/bench")
+		b.view("bench")
+		b.do("pick the file", chromedp.SetUploadFiles(chromedp.CSS("#bench-file"), []string{file}))
+		b.view("bench-chart")
+		if n := eval[int](b, `document.querySelectorAll('.bench-run[data-backend="hostpython"] rect.sbx').length`); n != 3 {
+			t.Fatalf("%d bars, want 3", n)
+		}
+		b.shot("bench")
 	})
 
 	// Load times with the Performance API: from the navigation's start to

@@ -500,6 +500,49 @@ views.backends = async (main) => {
   rendered('backends');
 };
 
+// views.bench charts `mcpruntime bench --json` files the user picks (read
+// in the page, sent nowhere): per backend, each operation's median and
+// p90 on a log scale, with its ratio to the baseline.
+views.bench = async (main) => {
+  const charts = el('div', { id: 'bench-charts' });
+  const input = el('input', { type: 'file', id: 'bench-file', accept: '.json,application/json', multiple: true });
+  input.addEventListener('change', async () => {
+    const runs = [];
+    for (const f of input.files) {
+      try {
+        const v = JSON.parse(await f.text());
+        for (const r of Array.isArray(v) ? v : [v]) if (r && Array.isArray(r.results)) runs.push(r);
+      } catch (e) { toast(f.name + ': ' + e.message, true); }
+    }
+    put(charts, runs.map(benchChart));
+    rendered('bench-chart');
+  });
+  put(main, el('h1', {}, 'Benchmarks'),
+    el('p', { class: 'muted' }, 'Pick the output of ', el('code', {}, 'mcpruntime bench --json'), ' (one file per backend, or several at once) to chart it.'),
+    el('div', { class: 'row' }, input), charts);
+  rendered('bench');
+};
+
+function benchChart(run) {
+  const rows = run.results;
+  const w = 820, left = 260, rowH = 22, h = rows.length * rowH + 40;
+  const max = Math.max(1, ...rows.map((r) => r.p90_ms || r.median_ms || 0));
+  const lo = Math.log10(0.1), hi = Math.log10(max * 1.2);
+  const x = (ms) => left + (w - left - 20) * (Math.log10(Math.max(0.1, ms)) - lo) / (hi - lo);
+  const svg = svgEl('svg', { class: 'chart bench', width: w, height: h, viewBox: `0 0 ${w} ${h}`, role: 'img', 'aria-label': 'bench ' + (run.backend || '') });
+  rows.forEach((r, i) => {
+    const y = 24 + i * rowH;
+    svg.append(svgEl('text', { x: left - 8, y: y + 12, 'text-anchor': 'end' }, r.name));
+    const bar = svgEl('rect', { x: left, y: y + 2, width: Math.max(1, x(r.median_ms) - left), height: rowH - 8, class: 'sbx' });
+    bar.append(svgEl('title', {}, `${r.name}: median ${fmtMs(r.median_ms)}, p90 ${fmtMs(r.p90_ms || r.median_ms)} (n=${r.n})`));
+    svg.append(bar);
+    if (r.p90_ms) svg.append(svgEl('rect', { x: x(r.p90_ms) - 1, y: y, width: 2, height: rowH - 4, class: 'llm' }));
+    svg.append(svgEl('text', { x: x(r.p90_ms || r.median_ms) + 6, y: y + 12 }, fmtMs(r.median_ms) + (r.ratio ? ` · ${r.ratio.toFixed(2)}× ${r.baseline}` : '')));
+  });
+  svg.append(svgEl('text', { x: left, y: 14 }, `${run.backend || 'bench'} — median (bar) and p90 (mark), log scale`));
+  return el('div', { class: 'card bench-run', 'data-backend': run.backend || '' }, svg);
+}
+
 // ---- routing -----------------------------------------------------------
 
 async function route() {
