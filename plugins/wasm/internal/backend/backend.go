@@ -45,6 +45,7 @@ type Backend struct {
 	pool   *pool
 	run    *runDir
 	memory int64
+	engine string // the configured engine, for Health
 
 	sessions sdk.Sessions[*session]
 }
@@ -168,7 +169,7 @@ func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
 	b.mu.Lock()
 	old, oldRun := b.pool, b.run
 	b.pool = newPool(l, cfg.PoolSize, memory, b.logger)
-	b.run, b.memory = run, memory
+	b.run, b.memory, b.engine = run, memory, eng.Version()
 	b.mu.Unlock()
 	if old != nil {
 		old.close()
@@ -257,7 +258,7 @@ func (b *Backend) Health(context.Context) (*sdk.Health, error) {
 		return &sdk.Health{Healthy: false, Message: "not configured", Sessions: n}, nil
 	}
 	ready, size := b.pool.ready()
-	return &sdk.Health{Healthy: true, Sessions: n, Message: fmt.Sprintf("warm pool %d/%d", ready, size)}, nil
+	return &sdk.Health{Healthy: true, Sessions: n, Message: fmt.Sprintf("warm pool %d/%d, engine %s", ready, size, b.engine)}, nil
 }
 
 // Close implements sdk.Closer: it stops every session's worker and the pool.
