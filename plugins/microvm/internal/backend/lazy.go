@@ -89,6 +89,13 @@ func (f *filler) run() {
 		f.queue = f.queue[1:]
 		f.mu.Unlock()
 		if err := f.send(j); err != nil && f.ctx.Err() == nil {
+			if errors.Is(err, errVMGone) {
+				// The VM went (destroyed, or died: the session's next
+				// execution gets a new one, pushed from scratch).
+				f.s.log.Debug("background workspace transfer stopped", "file", j.rel, "error", err)
+				f.cancel()
+				continue
+			}
 			f.s.log.Warn("background workspace transfer failed", "file", j.rel, "error", err)
 		}
 	}

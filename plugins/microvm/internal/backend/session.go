@@ -226,13 +226,13 @@ func (s *session) destroy(ctx context.Context) {
 	if err := s.Close(ctx); err != nil {
 		s.b.log.Warn("close session", "session", s.spec.ID, "error", err)
 	}
+	s.ws.close() // background transfers first: their VM goes next
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.v != nil {
 		s.v.destroy()
 		s.v = nil
 	}
-	s.ws.close()
 }
 
 // workspaceOnDisk: guests keep the workspace on a disk of their own (QEMU
