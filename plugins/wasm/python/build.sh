@@ -138,7 +138,7 @@ EOF
             -o Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false)
   phase "apt-get update (private trixie/bookworm config in $APTDIR)"
   quiet apt-get "${APT_OPTS[@]}" update
-  phase "downloading wasi-libc $WASI_LIBC_VERSION, $PY_SRCPKG, $ZLIB_SRCPKG, ${LIBS_SRCPKGS[*]}"
+  phase "downloading wasi-libc $WASI_LIBC_VERSION, $PY_SRCPKG, $ZLIB_SRCPKG, ${LIBS_SRCPKGS[*]} ${PACKAGES_SRCPKGS[*]}"
   (cd "$DL" &&
    quiet apt-get "${APT_OPTS[@]}" download "wasi-libc=$WASI_LIBC_VERSION" &&
    quiet apt-get "${APT_OPTS[@]}" source --download-only "$PY_SRCPKG" "$ZLIB_SRCPKG")
