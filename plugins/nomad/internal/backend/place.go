@@ -41,13 +41,13 @@ func (e *engine) placeOnce(ctx context.Context, session string, memory int64) (*
 	if _, _, err := e.c.Jobs().Register(e.job(ctx, jobSpec{id: id, session: session, memory: memory}), e.wopts(ctx)); err != nil {
 		return nil, fmt.Errorf("register job %s: %w", id, err)
 	}
-	alloc, err := e.waitRunning(ctx, id)
+	alloc, err := e.waitPlaced(ctx, id)
 	if err != nil {
 		e.purge(id)
 		return nil, err
 	}
 	sb := &sandbox{e: e, jobID: id, alloc: alloc, session: session}
-	k, err := sb.connect(ctx, true)
+	k, err := e.connectWhenRunning(ctx, sb)
 	if err != nil {
 		e.purge(id)
 		return nil, err
@@ -61,9 +61,40 @@ func (e *engine) placeOnce(ctx context.Context, session string, memory int64) (*
 	return sb, nil
 }
 
-// waitRunning follows the job's allocations (blocking queries) until its
-// task runs, and says why when it cannot.
-func (e *engine) waitRunning(ctx context.Context, id string) (*api.Allocation, error) {
+// connectWhenRunning connects to the kernel of a placed allocation as soon
+// as its task runs: the client reports the task's start to the servers in
+// batches (a few hundred milliseconds later), so the exec is tried right
+// away and again until it succeeds or the allocation ends.
+func (e *engine) connectWhenRunning(ctx context.Context, sb *sandbox) (*channel, error) {
+	for {
+		k, err := sb.connect(ctx, true)
+		if err == nil {
+			return k, nil
+		}
+		a, _, ierr := e.c.Allocations().Info(sb.alloc.ID, e.qopts(ctx))
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("allocation %s on node %s: %w (last: %v)", shortID(sb.alloc.ID), sb.alloc.NodeName, ctx.Err(), err)
+		case ierr != nil:
+			return nil, fmt.Errorf("allocation %s: %w", shortID(sb.alloc.ID), ierr)
+		case a.ClientStatus == api.AllocClientStatusLost:
+			return nil, fmt.Errorf("%w: allocation %s on node %s", errPlacementLost, a.ID, a.NodeName)
+		case a.ClientStatus == api.AllocClientStatusFailed || a.ClientStatus == api.AllocClientStatusComplete:
+			return nil, fmt.Errorf("allocation %s on node %s %s before the kernel ran: %s", shortID(a.ID), a.NodeName, a.ClientStatus, taskEvents(a.TaskStates[taskName]))
+		case a.TaskStates[taskName] != nil && a.TaskStates[taskName].State == taskStateRunning:
+			// Running, yet the channel failed: not a start-up race.
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// waitPlaced follows the job's allocations (blocking queries) until one
+// is placed on a node, and says why when none can be.
+func (e *engine) waitPlaced(ctx context.Context, id string) (*api.Allocation, error) {
 	var index uint64
 	for {
 		q := e.qopts(ctx)
@@ -79,7 +110,7 @@ func (e *engine) waitRunning(ctx context.Context, id string) (*api.Allocation, e
 		for _, a := range stubs {
 			ts := a.TaskStates[taskName]
 			switch {
-			case a.ClientStatus == api.AllocClientStatusRunning && ts != nil && ts.State == taskStateRunning:
+			case a.NodeID != "" && (a.ClientStatus == api.AllocClientStatusPending || a.ClientStatus == api.AllocClientStatusRunning):
 				alloc, _, err := e.c.Allocations().Info(a.ID, e.qopts(ctx))
 				if err != nil {
 					return nil, fmt.Errorf("allocation %s: %w", a.ID, err)

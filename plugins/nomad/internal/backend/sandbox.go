@@ -38,8 +38,13 @@ type channel struct {
 	conn   *kernel.Conn
 	cancel context.CancelFunc
 	done   chan struct{}
-	exit   kernel.Exit // valid once done is closed
 	stderr *sdk.TailWriter
+	// How the stream ended (valid once done is closed); what that means
+	// for the kernel is asked of Nomad on the first Exit call.
+	code     int
+	err      error
+	exitOnce sync.Once
+	exit     kernel.Exit
 }
 
 // connect starts the relay in the allocation and, for a fresh kernel,
@@ -55,7 +60,7 @@ func (sb *sandbox) connect(ctx context.Context, fresh bool) (*channel, error) {
 		// Unblock the Conn's reader and any writer.
 		outW.CloseWithError(io.EOF)
 		inR.CloseWithError(io.ErrClosedPipe)
-		ch.exit = sb.exitOf(code, err, ch.stderr.String())
+		ch.code, ch.err = code, err
 		close(ch.done)
 	}()
 	ch.conn = kernel.NewConn(outR, inW)
@@ -70,7 +75,7 @@ func (sb *sandbox) connect(ctx context.Context, fresh bool) (*channel, error) {
 	if err != nil {
 		cancel()
 		<-ch.done
-		return nil, fmt.Errorf("kernel in allocation %s on node %s: %w (%s)", sb.alloc.ID, sb.alloc.NodeName, err, ch.exit.Reason)
+		return nil, fmt.Errorf("kernel in allocation %s on node %s: %w (channel: %v, exit status %d)", shortID(sb.alloc.ID), sb.alloc.NodeName, err, ch.err, ch.code)
 	}
 	return ch, nil
 }
@@ -209,7 +214,12 @@ func (sb *sandbox) stop() {
 func (sb *sandbox) Done() <-chan struct{} { return sb.k.done }
 
 // Exit implements kernel.Process.
-func (sb *sandbox) Exit() kernel.Exit { return sb.k.exit }
+func (sb *sandbox) Exit() kernel.Exit {
+	ch := sb.k
+	<-ch.done
+	ch.exitOnce.Do(func() { ch.exit = sb.exitOf(ch.code, ch.err, ch.stderr.String()) })
+	return ch.exit
+}
 
 func (sb *sandbox) alive() bool {
 	select {
