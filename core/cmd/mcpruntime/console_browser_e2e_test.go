@@ -257,8 +257,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		waitTrue(b, "the run's end", `document.querySelector('#run-status') && document.querySelector('#run-status').textContent === 'done'`)
 		if n := eval[int](b, `document.querySelectorAll('#run-steps .step-card').length`); n != 2 {
-			t.Fatalf("%d steps on screen, want 2", n)
+			b.fail("%d steps on screen, want 2", n)
 		}
+		// Step 2's HTML output comes back from the replay store, framed.
+		waitTrue(b, "step 2's HTML output", `document.querySelector('#run-steps .step-card[data-step="2"] iframe.html-output[sandbox=""]')`)
 		if a := eval[string](b, `document.querySelector('#answer').textContent`); !strings.Contains(a, "x is 42") {
 			t.Fatalf("answer %q", a)
 		}

@@ -26,7 +26,7 @@ type consoleFixture struct {
 func agentScript() []llmtest.Reply {
 	return []llmtest.Reply{
 		{Content: "First the notes.\n```python\nx = 41\nopen('notes.txt', 'w').write('alpha\\nbeta\\n')\nprint('step one')\n```"},
-		{Content: "Now change them.\n```python\nx = 42\nopen('notes.txt', 'w').write('alpha\\ngamma\\n')\nopen('new.txt', 'w').write('fresh\\n')\nprint('step two')\n```", Delay: 1500 * time.Millisecond},
+		{Content: "Now change them.\n```python\nx = 42\nopen('notes.txt', 'w').write('alpha\\ngamma\\n')\nopen('new.txt', 'w').write('fresh\\n')\nprint('step two')\nfrom IPython.display import display, HTML\ndisplay(HTML('<i>two notes</i>'))\n```", Delay: 1500 * time.Millisecond},
 		{Content: "x is 42 and the notes say alpha, gamma."},
 	}
 }

@@ -323,7 +323,16 @@ views.runs = async (main) => {
   rendered('runs');
 };
 
-function stepCard(s) {
+// stepCard shows one run step; recorded is its replay entry (host calls,
+// rich outputs as bundles), when found.
+function stepCard(s, recorded, session) {
+  const outs = el('div', { class: 'step-outputs' });
+  const same = recorded && recorded.code === s.code;
+  if (same && recorded.outputs && recorded.outputs.length) {
+    api('GET', `/v1/replay/${enc(session)}/steps/${recorded.step}/outputs`).then((list) => put(outs, list.map(displayNode)), () => null);
+  } else {
+    put(outs, (s.outputs || []).map((o) => el('pre', { class: 'display-text' }, o.text || (o.mime_types || []).join(', '))));
+  }
   const ok = s.result ? s.result.exit_code === 0 && !s.result.error : !s.error;
   return el('div', { class: 'card step-card', 'data-step': s.step },
     el('h3', {}, `Step ${s.step}`, s.turn ? ` · turn ${s.turn}` : '', ' · ', el('span', { class: ok ? 'ok' : 'fail' }, ok ? 'ok' : 'failed'),
@@ -333,7 +342,7 @@ function stepCard(s) {
     s.stdout ? el('pre', { class: 'stdout' }, s.stdout) : null,
     s.stderr ? el('pre', { class: 'stderr' }, s.stderr) : null,
     s.error ? el('p', { class: 'fail' }, s.error) : null,
-    (s.outputs || []).map((o) => displayNode(o.display || o)));
+    hostCallsNode(same ? recorded.host_calls : null), outs);
 }
 
 views.run = async (main, id) => {
@@ -348,7 +357,14 @@ views.run = async (main, id) => {
     let r;
     try { r = await api('GET', '/v1/runs/' + enc(id)); } catch (e) { toast(e.message, true); return; }
     if (token !== viewToken) return;
+    // The replay log times each step's end; the time between the end of
+    // one step (or the run's start) and the start of the next is the
+    // model's (and the loop's) time.
+    const rec = r.session ? await api('GET', '/v1/replay/' + enc(r.session)).catch(() => null) : null;
+    if (token !== viewToken) return;
     const steps = r.steps || [];
+    // Everything is drawn at once, after the last request: the status
+    // never says done above steps not yet shown.
     put(head, el('p', {}, badge(r.status), ' ', el('span', { id: 'run-status' }, r.status), ' · ', r.task,
       r.session ? [' · session ', el('a', { href: '#/replay/' + enc(r.session), id: 'run-replay' }, r.session)] : null),
     el('div', { class: 'row' },
@@ -356,12 +372,6 @@ views.run = async (main, id) => {
       ['interrupted', 'failed', 'cancelled'].includes(r.status) ? el('button', { id: 'resume-run', onclick: () => api('POST', '/v1/runs/' + enc(id) + '/resume', {}).then(poll, (e) => toast(e.message, true)) }, 'Resume') : null),
     r.result && r.result.answer ? el('div', { class: 'card' }, el('h3', {}, 'Answer'), el('pre', { id: 'answer' }, r.result.answer)) : null,
     r.error ? el('p', { class: 'fail' }, r.error) : null);
-    for (; shown < steps.length; shown++) list.append(stepCard(steps[shown]));
-    // The replay log times each step's end; the time between the end of
-    // one step (or the run's start) and the start of the next is the
-    // model's (and the loop's) time.
-    const rec = r.session ? await api('GET', '/v1/replay/' + enc(r.session)).catch(() => null) : null;
-    if (token !== viewToken) return;
     const started = new Date(r.started).getTime();
     const mine = ((rec && rec.steps) || []).filter((e) => e.step > 0 && new Date(e.time).getTime() >= started);
     let prevEnd = started;
@@ -372,6 +382,8 @@ views.run = async (main, id) => {
       return bar;
     });
     put(chart, bars.length ? timelineChart(bars, 'Step time: model vs sandbox') : null);
+    // Host calls (ask_llm, MCP tools) are in the step's replay entry.
+    for (; shown < steps.length; shown++) list.append(stepCard(steps[shown], mine[shown], r.session));
     rendered('run');
     if (r.status === 'running') setTimeout(poll, 300);
   }
