@@ -19,9 +19,10 @@ func serveCmd(a *app) *cobra.Command {
 	var asDaemon bool
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve the HTTP API (sessions, streaming execution) and MCP at /mcp",
-		Long: `Serve the HTTP API on server.listen (default 127.0.0.1:7878), and MCP over
-streamable HTTP at /mcp (the tools of "mcpruntime mcp", on the same sessions).
+		Short: "Serve the HTTP API (sessions, streaming execution), MCP at /mcp and the web console at /",
+		Long: `Serve the HTTP API on server.listen (default 127.0.0.1:7878), MCP over
+streamable HTTP at /mcp (the tools of "mcpruntime mcp", on the same sessions),
+the web console at / and the API's OpenAPI 3.1 document at /v1/openapi.json.
 A bearer token (server.token) is required to listen on anything but loopback;
 it, the Host and the Origin rules apply to /mcp as to /v1.
 
