@@ -537,10 +537,10 @@ views.bench = async (main) => {
 
 function benchChart(run) {
   const rows = run.results;
-  const w = 820, left = 260, rowH = 22, h = rows.length * rowH + 40;
+  const w = 1000, left = 260, rowH = 22, h = rows.length * rowH + 40;
   const max = Math.max(1, ...rows.map((r) => r.p90_ms || r.median_ms || 0));
   const lo = Math.log10(0.1), hi = Math.log10(max * 1.2);
-  const x = (ms) => left + (w - left - 20) * (Math.log10(Math.max(0.1, ms)) - lo) / (hi - lo);
+  const x = (ms) => left + (w - left - 260) * (Math.log10(Math.max(0.1, ms)) - lo) / (hi - lo); // labels to the right
   const svg = svgEl('svg', { class: 'chart bench', width: w, height: h, viewBox: `0 0 ${w} ${h}`, role: 'img', 'aria-label': 'bench ' + (run.backend || '') });
   rows.forEach((r, i) => {
     const y = 24 + i * rowH;
