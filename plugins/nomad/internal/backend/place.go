@@ -67,7 +67,7 @@ func (e *engine) placeOnce(ctx context.Context, session string, memory int64) (*
 // away and again until it succeeds or the allocation ends.
 func (e *engine) connectWhenRunning(ctx context.Context, sb *sandbox) (*channel, error) {
 	for {
-		k, err := sb.connect(ctx, true)
+		k, err := sb.connect(ctx)
 		if err == nil {
 			return k, nil
 		}

@@ -76,7 +76,7 @@ func (e *engine) adopt(ctx context.Context, spec *sdk.SessionSpec, j *api.JobLis
 			return nil, fmt.Errorf("allocation %s: %w", a.ID, err)
 		}
 		sb := &sandbox{e: e, jobID: j.ID, alloc: alloc, session: spec.ID}
-		k, err := sb.connect(ctx, false)
+		k, err := sb.connect(ctx)
 		if err != nil {
 			return nil, err
 		}

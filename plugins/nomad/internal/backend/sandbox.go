@@ -39,17 +39,18 @@ type channel struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	stderr *sdk.TailWriter
-	// How the stream ended (valid once done is closed); what that means
-	// for the kernel is asked of Nomad on the first Exit call.
-	code     int
-	err      error
-	exitOnce sync.Once
-	exit     kernel.Exit
+	// established: the kernel answered; only then is the end of the
+	// stream worth explaining (asked of Nomad before done closes, while
+	// the allocation's state is fresh and before anyone stops it).
+	established atomic.Bool
+	code        int
+	err         error
+	exit        kernel.Exit // valid once done is closed
 }
 
-// connect starts the relay in the allocation and, for a fresh kernel,
-// waits for its ready announcement; an adopted kernel is pinged instead.
-func (sb *sandbox) connect(ctx context.Context, fresh bool) (*channel, error) {
+// connect starts the relay in the allocation and waits until the kernel
+// answers a ping.
+func (sb *sandbox) connect(ctx context.Context) (*channel, error) {
 	sctx, cancel := context.WithCancel(context.Background())
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
@@ -61,17 +62,21 @@ func (sb *sandbox) connect(ctx context.Context, fresh bool) (*channel, error) {
 		outW.CloseWithError(io.EOF)
 		inR.CloseWithError(io.ErrClosedPipe)
 		ch.code, ch.err = code, err
+		if ch.established.Load() {
+			ch.exit = sb.exitOf(code, err, ch.stderr.String())
+		} else {
+			ch.exit = kernel.Exit{Code: 1, Reason: fmt.Sprintf("the kernel's channel did not open (%v, exit status %d)", err, code), SandboxLost: true}
+		}
 		close(ch.done)
 	}()
 	ch.conn = kernel.NewConn(outR, inW)
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer wcancel()
-	var err error
-	if fresh {
-		_, err = ch.conn.WaitReady(wctx)
-	} else {
-		err = ch.conn.Ping(wctx)
-	}
+	// A ping, not the kernel's ready announcement: a relay of an earlier
+	// attempt (or process) may have read that. Frames before the pong are
+	// skipped.
+	err := ch.conn.Ping(wctx)
+	ch.established.Store(err == nil)
 	if err != nil {
 		cancel()
 		<-ch.done
@@ -214,12 +219,7 @@ func (sb *sandbox) stop() {
 func (sb *sandbox) Done() <-chan struct{} { return sb.k.done }
 
 // Exit implements kernel.Process.
-func (sb *sandbox) Exit() kernel.Exit {
-	ch := sb.k
-	<-ch.done
-	ch.exitOnce.Do(func() { ch.exit = sb.exitOf(ch.code, ch.err, ch.stderr.String()) })
-	return ch.exit
-}
+func (sb *sandbox) Exit() kernel.Exit { return sb.k.exit }
 
 func (sb *sandbox) alive() bool {
 	select {
