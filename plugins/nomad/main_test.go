@@ -223,7 +223,9 @@ func sessionNodes(t testing.TB, c *api.Client) map[string]string {
 			t.Fatal(err)
 		}
 		for _, a := range allocs {
-			if a.ClientStatus == "running" {
+			// Pending too: the plugin's kernel runs before the client's
+			// batched status update reaches the servers.
+			if a.ClientStatus == "running" || a.ClientStatus == "pending" {
 				out[sid] = a.NodeName
 			}
 		}

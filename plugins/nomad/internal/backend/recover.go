@@ -68,7 +68,9 @@ func (e *engine) adopt(ctx context.Context, spec *sdk.SessionSpec, j *api.JobLis
 		return nil, fmt.Errorf("allocations of job %s: %w", j.ID, err)
 	}
 	for _, a := range stubs {
-		if a.ClientStatus != api.AllocClientStatusRunning {
+		// Pending too: the plugin connects before the client's batched
+		// status update reaches the servers.
+		if a.ClientStatus != api.AllocClientStatusRunning && a.ClientStatus != api.AllocClientStatusPending {
 			continue
 		}
 		alloc, _, err := e.c.Allocations().Info(a.ID, e.qopts(ctx))
