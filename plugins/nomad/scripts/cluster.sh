@@ -195,9 +195,13 @@ stop)
   # cluster's data dirs on their command lines, tasks are chrooted below
   # them. Only ours match.
   for pid in $(pgrep -f "$DIR/client[12]/" || true); do kill -KILL "$pid" 2>/dev/null || true; done
+  # logmon and task processes hold files below them open (their logs).
   for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    [[ $pid == "$$" ]] && continue
     root=$(readlink "$p/root" 2>/dev/null) || continue
-    case $root in "$DIR"/*) kill -KILL "${p#/proc/}" 2>/dev/null || true ;; esac
+    case $root in "$DIR"/*) kill -KILL "$pid" 2>/dev/null || true; continue ;; esac
+    if ls -l "$p/fd" 2>/dev/null | grep -q -- "-> $DIR/"; then kill -KILL "$pid" 2>/dev/null || true; fi
   done
   # The clients mount secrets/ and private dirs below their data dirs.
   { grep -o " $DIR/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
