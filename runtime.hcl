@@ -6,7 +6,8 @@ runtime {
   # plugin_dir defaults to plugins/ beside the mcpruntime executable (bin/plugins)
 }
 
-# CPython compiled to WASI inside wazero: no daemon, no root, no network.
+# CPython compiled to WASI, run by wasmtime (engine = "wazero" for the pure-Go engine):
+# no daemon, no root, no network.
 sandbox "wasm" {
   pool {
     size = 2
@@ -35,7 +36,7 @@ sandbox "opensandbox" {
 sandbox "microvm" {
   limits {
     timeout = "60s"
-    memory  = "256MiB"
+    memory  = "512MiB"  # numpy (and so pandas, matplotlib) needs more than 256MiB of address space
     output  = "1MiB"
   }
 }
