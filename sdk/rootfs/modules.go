@@ -15,6 +15,10 @@ var moduleNames = map[string]string{
 	"python3-dateutil": "dateutil",
 }
 
+// notModule are python3-* packages that are not a library (the
+// interpreter's own packaging).
+var notModule = map[string]bool{"": true, "dev": true, "minimal": true, "full": true, "all": true, "venv": true, "doc": true, "examples": true, "tk": true}
+
 // PythonModules are the import names of the Python library packages among
 // Debian package names ("python3-pandas" → "pandas"), sorted; other
 // packages are left out. Backends declare them as Capabilities.Libraries.
@@ -24,7 +28,7 @@ func PythonModules(packages []string) []string {
 		name, ok := moduleNames[p]
 		if !ok {
 			rest, found := strings.CutPrefix(p, "python3-")
-			if !found || rest == "" || rest == "dev" || strings.HasSuffix(rest, "-dev") {
+			if !found || notModule[rest] || strings.HasSuffix(rest, "-dev") || strings.HasSuffix(rest, "-dbg") {
 				continue
 			}
 			name = strings.ReplaceAll(rest, "-", "_")

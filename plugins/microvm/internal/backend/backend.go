@@ -72,6 +72,8 @@ func (b *Backend) Info(context.Context) (*sdk.Info, error) {
 			PersistentSessions: true, Snapshots: true, Streaming: true, HostCalls: true,
 			Isolation: sdk.IsolationMicroVM, Languages: []string{"python"},
 			EnforcedLimits: []string{sdk.LimitTimeout, sdk.LimitOutput, sdk.LimitMemory, sdk.LimitPids}, // no CPU: CPUMillis is not applied
+			// The guest image's Python libraries: matplotlib and what it needs.
+			Libraries: []string{"PIL", "matplotlib", "numpy"},
 		},
 	}, nil
 }
