@@ -99,3 +99,24 @@ func available(have map[string]string) string {
 	slices.Sort(s)
 	return strings.Join(s, ", ")
 }
+
+// importNames are the modules packages are imported as, where the name differs.
+var importNames = map[string]string{"pillow": "PIL"}
+
+// ImportNames are the top-level modules of the named packages (the
+// backend's Capabilities.Libraries), sorted.
+func ImportNames(names []string) []string {
+	var out []string
+	for _, n := range names {
+		key := strings.ToLower(strings.TrimSpace(n))
+		if a, ok := aliases[key]; ok {
+			key = a
+		}
+		if m, ok := importNames[key]; ok {
+			key = m
+		}
+		out = append(out, key)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}

@@ -75,3 +75,9 @@ func TestWithPackagesMissing(t *testing.T) {
 		t.Fatalf("no data build: err = %v", err)
 	}
 }
+
+func TestImportNames(t *testing.T) {
+	if got := ImportNames([]string{"Pillow", "PIL", "numpy"}); strings.Join(got, ",") != "PIL,numpy" {
+		t.Fatalf("got %v", got)
+	}
+}

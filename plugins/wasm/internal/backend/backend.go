@@ -46,6 +46,8 @@ type Backend struct {
 	run    *runDir
 	memory int64
 	engine string // the configured engine, for Health
+	// libraries are the configured packages' modules (Info).
+	libraries []string
 
 	sessions sdk.Sessions[*session]
 }
@@ -60,6 +62,9 @@ func New(logger hclog.Logger) *Backend {
 
 // Info implements sdk.Backend.
 func (b *Backend) Info(context.Context) (*sdk.Info, error) {
+	b.mu.Lock()
+	libs := b.libraries
+	b.mu.Unlock()
 	return &sdk.Info{
 		Name: "wasm", Version: Version, ProtocolVersions: []int{sdk.ProtocolVersion},
 		Description: "CPython " + artefacts.PythonVersion + " compiled to WASI, run by wasmtime or wazero; no daemon, no network",
@@ -67,6 +72,7 @@ func (b *Backend) Info(context.Context) (*sdk.Info, error) {
 			PersistentSessions: true, Streaming: true, HostCalls: true,
 			Isolation: sdk.IsolationWasm, Languages: []string{"python"},
 			EnforcedLimits: []string{sdk.LimitTimeout, sdk.LimitOutput, sdk.LimitMemory}, // memory: the instance's linear memory cap
+			Libraries:      libs,
 		},
 	}, nil
 }
@@ -170,6 +176,7 @@ func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
 	old, oldRun := b.pool, b.run
 	b.pool = newPool(l, cfg.PoolSize, memory, b.logger)
 	b.run, b.memory, b.engine = run, memory, eng.Version()
+	b.libraries = artefacts.ImportNames(c.Packages)
 	b.mu.Unlock()
 	if old != nil {
 		old.close()
