@@ -3,6 +3,7 @@ package main
 import (
 	"testing"
 
+	"github.com/mcpruntime/mcpruntime/plugins/nomad/internal/backend"
 	"github.com/mcpruntime/mcpruntime/sdk/sandboxtest"
 )
 
@@ -15,11 +16,8 @@ var knownGaps = map[string]string{
 	"disk_full": "the allocation's copy of the workspace is not bounded by the host directory's free space",
 }
 
-// TestConformance runs the sdk's conformance suite against the plugin
-// binary, as the core would launch it, with a warm pool, on the private
-// 3-agent cluster.
-func TestConformance(t *testing.T) {
-	requireCluster(t)
+// conformanceChecks are the suite's checks but the known gaps.
+func conformanceChecks(t *testing.T) []string {
 	var names []string
 	for _, c := range sandboxtest.Checks() {
 		if why, gap := knownGaps[c.Name]; gap {
@@ -28,5 +26,21 @@ func TestConformance(t *testing.T) {
 		}
 		names = append(names, c.Name)
 	}
-	sandboxtest.Run(t, buildPlugin(t), sandboxtest.WithPoolSize(2), sandboxtest.WithConfig(configJSON(nil)), sandboxtest.WithChecks(names...))
+	return names
+}
+
+// TestConformanceInProcess runs the suite against the backend served in
+// the test binary, so that the race detector sees the plugin's code (make
+// test runs it with -race).
+func TestConformanceInProcess(t *testing.T) {
+	requireCluster(t)
+	sandboxtest.RunBackend(t, backend.New(), sandboxtest.WithPoolSize(2), sandboxtest.WithConfig(configJSON(nil)), sandboxtest.WithChecks(conformanceChecks(t)...))
+}
+
+// TestConformance runs the sdk's conformance suite against the plugin
+// binary, as the core would launch it, with a warm pool, on the private
+// 3-agent cluster.
+func TestConformance(t *testing.T) {
+	requireCluster(t)
+	sandboxtest.Run(t, buildPlugin(t), sandboxtest.WithPoolSize(2), sandboxtest.WithConfig(configJSON(nil)), sandboxtest.WithChecks(conformanceChecks(t)...))
 }
