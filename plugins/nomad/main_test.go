@@ -35,7 +35,11 @@ func run(m *testing.M) int {
 			return 1
 		}
 		fmt.Fprintln(os.Stderr, "nomad: no Nomad binary (run `make -C plugins/nomad deps`): cluster tests skip")
-		return m.Run()
+		code := m.Run()
+		if builtBin != "" {
+			os.RemoveAll(filepath.Dir(builtBin))
+		}
+		return code
 	}
 	var c *testcluster.Cluster
 	var err error
@@ -55,6 +59,9 @@ func run(m *testing.M) int {
 	}
 	cluster = c
 	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
 	if err := c.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "nomad: stop the test cluster:", err)
 		if code == 0 {
