@@ -1,7 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +106,18 @@ func TestHostileCode(t *testing.T) {
 			if !o.res.OK() || (o.stdout != "EACCES\n" && o.stdout != "EROFS\n") {
 				t.Fatalf("write %s: %q %+v", path, o.stdout, o.res)
 			}
+		}
+	})
+	t.Run("core_files_in_workspace", func(t *testing.T) {
+		// The workspace's .mcpruntime belongs to the core: what the
+		// sandbox writes there stays in the sandbox.
+		id := h.session(t, sdk.Limits{})
+		h.expect(t, id, "import os\nos.makedirs('.mcpruntime', exist_ok=True)\nopen('.mcpruntime/forged', 'w').write('x')\n_ = open('plain', 'w').write('y')", "")
+		if _, err := os.Stat(filepath.Join(h.ws, ".mcpruntime", "forged")); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf(".mcpruntime/forged on the host: %v", err)
+		}
+		if b, err := os.ReadFile(filepath.Join(h.ws, "plain")); err != nil || string(b) != "y" {
+			t.Fatalf("plain file on the host: %q %v", b, err)
 		}
 	})
 	h.expect(t, bystander, "print(mine)", "intact\n")

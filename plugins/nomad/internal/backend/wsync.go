@@ -225,7 +225,9 @@ func (sb *sandbox) listTree(ctx context.Context, dir string) (map[string]fileSta
 		}
 		for _, fi := range infos {
 			r := path.Join(rel, fi.Name)
-			if !validRel(r) || !(fi.IsDir || strings.HasPrefix(fi.FileMode, "-")) {
+			// The core's own files in the workspace never come back from
+			// a sandbox.
+			if !validRel(r) || sdk.HostOwned(r) || !(fi.IsDir || strings.HasPrefix(fi.FileMode, "-")) {
 				continue
 			}
 			out[r] = fileState{size: fi.Size, mtime: fi.ModTime.UnixNano(), dir: fi.IsDir}
