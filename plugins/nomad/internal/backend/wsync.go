@@ -30,7 +30,8 @@ var unpackSource string
 // sandbox are on the host when Execute returns. The host side reads and
 // writes the workspace only through sdk/nofollow, never following a symlink.
 
-// maxPush bounds one push (the tar is built in memory).
+// maxPush bounds one push (the tar is built in memory) and one pull (the
+// host's disk is not the sandbox's to fill).
 const maxPush = 256 << 20
 
 type fileState struct {
@@ -277,8 +278,12 @@ func (w *wsync) pull(ctx context.Context, sb *sandbox) error {
 		delete(w.guest, rel)
 		delete(w.host, rel)
 	}
+	var total int64
 	for _, rel := range changed {
 		st := listing[rel]
+		if total += st.size; total > maxPush {
+			return fmt.Errorf("the sandbox changed more than %d MiB of workspace files in one execution; %s and later files were not copied back", maxPush>>20, rel)
+		}
 		if st.dir {
 			if err := root.MkdirAll(rel, 0o755); err != nil {
 				return fmt.Errorf("workspace %s: %w", rel, err)
