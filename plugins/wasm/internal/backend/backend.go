@@ -172,6 +172,10 @@ func (b *Backend) Configure(ctx context.Context, cfg *sdk.Config) error {
 	if img != nil {
 		l.cfg.Image, l.cfg.ImageKey = img.path, img.key
 	}
+	if err := l.setupStage(run.path); err != nil {
+		run.retire()
+		return err
+	}
 	b.mu.Lock()
 	old, oldRun := b.pool, b.run
 	b.pool = newPool(l, cfg.PoolSize, memory, b.logger)

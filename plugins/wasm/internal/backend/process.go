@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +32,11 @@ type launcher struct {
 	// lateBinding: the engine's workers run their kernel before they are
 	// bound to a session (wazero); else the kernel starts at the binding.
 	lateBinding bool
+	// staged: workers get a mount namespace of their own and their
+	// cfg.StageDir, so a pooled worker of an engine without late binding
+	// resumes its kernel before the binding (see worker.stage). Cleared
+	// for good when the system refuses the namespace.
+	staged atomic.Bool
 }
 
 // proc is one running worker: a kernel child process (kernel.Child, which
@@ -50,10 +56,6 @@ type proc struct {
 func (l *launcher) start(ctx context.Context, memory int64) (*proc, error) {
 	cfg := l.cfg
 	cfg.MemoryBytes = memory
-	js, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("encode worker config: %w", err)
-	}
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
@@ -68,15 +70,43 @@ func (l *launcher) start(ctx context.Context, memory int64) (*proc, error) {
 	fullR, fullW := os.NewFile(uintptr(pipe[0]), "full"), os.NewFile(uintptr(pipe[1]), "full-worker")
 	defer fullW.Close()
 
-	cmd := exec.Command(l.exe)
-	// Only what the worker needs: the guest gets its own environment.
-	cmd.Env = []string{worker.EnvVar + "=" + string(js)}
-	cmd.ExtraFiles = []*os.File{theirs, fullW} // fds 3 and 4
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	child, err := kernel.StartChild(ctx, cmd, kernel.ChildOptions{
+	newCmd := func(cfg worker.Config, unshare uintptr) (*exec.Cmd, error) {
+		js, err := json.Marshal(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("encode worker config: %w", err)
+		}
+		cmd := exec.Command(l.exe)
+		// Only what the worker needs: the guest gets its own environment.
+		cmd.Env = []string{worker.EnvVar + "=" + string(js)}
+		cmd.ExtraFiles = []*os.File{theirs, fullW} // fds 3 and 4
+		// CLONE_NEWNS: Go's exec also makes the new namespace's mounts
+		// private, so the worker's mounts never reach the host's table.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Unshareflags: unshare}
+		return cmd, nil
+	}
+	opts := kernel.ChildOptions{
 		Logger: l.logger.Named("worker"), StartTimeout: 2 * time.Minute,
 		AfterExit: func() { ours.Close(); fullR.Close() },
-	})
+	}
+	var (
+		cmd   *exec.Cmd
+		child *kernel.Child
+	)
+	if l.staged.Load() {
+		if cmd, err = newCmd(cfg, syscall.CLONE_NEWNS); err == nil {
+			child, err = kernel.StartChild(ctx, cmd, opts)
+			if err != nil && errors.Is(err, syscall.EPERM) {
+				l.staged.Store(false)
+				l.logger.Info("workers cannot have a mount namespace of their own: pooled workers start their instance at the binding", "error", err)
+			}
+		}
+	}
+	if !l.staged.Load() {
+		cfg.StageDir = ""
+		if cmd, err = newCmd(cfg, 0); err == nil {
+			child, err = kernel.StartChild(ctx, cmd, opts)
+		}
+	}
 	if err != nil {
 		ours.Close()
 		fullR.Close()

@@ -45,13 +45,19 @@ type Config struct {
 	Engine string `json:"engine"`
 	// Image, when set, is the pre-initialized python.wasm to resume
 	// (guest.EnsureSnapshot), ImageKey its cache key.
-	Image       string `json:"image,omitempty"`
-	ImageKey    string `json:"image_key,omitempty"`
-	Wasm        string `json:"wasm"`
-	Lib         string `json:"lib"`
-	CacheDir    string `json:"cache_dir"`
-	KernelDir   string `json:"kernel_dir"`
-	EmptyDir    string `json:"empty_dir"`
+	Image     string `json:"image,omitempty"`
+	ImageKey  string `json:"image_key,omitempty"`
+	Wasm      string `json:"wasm"`
+	Lib       string `json:"lib"`
+	CacheDir  string `json:"cache_dir"`
+	KernelDir string `json:"kernel_dir"`
+	EmptyDir  string `json:"empty_dir"`
+	// StageDir, when set, is an empty directory the worker mounts its
+	// staging root on (see stage): the worker runs in a mount namespace of
+	// its own, so its instance starts before the binding. Unset (or when
+	// the mount fails: no privilege), an engine without late binding waits
+	// for the binding to instantiate.
+	StageDir    string `json:"stage_dir,omitempty"`
 	MemoryBytes int64  `json:"memory_bytes"`
 }
 
@@ -128,6 +134,15 @@ func Main() int {
 			{FS: workspace, Guest: sdk.GuestWorkspace},
 			{FS: lib, Guest: sdk.GuestLib},
 		}
+	} else if st := openStage(cfg.StageDir); st != nil {
+		// The kernel resumes now, on the staging root; the binding mounts
+		// the session's directories below it while the kernel waits.
+		go func() {
+			if _, err := awaitBinding(ctrl, st.bind); err != nil {
+				fmt.Fprintf(os.Stderr, "wasm worker: %v\n", err)
+			}
+		}()
+		run.Mounts = st.mounts()
 	} else {
 		// The instance needs its session's directories to start: the
 		// worker is ready (engine up, module loaded) and says so as the
@@ -137,7 +152,7 @@ func Main() int {
 			fmt.Fprintf(os.Stderr, "wasm worker: %v\n", err)
 			return 70
 		}
-		b, err := awaitBinding(ctrl)
+		b, err := awaitBinding(ctrl, nil)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "wasm worker: %v\n", err)
 			return 70
@@ -151,10 +166,26 @@ func Main() int {
 	return code
 }
 
+// openStage mounts the staging root on dir, or says why not on stderr (the
+// kernel's tail in the plugin's log) and returns nil: the worker then
+// instantiates at its binding.
+func openStage(dir string) *stage {
+	if dir == "" {
+		return nil
+	}
+	st, err := newStage(dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wasm worker: %v; the instance starts at the binding\n", err)
+		return nil
+	}
+	return st
+}
+
 // awaitBinding reads the one binding of a worker whose engine mounts
-// directories at instantiation, answers it, and answers every later one
-// with an error in the background (such a worker is never re-bound).
-func awaitBinding(f *os.File) (*Binding, error) {
+// directories at instantiation, applies it (apply may be nil), answers it,
+// and answers every later one with an error in the background (such a
+// worker is never re-bound).
+func awaitBinding(f *os.File, apply func(*Binding) error) (*Binding, error) {
 	r := bufio.NewReader(f)
 	line, err := r.ReadBytes('\n')
 	if err != nil {
@@ -169,6 +200,12 @@ func awaitBinding(f *os.File) (*Binding, error) {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			fmt.Fprintf(f, "error: bind %s: not a directory\n", dir)
 			return nil, fmt.Errorf("control: bind %s: not a directory", dir)
+		}
+	}
+	if apply != nil {
+		if err := apply(&b); err != nil {
+			fmt.Fprintf(f, "error: %v\n", err)
+			return nil, fmt.Errorf("control: %w", err)
 		}
 	}
 	fmt.Fprintln(f, "ok")
