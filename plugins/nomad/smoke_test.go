@@ -16,5 +16,7 @@ func TestSmoke(t *testing.T) {
 		h.expect(t, id, "print(6*7)", "42\n")
 		h.expect(t, id, "x = 41", "")
 		h.expect(t, id, "print(x + 1)", "42\n")
+		// The test cluster's chroot links the other backends' paths.
+		h.expect(t, id, "_ = open('/workspace/smoke.txt', 'w').write('s')\nimport os\nprint(os.path.realpath('/workspace'), os.path.realpath('/mcpruntime/lib'))", "/local/workspace /local/lib\n")
 	}
 }

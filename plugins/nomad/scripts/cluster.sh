@@ -57,6 +57,13 @@ chroot_env() {
   for f in $(ldd "/usr/lib/python$ver/lib-dynload/"*.so 2>/dev/null | awk '/=>/ { print $3 }' | sort -u); do
     entries+=("$(readlink -f "$f")=$f")
   done
+  # The sandbox paths of other backends, as links into the task's own
+  # directories: /workspace (the session's copy of the workspace) and
+  # /mcpruntime/lib (its library mounts).
+  mkdir -p "$DIR/rootlinks/mcpruntime"
+  ln -sfn /local/workspace "$DIR/rootlinks/workspace"
+  ln -sfn /local/lib "$DIR/rootlinks/mcpruntime/lib"
+  entries+=("$DIR/rootlinks=/")
   printf '%s\n' "${entries[@]}" | sort -u | awk -F= '{ printf "    \"%s\" = \"%s\"\n", $1, $2 }'
 }
 
