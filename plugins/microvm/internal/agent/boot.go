@@ -61,6 +61,7 @@ func boot() error {
 			return fmt.Errorf("disks: %w", err)
 		}
 		root, wsDisk = disks[rootLabel], disks[label]
+		wsDev, wsLabel = wsDisk, label
 	} else if err := waitFor(rootDevice, 20*time.Second); err != nil {
 		return fmt.Errorf("root disk: %w", err)
 	}
@@ -83,7 +84,7 @@ func boot() error {
 	}
 	if wsDisk != "" {
 		// /dev has moved into the new root by now.
-		if err := mountWorkspaceDisk(newRoot+wsDisk, newRoot+"/run/.wsdisk", newRoot+workspaceDir); err != nil {
+		if _, err := mountWorkspaceDisk(newRoot+wsDisk, newRoot+wsMountTmp, newRoot+workspaceDir); err != nil {
 			return err
 		}
 	}

@@ -159,6 +159,10 @@ func (s *server) handle(m *proto.Msg) {
 		err = s.files.wipe()
 	case proto.OpQuota:
 		err = s.quota.apply(m.Length, m.Offset)
+	case proto.OpWorkspaceRelease:
+		err = s.files.releaseDisk()
+	case proto.OpWorkspaceMount:
+		err = s.files.mountDisk()
 	case proto.OpPoweroff:
 		s.reply(m, nil, nil)
 		time.Sleep(20 * time.Millisecond)

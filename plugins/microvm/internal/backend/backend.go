@@ -45,6 +45,7 @@ type Backend struct {
 	stopOnce sync.Once
 	pool     *pool
 	standby  *standbys
+	images   *wsImages // nil unless workspace images are on
 	sessions sdk.Sessions[*session]
 }
 
@@ -129,11 +130,14 @@ func (b *Backend) Configure(ctx context.Context, sc *sdk.Config) error {
 	}
 
 	b.mu.Lock()
-	old, oldStandby := b.pool, b.standby
-	b.pool, b.standby = nil, nil
+	old, oldStandby, oldImages := b.pool, b.standby, b.images
+	b.pool, b.standby, b.images = nil, nil, nil
 	b.mu.Unlock()
 	if old != nil {
 		old.close()
+	}
+	if oldImages != nil {
+		oldImages.close()
 	}
 	if oldStandby != nil {
 		oldStandby.close()
@@ -169,6 +173,9 @@ func (b *Backend) Configure(ctx context.Context, sc *sdk.Config) error {
 	p := newPool(b, size)
 	b.mu.Lock()
 	b.pool, b.standby = p, newStandbys(b, c.standby)
+	if c.WorkspaceImage && b.workspaceOnDisk() {
+		b.images = newWSImages(runDir, b.log.Named("wsimage"))
+	}
 	b.mu.Unlock()
 	return nil
 }
@@ -209,8 +216,8 @@ func (b *Backend) Close(ctx context.Context) error {
 	b.stopOnce.Do(func() { close(b.stop) })
 	sessions := b.sessions.TakeAll()
 	b.mu.Lock()
-	p, st := b.pool, b.standby
-	b.pool, b.standby = nil, nil
+	p, st, im := b.pool, b.standby, b.images
+	b.pool, b.standby, b.images = nil, nil, nil
 	runDir, unlock := b.runDir, b.unlock
 	b.unlock = nil
 	b.mu.Unlock()
@@ -222,6 +229,9 @@ func (b *Backend) Close(ctx context.Context) error {
 	}
 	if st != nil {
 		st.close()
+	}
+	if im != nil {
+		im.close()
 	}
 	if runDir != "" {
 		_ = os.RemoveAll(runDir)

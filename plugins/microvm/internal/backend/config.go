@@ -31,6 +31,9 @@ type config struct {
 	// WorkspaceDisk keeps the guest's copy of the workspace on a disk of
 	// its own (QEMU) rather than in guest memory (a tmpfs).
 	WorkspaceDisk bool `json:"workspace_disk"`
+	// WorkspaceImage gives a new session's VM its workspace as a prebuilt
+	// disk image instead of sending the files (with WorkspaceDisk).
+	WorkspaceImage bool `json:"workspace_image"`
 
 	memoryMiB    int
 	bootTimeout  time.Duration
@@ -41,7 +44,7 @@ type config struct {
 }
 
 func defaultConfig() config {
-	return config{VMM: "qemu", Accel: "auto", Memory: "512MiB", VCPUs: 1, BootTimeout: "120s", Grace: "3s", MaxWorkspace: "512MiB", PoolSize: -1, RestoreStandby: 1, RecoverGrace: "2m", WorkspaceDisk: true}
+	return config{VMM: "qemu", Accel: "auto", Memory: "512MiB", VCPUs: 1, BootTimeout: "120s", Grace: "3s", MaxWorkspace: "512MiB", PoolSize: -1, RestoreStandby: 1, RecoverGrace: "2m", WorkspaceDisk: true, WorkspaceImage: true}
 }
 
 func configSpec() *sdk.ConfigSpec {
@@ -60,6 +63,7 @@ func configSpec() *sdk.ConfigSpec {
 		{Name: "pool_size", Type: sdk.TypeNumber, Description: "booted VMs kept ready (default: the core's pool size)"},
 		{Name: "recover_grace", Type: sdk.TypeDuration, Default: d.RecoverGrace, Description: "how long the VMs of a crashed plugin's sessions are kept for the core to recover them (RecoverSessions) before they are removed"},
 		{Name: "workspace_disk", Type: sdk.TypeBool, Default: d.WorkspaceDisk, Description: "keep the guest's copy of the workspace on a sparse disk of its own (max_workspace plus room for the file system; QEMU only) instead of in guest memory, so a workspace larger than the VM's memory works"},
+		{Name: "workspace_image", Type: sdk.TypeBool, Default: d.WorkspaceImage, Description: "with workspace_disk: give a new session's VM its workspace as a disk image built on the host (kept ready per workspace, e2fsprogs' debugfs) instead of sending the files over the agent channel; changes since the image was built are sent as usual"},
 		{Name: "restore_standby", Type: sdk.TypeNumber, Default: d.RestoreStandby, Description: "snapshots (the most recent ones) that each keep one VM restored and warmed ahead of their next restore; each holds a VM's memory while it waits (0: restores start cold)"},
 	}}
 }

@@ -26,6 +26,10 @@ type session struct {
 
 	mu sync.Mutex // guards v
 	v  *vm
+
+	// What the last attach did with the workspace (tests, the benchmark).
+	fromImage  bool
+	attachPush syncStats
 }
 
 // newSession validates spec's mounts and prepares the session; it has no
@@ -117,6 +121,14 @@ func (s *session) attach(ctx context.Context, v *vm, wipe bool) error {
 			return err
 		}
 	}
+	// First: a failed swap wipes the guest's trees (libraries too).
+	imaged := false
+	if !wipe { // a pooled VM, not a restored one
+		var err error
+		if imaged, err = s.attachImage(ctx, v); err != nil {
+			return err
+		}
+	}
 	for _, l := range s.libs {
 		l.reset()
 		if err := l.push(ctx, v.agent); err != nil {
@@ -126,10 +138,13 @@ func (s *session) attach(ctx context.Context, v *vm, wipe bool) error {
 	if _, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpAttach, Session: s.sessionConfig()}); err != nil {
 		return err
 	}
-	s.ws.reset()
+	if !imaged {
+		s.ws.reset()
+	}
 	if err := s.ws.push(ctx, v.agent); err != nil {
 		return err
 	}
+	s.fromImage, s.attachPush = imaged, s.ws.pushStats
 	return writeVMRecord(v.dir, s.spec.ID)
 }
 

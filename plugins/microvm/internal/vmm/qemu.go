@@ -66,6 +66,9 @@ type qemuMachine struct {
 	agent *net.UnixConn
 	once  sync.Once
 	disk  string // the workspace disk, if it has one
+	// swapped: the disk's content is an image given at attach (one swap
+	// per VM: a pooled VM serves one session).
+	swapped bool
 }
 
 func (q *QEMU) args(spec Spec, agentSock, qmpSock string) []string {
@@ -94,9 +97,13 @@ func (q *QEMU) args(spec Spec, agentSock, qmpSock string) []string {
 		// copy that counts), so guest flushes need not reach the host's
 		// disk. A host write error is reported to the guest (EIO), never
 		// a paused VM.
+		// Named block nodes (not -drive, whose nodes get generated
+		// names): a session's attach can point the format node at a
+		// prebuilt image (wsswap.go).
 		a = append(a,
-			"-drive", "id=ws,file="+filepath.Join(spec.Dir, WorkspaceDiskFile)+",format=raw,if=none,cache=unsafe,discard=unmap,werror=report,rerror=report",
-			"-device", "virtio-blk-device,drive=ws")
+			"-blockdev", wsFileNode(wsBootNode, filepath.Join(spec.Dir, WorkspaceDiskFile)),
+			"-blockdev", "driver=raw,node-name="+wsFormatNode+",file="+wsBootNode+",discard=unmap,cache.direct=off,cache.no-flush=on",
+			"-device", "virtio-blk-device,drive="+wsFormatNode+",werror=report,rerror=report")
 	}
 	return append(accel, a...)
 }

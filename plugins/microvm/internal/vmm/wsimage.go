@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
+
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
 )
 
 // A workspace image is a workspace disk (same size, label and layout as
@@ -43,7 +45,8 @@ type ImageEntry struct {
 // BuildWorkspaceImage writes into path (created, sparse) a workspace disk
 // of mib MiB holding the tree below root, and returns what it holds.
 // Guest-side ownership is root's, modes are the host's permission bits.
-func BuildWorkspaceImage(ctx context.Context, path string, mib int, root *nofollow.Dir) ([]ImageEntry, error) {
+// Paths skip reports true for are left out (with what is below them).
+func BuildWorkspaceImage(ctx context.Context, path string, mib int, root *nofollow.Dir, skip func(rel string) bool) ([]ImageEntry, error) {
 	if err := makeWorkspaceDisk(ctx, path, mib); err != nil {
 		return nil, err
 	}
@@ -79,7 +82,7 @@ func BuildWorkspaceImage(ctx context.Context, path string, mib int, root *nofoll
 		if werr != nil {
 			return nil // an unreadable directory: its contents stay out, as in the sync
 		}
-		if strings.ContainsAny(rel, "\n\"\x00") {
+		if strings.ContainsAny(rel, "\n\"\x00") || (skip != nil && skip(rel)) {
 			if info.IsDir() {
 				return fs.SkipDir
 			}
@@ -107,6 +110,9 @@ func BuildWorkspaceImage(ctx context.Context, path string, mib int, root *nofoll
 		return nil // a symlink or a special file: never followed, never copied
 	})
 	if err == nil {
+		err = writeManifest(&cmds, &files, entries)
+	}
+	if err == nil {
 		err = flush()
 	}
 	if err != nil {
@@ -114,6 +120,30 @@ func BuildWorkspaceImage(ctx context.Context, path string, mib int, root *nofoll
 	}
 	ok = true
 	return entries, nil
+}
+
+// writeManifest adds to the image, beside ws/ (out of code's reach), the
+// list of what ws/ holds as the guest will find it (proto.ImageManifest),
+// so the agent knows its baseline without walking the tree.
+func writeManifest(cmds *bytes.Buffer, files *[]*os.File, entries []ImageEntry) error {
+	f, err := os.CreateTemp("", "ws-manifest-")
+	if err != nil {
+		return err
+	}
+	_ = os.Remove(f.Name()) // debugfs reads it through its fd
+	var b bytes.Buffer
+	for _, e := range entries {
+		b.WriteString(proto.FormatManifestLine(proto.ManifestEntry{
+			Rel: e.Rel, Dir: e.Info.IsDir(), Perm: uint32(e.Info.Mode().Perm()), Size: e.Info.Size(), Mtime: e.Info.ModTime().Unix(),
+		}))
+	}
+	if _, err := f.Write(b.Bytes()); err != nil {
+		f.Close()
+		return err
+	}
+	*files = append(*files, f)
+	fmt.Fprintf(cmds, "write /dev/fd/%d %s\nsif %s mode 0100600\n", 2+len(*files), proto.ImageManifest, proto.ImageManifest)
+	return nil
 }
 
 // debugfs runs the commands on the image, with files as its fds 3, 4, ...

@@ -58,6 +58,9 @@ func TestBuildWorkspaceImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
+	if err := os.MkdirAll(filepath.Join(ws, "skipped/below"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for name, target := range map[string]string{"evil": filepath.Join(outside, "secret"), "evildir": outside, "sub/up": ".."} {
 		if err := os.Symlink(target, filepath.Join(ws, name)); err != nil {
 			t.Fatal(err)
@@ -72,7 +75,7 @@ func TestBuildWorkspaceImage(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "ws.img")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	entries, err := BuildWorkspaceImage(ctx, img, 256, root)
+	entries, err := BuildWorkspaceImage(ctx, img, 256, root, func(rel string) bool { return rel == "skipped" })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,80 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mcpruntime/mcpruntime/sdk/kernel"
+
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/vmm"
+)
+
+// workspaceImages returns the image cache (nil when images are off).
+func (b *Backend) workspaceImages() *wsImages {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.images
+}
+
+// attachImage gives a pooled VM the session's workspace as a prebuilt
+// disk image: the agent unmounts its (empty) workspace disk, QEMU points
+// the disk at the image, the agent mounts it and takes the image's
+// manifest as its baseline, and the syncer takes the image's entries as
+// what the guest holds, so the push that follows sends only what changed
+// since the image was built. It reports false, with the VM as it was (an
+// empty workspace), when the image path is not available: the push then
+// sends every file as before. An error means the VM is unusable.
+func (s *session) attachImage(ctx context.Context, v *vm) (bool, error) {
+	c := s.b.workspaceImages()
+	sw, ok := v.m.(vmm.WorkspaceSwapper)
+	if c == nil || !ok || s.spec.Workspace == "" {
+		return false, nil
+	}
+	img, err := c.take(ctx, s.spec.Workspace, s.b.vmSpec(v.id).WorkspaceMiB)
+	if err != nil {
+		s.b.log.Warn("no workspace image: the files are sent instead", "session", s.spec.ID, "error", err)
+		return false, nil
+	}
+	if img.cost() > s.ws.max {
+		img.discard() // the push reports the workspace too large
+		return false, nil
+	}
+	// The kernel waits in the workspace (it starts there): move it out
+	// so the disk can be unmounted. The session's configure frame, sent
+	// before any code runs, takes it back in, onto the new file system.
+	if v.conn == nil {
+		img.discard()
+		return false, nil
+	}
+	if err := v.conn.Configure(ctx, kernel.Setup{Cwd: "/tmp"}); err != nil {
+		img.discard()
+		return false, fmt.Errorf("move the kernel out of the workspace: %w", err)
+	}
+	if _, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpWorkspaceRelease}); err != nil {
+		img.discard()
+		s.b.log.Warn("the VM cannot take a workspace image: the files are sent instead", "session", s.spec.ID, "error", err)
+		return false, nil
+	}
+	swapErr := sw.SwapWorkspaceDisk(ctx, img.path)
+	if swapErr != nil {
+		img.discard()
+	}
+	if _, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpWorkspaceMount}); err != nil {
+		return false, fmt.Errorf("mount the workspace disk: %w", err)
+	}
+	if swapErr != nil {
+		// Which image the disk holds depends on where the swap stopped:
+		// empty it, and send the files.
+		s.b.log.Warn("workspace image not swapped in: the files are sent instead", "session", s.spec.ID, "error", swapErr)
+		if _, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpWipe}); err != nil {
+			return false, err
+		}
+		return false, nil
+	}
+	s.ws.reset()
+	for _, e := range img.entries {
+		s.ws.setKnown(e.Rel, stateOf(e.Info))
+	}
+	return true, nil
+}
