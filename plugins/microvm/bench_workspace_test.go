@@ -72,17 +72,31 @@ func benchWorkspaces(b *testing.B) [][2]string {
 
 // BenchmarkMicroVMWorkspace measures, per workspace, a new session's first
 // execution from the pool and an execution in a session whose workspace
-// did not change (medians), with the ratio to the empty workspace.
+// did not change (medians), with the ratio to the empty workspace: with
+// workspace images (the default) and without (every file sent at attach).
 func BenchmarkMicroVMWorkspace(b *testing.B) {
 	needQEMU(b)
 	bin := pluginBinary(b)
+	workspaces := benchWorkspaces(b)
+	for b.Loop() {
+		for _, images := range []bool{false, true} {
+			fmt.Print(benchWorkspaceRows(b, bin, workspaces, images))
+		}
+	}
+}
+
+// benchWorkspaceRows measures every workspace on a backend of its own.
+// With images, the first of the three sessions waits for its workspace's
+// first image (built at its attach); the next ones find one kept ready
+// (waited for, like the pool).
+func benchWorkspaceRows(b *testing.B, bin string, workspaces [][2]string, images bool) string {
 	ctx := context.Background()
 	be := backend.New()
-	js, _ := json.Marshal(map[string]any{"agent": filepath.Join(filepath.Dir(bin), cli.AgentName), "restore_standby": 0})
+	js, _ := json.Marshal(map[string]any{"agent": filepath.Join(filepath.Dir(bin), cli.AgentName), "restore_standby": 0, "workspace_image": images})
 	if err := be.Configure(ctx, &sdk.Config{JSON: js, PoolSize: 1, StateDir: b.TempDir()}); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { be.Close(ctx) })
+	defer be.Close(ctx)
 	waitPool := func() {
 		for be.PoolReady() < 1 {
 			time.Sleep(20 * time.Millisecond)
@@ -95,58 +109,68 @@ func BenchmarkMicroVMWorkspace(b *testing.B) {
 			b.Fatalf("exec %q: %v %+v", code, err, res)
 		}
 	}
-	workspaces := benchWorkspaces(b)
-	for b.Loop() {
-		var sb strings.Builder
-		fmt.Fprintf(&sb, "\nmicroVM workspace benchmark (accel=%s, medians)\n", be.Accel())
-		var emptyFirst, emptyExec time.Duration
-		for _, w := range workspaces {
-			name, dir := w[0], w[1]
-			spec := func(id string) *sdk.SessionSpec {
-				return &sdk.SessionSpec{ID: id, Workspace: dir, Limits: sdk.Limits{Timeout: 5 * time.Minute}}
-			}
-			var firsts []time.Duration
-			for i := range 3 {
-				waitPool()
-				id := fmt.Sprintf("%s-%d", name, i)
-				start := time.Now()
-				if err := be.CreateSession(ctx, spec(id)); err != nil {
-					b.Fatal(err)
-				}
-				run(id, "x = 1")
-				firsts = append(firsts, time.Since(start))
-				if i < 2 {
-					_ = be.DestroySession(ctx, id)
-				}
-			}
-			id := fmt.Sprintf("%s-2", name)
-			// Measured once large files sent in the background are in.
-			settled, err := be.WorkspaceSettled(id)
-			if err != nil {
-				b.Fatal(err)
-			}
-			<-settled
-			waitPool()
-			var execs []time.Duration
-			for range 15 {
-				start := time.Now()
-				run(id, "x += 1")
-				execs = append(execs, time.Since(start))
-			}
-			push, pull, err := be.WorkspaceSync(id)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_ = be.DestroySession(ctx, id)
-			first, exec := median(firsts), median(execs)
-			if name == "empty" {
-				emptyFirst, emptyExec = first, exec
-			}
-			fmt.Fprintf(&sb, "  %-16s pool-first-exec %9.1f ms (%.2fx empty)   exec-in-session %7.1f ms (%.2fx empty)   last sync: push %+v pull %+v\n",
-				name, ms(first), ms(first)/ms(emptyFirst), ms(exec), ms(exec)/ms(emptyExec), push, pull)
-			b.ReportMetric(ms(first), name+"-pool-first-exec-ms")
-			b.ReportMetric(ms(exec), name+"-exec-in-session-ms")
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\nmicroVM workspace benchmark (accel=%s, workspace_image=%v, medians)\n", be.Accel(), images)
+	var emptyFirst, emptyExec time.Duration
+	for _, w := range workspaces {
+		name, dir := w[0], w[1]
+		spec := func(id string) *sdk.SessionSpec {
+			return &sdk.SessionSpec{ID: id, Workspace: dir, Limits: sdk.Limits{Timeout: 5 * time.Minute}}
 		}
-		fmt.Print(sb.String())
+		var firsts []time.Duration
+		var fromImage bool
+		var attach backend.SyncStats
+		for i := range 3 {
+			waitPool()
+			for images && i > 0 && !be.WorkspaceImageReady(dir) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			id := fmt.Sprintf("%s-%d", name, i)
+			start := time.Now()
+			if err := be.CreateSession(ctx, spec(id)); err != nil {
+				b.Fatal(err)
+			}
+			run(id, "x = 1")
+			firsts = append(firsts, time.Since(start))
+			var err error
+			if fromImage, attach, err = be.WorkspaceAttach(id); err != nil {
+				b.Fatal(err)
+			}
+			if i < 2 {
+				_ = be.DestroySession(ctx, id)
+			}
+		}
+		id := fmt.Sprintf("%s-2", name)
+		// Measured once large files sent in the background are in.
+		settled, err := be.WorkspaceSettled(id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		<-settled
+		waitPool()
+		var execs []time.Duration
+		for range 15 {
+			start := time.Now()
+			run(id, "x += 1")
+			execs = append(execs, time.Since(start))
+		}
+		push, pull, err := be.WorkspaceSync(id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = be.DestroySession(ctx, id)
+		first, exec := median(firsts), median(execs)
+		if name == "empty" {
+			emptyFirst, emptyExec = first, exec
+		}
+		fmt.Fprintf(&sb, "  %-16s pool-first-exec %9.1f ms (%.2fx empty; first session %.1f ms)   exec-in-session %7.1f ms (%.2fx empty)   from image %v, attach push %+v; last sync: push %+v pull %+v\n",
+			name, ms(first), ms(first)/ms(emptyFirst), ms(firsts[0]), ms(exec), ms(exec)/ms(emptyExec), fromImage, attach, push, pull)
+		mode := "sent"
+		if images {
+			mode = "image"
+		}
+		b.ReportMetric(ms(first), name+"-"+mode+"-pool-first-exec-ms")
+		b.ReportMetric(ms(exec), name+"-"+mode+"-exec-in-session-ms")
 	}
+	return sb.String()
 }

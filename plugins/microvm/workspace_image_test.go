@@ -125,7 +125,7 @@ func TestWorkspaceImage(t *testing.T) {
 		}
 	}
 
-	be := backend.New(backend.WithLogger(hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}})))
+	be := backend.New(backend.WithLogger(hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: testWriter{t}})))
 	js, _ := json.Marshal(map[string]any{"agent": filepath.Join(filepath.Dir(bin), cli.AgentName), "restore_standby": 0})
 	if err := be.Configure(ctx, &sdk.Config{JSON: js, PoolSize: 1, StateDir: t.TempDir()}); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,7 +25,16 @@ import (
 // host apart from three 1 MiB pieces of random data (at the start, in the
 // middle, at the end), so the test does not spend minutes copying zeros
 // under emulation; reading it in the guest still goes through all 2 GiB.
+//
+// Both ways a new session gets its workspace: files sent at attach (the
+// big ones in the background behind placeholders) and a prebuilt image.
 func TestLargeWorkspace(t *testing.T) {
+	for _, images := range []bool{false, true} {
+		t.Run(fmt.Sprintf("workspace_image=%v", images), func(t *testing.T) { testLargeWorkspace(t, images) })
+	}
+}
+
+func testLargeWorkspace(t *testing.T, images bool) {
 	needQEMU(t)
 	bin := pluginBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -62,7 +72,7 @@ func TestLargeWorkspace(t *testing.T) {
 	sum := sha256.Sum256(data)
 	be := backend.New()
 	js, _ := json.Marshal(map[string]any{"agent": filepath.Join(filepath.Dir(bin), cli.AgentName), "restore_standby": 0,
-		"memory": "256MiB", "max_workspace": "3GiB"})
+		"memory": "256MiB", "max_workspace": "3GiB", "workspace_image": images})
 	if err := be.Configure(ctx, &sdk.Config{JSON: js, PoolSize: 1, StateDir: t.TempDir()}); err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,24 @@ type files struct {
 	noWatch bool
 	full    bool // the next scan walks the whole tree
 	lazy    *lazyFiles
+	// baseline, when set, is closed once the background read of a
+	// workspace image's manifest (its files' lines) has filled base,
+	// which then goes into manifest (awaitBaseline).
+	baseline chan struct{}
+	base     map[string]fileState
+}
+
+// awaitBaseline waits for the workspace image's manifest, if one is being
+// read, and takes it in. Called with mu held, before manifest is used.
+func (f *files) awaitBaseline() {
+	if f.baseline == nil {
+		return
+	}
+	<-f.baseline
+	for rel, st := range f.base {
+		f.manifest[rel] = st
+	}
+	f.baseline, f.base = nil, nil
 }
 
 func newFiles() *files {
@@ -81,6 +99,7 @@ type scanResult struct {
 func (f *files) scan() (*scanResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.awaitBaseline()
 	if f.w == nil && !f.noWatch {
 		w, err := watch.New()
 		if err != nil {
@@ -369,6 +388,7 @@ func (f *files) remove(m *proto.Msg) error {
 	}
 	if m.Tree == proto.TreeWorkspace || m.Tree == "" {
 		f.mu.Lock()
+		f.awaitBaseline()
 		rel := strings.Trim(filepath.Clean("/"+m.Path), "/")
 		for k := range f.manifest {
 			if k == rel || strings.HasPrefix(k, rel+"/") {
@@ -385,6 +405,7 @@ func (f *files) remove(m *proto.Msg) error {
 func (f *files) wipe() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.awaitBaseline()
 	f.lazy.abortUnder("")
 	unsealLib()
 	for _, dir := range []string{workspaceDir, libDir} {
@@ -413,6 +434,7 @@ func (f *files) remember(tree, rel, p string) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.awaitBaseline()
 	rel = strings.Trim(filepath.Clean("/"+rel), "/")
 	f.manifest[rel] = stateOf(fi)
 	// Parent directories the write created are known to the host too.

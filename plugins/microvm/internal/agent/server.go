@@ -162,7 +162,9 @@ func (s *server) handle(m *proto.Msg) {
 	case proto.OpWorkspaceRelease:
 		err = s.files.releaseDisk()
 	case proto.OpWorkspaceMount:
-		err = s.files.mountDisk()
+		var t string
+		t, err = s.files.mountDisk()
+		r = &proto.Msg{Data: []byte(t)}
 	case proto.OpPoweroff:
 		s.reply(m, nil, nil)
 		time.Sleep(20 * time.Millisecond)

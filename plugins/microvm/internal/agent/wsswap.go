@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -31,6 +32,7 @@ func (f *files) releaseDisk() error {
 	if wsDev == "" || ballast == nil {
 		return errors.New("the workspace is not on a disk of its own")
 	}
+	f.awaitBaseline()
 	f.lazy.abortUnder("")
 	if f.w != nil {
 		f.w.Close()
@@ -55,65 +57,80 @@ func (f *files) releaseDisk() error {
 // and takes the image's manifest as the guest's record of what the host
 // has, watching its directories: the first scan then reports only what
 // code changes.
-func (f *files) mountDisk() error {
+func (f *files) mountDisk() (timing string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if wsDev == "" || ballast != nil {
-		return errors.New("the workspace disk is not released")
+		return "", errors.New("the workspace disk is not released")
 	}
+	t0 := time.Now()
 	if err := flushDevice(wsDev); err != nil {
-		return err
+		return "", err
 	}
-	if l := ext4Label(wsDev); l != wsLabel {
-		return fmt.Errorf("the new workspace image has label %q, not %q", l, wsLabel)
-	}
-	// ext4Label read through the page cache: drop that too.
-	if err := flushDevice(wsDev); err != nil {
-		return err
-	}
+	t1 := time.Now()
 	raw, err := mountWorkspaceDisk(wsDev, wsMountTmp, workspaceDir)
 	if err != nil {
-		return err
+		return "", err
 	}
+	t2 := time.Now()
+	defer func() {
+		timing = fmt.Sprintf("flush %s mount %s manifest+watch %s", t1.Sub(t0), t2.Sub(t1), time.Since(t2))
+	}()
 	f.manifest, f.full = map[string]fileState{}, true
-	for _, line := range strings.Split(string(raw), "\n") {
-		if line == "" {
-			continue
-		}
+	// Directory lines come first: watch them now, before code runs (a
+	// change before its directory is watched would be missed); the
+	// files' lines are read in the background, while the host finishes
+	// the attach (awaitBaseline).
+	rest := string(raw)
+	for rest != "" && strings.HasPrefix(rest, "d ") {
+		line, tail, _ := strings.Cut(rest, "\n")
+		rest = tail
 		e, err := proto.ParseManifestLine(line)
 		if err != nil {
 			// A full walk at the first scan still reports right, only more.
 			logf("workspace image manifest: %v", err)
 			f.manifest = map[string]fileState{}
-			return nil
+			return timing, nil
 		}
-		st := fileState{size: e.Size, mtime: e.Mtime * 1e9, mode: fs.FileMode(e.Perm)}
-		if e.Dir {
-			st = fileState{mode: fs.ModeDir | fs.FileMode(e.Perm)}
-		}
-		f.manifest[e.Rel] = st
+		f.manifest[e.Rel] = fileState{mode: fs.ModeDir | fs.FileMode(e.Perm)}
 	}
+	done := make(chan struct{})
+	f.baseline, f.base = done, map[string]fileState{}
+	go func(base map[string]fileState) {
+		defer close(done)
+		for _, line := range strings.Split(rest, "\n") {
+			if line == "" {
+				continue
+			}
+			e, err := proto.ParseManifestLine(line)
+			if err != nil {
+				logf("workspace image manifest: %v", err)
+				continue // reported as changed by the scan: the host compares
+			}
+			base[e.Rel] = fileState{size: e.Size, mtime: e.Mtime * 1e9, mode: fs.FileMode(e.Perm)}
+		}
+	}(f.base)
 	w, err := watch.New()
 	if err != nil {
 		logf("workspace changes not tracked, every scan walks it: %v", err)
-		return nil
+		return timing, nil
 	}
 	if err := w.Add(workspaceDir, ""); err != nil {
 		w.Close()
 		logf("watch %s: %v", workspaceDir, err)
-		return nil
+		return timing, nil
 	}
 	for rel, st := range f.manifest {
 		if st.mode.IsDir() {
 			if err := w.Add(filepath.Join(workspaceDir, rel), rel); err != nil {
 				w.Close()
 				logf("watch %s: %v", rel, err)
-				return nil
+				return timing, nil
 			}
 		}
 	}
 	f.w, f.full = w, false
-	return nil
+	return timing, nil
 }
 
 // workspaceUsers names the processes whose working directory or open

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/mcpruntime/mcpruntime/sdk/kernel"
 
@@ -16,6 +17,14 @@ func (b *Backend) workspaceImages() *wsImages {
 	defer b.mu.Unlock()
 	return b.images
 }
+
+// A workspace smaller than both bounds is sent file by file: swapping
+// the disk costs a few round trips and a remount (~30 ms under TCG), about
+// what sending a few dozen small files does.
+const (
+	imageMinEntries = 64
+	imageMinBytes   = 4 << 20
+)
 
 // attachImage gives a pooled VM the session's workspace as a prebuilt
 // disk image: the agent unmounts its (empty) workspace disk, QEMU points
@@ -31,6 +40,7 @@ func (s *session) attachImage(ctx context.Context, v *vm) (bool, error) {
 	if c == nil || !ok || s.spec.Workspace == "" {
 		return false, nil
 	}
+	t0 := time.Now()
 	img, err := c.take(ctx, s.spec.Workspace, s.b.vmSpec(v.id).WorkspaceMiB)
 	if err != nil {
 		s.b.log.Warn("no workspace image: the files are sent instead", "session", s.spec.ID, "error", err)
@@ -38,6 +48,11 @@ func (s *session) attachImage(ctx context.Context, v *vm) (bool, error) {
 	}
 	if img.cost() > s.ws.max {
 		img.discard() // the push reports the workspace too large
+		return false, nil
+	}
+	if len(img.entries) < imageMinEntries && img.cost() < imageMinBytes {
+		// Sending a few small files costs less than swapping disks.
+		img.discard()
 		return false, nil
 	}
 	// The kernel waits in the workspace (it starts there): move it out
@@ -51,16 +66,20 @@ func (s *session) attachImage(ctx context.Context, v *vm) (bool, error) {
 		img.discard()
 		return false, fmt.Errorf("move the kernel out of the workspace: %w", err)
 	}
+	t1 := time.Now()
 	if _, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpWorkspaceRelease}); err != nil {
 		img.discard()
 		s.b.log.Warn("the VM cannot take a workspace image: the files are sent instead", "session", s.spec.ID, "error", err)
 		return false, nil
 	}
+	t2 := time.Now()
 	swapErr := sw.SwapWorkspaceDisk(ctx, img.path)
+	t3 := time.Now()
 	if swapErr != nil {
 		img.discard()
 	}
-	if _, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpWorkspaceMount}); err != nil {
+	mr, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpWorkspaceMount})
+	if err != nil {
 		return false, fmt.Errorf("mount the workspace disk: %w", err)
 	}
 	if swapErr != nil {
@@ -72,9 +91,18 @@ func (s *session) attachImage(ctx context.Context, v *vm) (bool, error) {
 		}
 		return false, nil
 	}
+	t4 := time.Now()
 	s.ws.reset()
 	for _, e := range img.entries {
 		s.ws.setKnown(e.Rel, stateOf(e.Info))
 	}
+	if img.w != nil {
+		// The image's change tracking becomes the session's: the push
+		// looks only at what changed since the build listed it.
+		s.ws.w.Close()
+		s.ws.w, s.ws.full = img.w, false
+	}
+	s.b.log.Debug("workspace image attached", "session", s.spec.ID, "entries", len(img.entries),
+		"take", t1.Sub(t0), "release", t2.Sub(t1), "swap", t3.Sub(t2), "mount", t4.Sub(t3), "guest", string(mr.Data))
 	return true, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/mcpruntime/mcpruntime/sdk/nofollow"
 
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/vmm"
+	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/watch"
 )
 
 // wsImages keeps, for each workspace a session was attached to, one
@@ -49,7 +50,11 @@ type wsImage struct {
 	done    chan struct{}
 	path    string
 	entries []vmm.ImageEntry
-	err     error
+	// w watches the workspace's directories since before the build
+	// listed them (nil if inotify failed): what changed since is what
+	// the attach sends, without walking the workspace.
+	w   *watch.Set
+	err error
 }
 
 func newWSImages(runDir string, log hclog.Logger) *wsImages {
@@ -107,7 +112,7 @@ func (c *wsImages) start(k imageKey, delay time.Duration) *wsImage {
 		c.build.Lock()
 		defer c.build.Unlock()
 		start := time.Now()
-		img.entries, img.err = buildImage(c.ctx, img.path, k)
+		img.entries, img.w, img.err = buildImage(c.ctx, img.path, k, c.log)
 		if img.err != nil {
 			c.log.Warn("workspace image not built: sessions get the files over the agent channel", "workspace", k.dir, "error", img.err)
 			return
@@ -117,17 +122,39 @@ func (c *wsImages) start(k imageKey, delay time.Duration) *wsImage {
 	return img
 }
 
-func buildImage(ctx context.Context, path string, k imageKey) ([]vmm.ImageEntry, error) {
+func buildImage(ctx context.Context, path string, k imageKey, log hclog.Logger) ([]vmm.ImageEntry, *watch.Set, error) {
 	root, err := nofollow.OpenRoot(k.dir)
 	if err != nil {
-		return nil, fmt.Errorf("read workspace %s: %w", k.dir, err)
+		return nil, nil, fmt.Errorf("read workspace %s: %w", k.dir, err)
 	}
 	defer root.Close()
-	return vmm.BuildWorkspaceImage(ctx, path, k.mib, root, sdk.HostOwned)
+	w, err := watch.New()
+	if err != nil {
+		log.Debug("workspace image without change tracking: the attach walks the workspace", "error", err)
+	}
+	opts := vmm.ImageOptions{Skip: sdk.HostOwned}
+	if w != nil {
+		opts.Dir = func(parent *nofollow.Dir, name, rel string) {
+			if w != nil && w.AddAt(parent, name, rel) != nil {
+				w.Close()
+				w = nil
+			}
+		}
+	}
+	entries, err := vmm.BuildWorkspaceImage(ctx, path, k.mib, root, opts)
+	if err != nil {
+		w.Close()
+		return nil, nil, err
+	}
+	return entries, w, nil
 }
 
-// discard removes the image's file (one that was not given to a VM).
-func (img *wsImage) discard() { _ = os.Remove(img.path) }
+// discard removes the image's file (one that was not given to a VM) and
+// its change tracking.
+func (img *wsImage) discard() {
+	_ = os.Remove(img.path)
+	img.w.Close()
+}
 
 // cost is what the image holds, counted as the workspace sync counts it.
 func (img *wsImage) cost() int64 {

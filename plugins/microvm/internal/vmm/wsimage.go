@@ -42,11 +42,20 @@ type ImageEntry struct {
 	Info fs.FileInfo
 }
 
+// ImageOptions adjust BuildWorkspaceImage.
+type ImageOptions struct {
+	// Skip leaves out the paths it reports true for (with what is below).
+	Skip func(rel string) bool
+	// Dir is called for each directory that goes into the image, the
+	// root first (root, ".", ""), before the directory is listed: a
+	// change tracker watching it from there sees every later change.
+	Dir func(parent *nofollow.Dir, name, rel string)
+}
+
 // BuildWorkspaceImage writes into path (created, sparse) a workspace disk
 // of mib MiB holding the tree below root, and returns what it holds.
 // Guest-side ownership is root's, modes are the host's permission bits.
-// Paths skip reports true for are left out (with what is below them).
-func BuildWorkspaceImage(ctx context.Context, path string, mib int, root *nofollow.Dir, skip func(rel string) bool) ([]ImageEntry, error) {
+func BuildWorkspaceImage(ctx context.Context, path string, mib int, root *nofollow.Dir, opts ImageOptions) ([]ImageEntry, error) {
 	if err := makeWorkspaceDisk(ctx, path, mib); err != nil {
 		return nil, err
 	}
@@ -78,11 +87,14 @@ func BuildWorkspaceImage(ctx context.Context, path string, mib int, root *nofoll
 		return err
 	}
 	fmt.Fprintf(&cmds, "mkdir ws\nsif ws mode 040777\n")
+	if opts.Dir != nil {
+		opts.Dir(root, ".", "")
+	}
 	err := root.Walk(func(rel string, info fs.FileInfo, parent *nofollow.Dir, werr error) error {
 		if werr != nil {
 			return nil // an unreadable directory: its contents stay out, as in the sync
 		}
-		if strings.ContainsAny(rel, "\n\"\x00") || (skip != nil && skip(rel)) {
+		if strings.ContainsAny(rel, "\n\"\x00") || (opts.Skip != nil && opts.Skip(rel)) {
 			if info.IsDir() {
 				return fs.SkipDir
 			}
@@ -91,6 +103,9 @@ func BuildWorkspaceImage(ctx context.Context, path string, mib int, root *nofoll
 		dst := `"ws/` + rel + `"`
 		switch {
 		case info.IsDir():
+			if opts.Dir != nil {
+				opts.Dir(parent, info.Name(), rel)
+			}
 			fmt.Fprintf(&cmds, "mkdir %s\nsif %s mode 0%o\n", dst, dst, 0o40000|uint32(info.Mode().Perm()))
 			entries = append(entries, ImageEntry{Rel: rel, Info: info})
 		case info.Mode().IsRegular():
@@ -131,10 +146,20 @@ func writeManifest(cmds *bytes.Buffer, files *[]*os.File, entries []ImageEntry) 
 		return err
 	}
 	_ = os.Remove(f.Name()) // debugfs reads it through its fd
+	// Directories first: the agent watches them before it mounts the
+	// workspace for code, and reads the files' lines in the background.
 	var b bytes.Buffer
 	for _, e := range entries {
+		if e.Info.IsDir() {
+			b.WriteString(proto.FormatManifestLine(proto.ManifestEntry{Rel: e.Rel, Dir: true, Perm: uint32(e.Info.Mode().Perm())}))
+		}
+	}
+	for _, e := range entries {
+		if e.Info.IsDir() {
+			continue
+		}
 		b.WriteString(proto.FormatManifestLine(proto.ManifestEntry{
-			Rel: e.Rel, Dir: e.Info.IsDir(), Perm: uint32(e.Info.Mode().Perm()), Size: e.Info.Size(), Mtime: e.Info.ModTime().Unix(),
+			Rel: e.Rel, Perm: uint32(e.Info.Mode().Perm()), Size: e.Info.Size(), Mtime: e.Info.ModTime().Unix(),
 		}))
 	}
 	if _, err := f.Write(b.Bytes()); err != nil {

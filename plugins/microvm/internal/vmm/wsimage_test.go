@@ -75,7 +75,11 @@ func TestBuildWorkspaceImage(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "ws.img")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	entries, err := BuildWorkspaceImage(ctx, img, 256, root, func(rel string) bool { return rel == "skipped" })
+	var dirs []string
+	entries, err := BuildWorkspaceImage(ctx, img, 256, root, ImageOptions{
+		Skip: func(rel string) bool { return rel == "skipped" },
+		Dir:  func(_ *nofollow.Dir, _, rel string) { dirs = append(dirs, rel) },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +93,10 @@ func TestBuildWorkspaceImage(t *testing.T) {
 		t.Fatalf("manifest %q, want %q", got, wantRels)
 	}
 
+	sort.Strings(dirs)
+	if !equal(dirs, []string{"", "sub", "sub/deeper"}) {
+		t.Fatalf("directories reported %q", dirs)
+	}
 	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
 		t.Fatalf("e2fsck: %v\n%s", err, out)
 	}
