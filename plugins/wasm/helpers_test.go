@@ -13,6 +13,7 @@ import (
 	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/host"
 
+	"github.com/mcpruntime/mcpruntime/plugins/wasm/internal/backend"
 	"github.com/mcpruntime/mcpruntime/plugins/wasm/internal/testenv"
 )
 
@@ -39,7 +40,8 @@ func launch(t testing.TB, poolSize int) *host.Plugin {
 	// shared machine); later ones load them from the cache.
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	p, err := host.Launch(ctx, pluginPath(t))
+	// MCPRUNTIME_WASM_STAGE=0 measures and tests the unprivileged path.
+	p, err := host.Launch(ctx, pluginPath(t), host.WithPassEnv(backend.StageEnv))
 	if err != nil {
 		t.Fatalf("launch: %v", err)
 	}
