@@ -125,7 +125,7 @@ func TestWorkspaceImage(t *testing.T) {
 		}
 	}
 
-	be := backend.New(backend.WithLogger(hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: testWriter{t}})))
+	be := backend.New(backend.WithLogger(hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}})))
 	js, _ := json.Marshal(map[string]any{"agent": filepath.Join(filepath.Dir(bin), cli.AgentName), "restore_standby": 0})
 	if err := be.Configure(ctx, &sdk.Config{JSON: js, PoolSize: 1, StateDir: t.TempDir()}); err != nil {
 		t.Fatal(err)
@@ -200,6 +200,22 @@ print(hits, os.path.lexists('/workspace/evil'), os.path.lexists('/workspace/evil
 	if b, err := os.ReadFile(filepath.Join(ws, "g.txt")); err != nil || string(b) != "from the guest" {
 		t.Fatalf("g.txt on the host: %q %v", b, err)
 	}
+
+	// A snapshot of a VM whose disk is an image copies that image: the
+	// fork's guest finds on its disk what its memory says is there.
+	run("second", "kept = 42")
+	snap, err := be.Snapshot(ctx, "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Restore(ctx, snap.ID, spec("fork")); err != nil {
+		t.Fatal(err)
+	}
+	if out := run("fork", "print(kept)"); out != "42" {
+		t.Fatalf("fork: %q", out)
+	}
+	sameListing(t, "fork", run("fork", listing), hostListing(t, ws))
+	sameListing(t, "second after the snapshot", run("second", listing), hostListing(t, ws))
 }
 
 // sameListing fails the test at the first line where the guest's listing

@@ -421,6 +421,9 @@ func (f *files) wipe() error {
 	}
 	f.manifest = map[string]fileState{}
 	f.full = true
+	if ballast != nil {
+		syncWorkspace()
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -38,6 +39,7 @@ func (f *files) releaseDisk() error {
 		f.w.Close()
 		f.w = nil
 	}
+	wsSyncing.Wait() // its fd would keep the workspace busy
 	// The ballast's fd holds the detached mount of the file system.
 	if err := ballast.Close(); err != nil {
 		return fmt.Errorf("release workspace: %w", err)
@@ -96,8 +98,9 @@ func (f *files) mountDisk() (timing string, err error) {
 	}
 	done := make(chan struct{})
 	f.baseline, f.base = done, map[string]fileState{}
-	go func(base map[string]fileState) {
-		defer close(done)
+	// Started once the directories are watched (on one vCPU it would
+	// otherwise slow that down).
+	defer goBaseline(func(base map[string]fileState) {
 		for _, line := range strings.Split(rest, "\n") {
 			if line == "" {
 				continue
@@ -109,7 +112,7 @@ func (f *files) mountDisk() (timing string, err error) {
 			}
 			base[e.Rel] = fileState{size: e.Size, mtime: e.Mtime * 1e9, mode: fs.FileMode(e.Perm)}
 		}
-	}(f.base)
+	}, f.base, done)
 	w, err := watch.New()
 	if err != nil {
 		logf("workspace changes not tracked, every scan walks it: %v", err)
@@ -151,4 +154,34 @@ func workspaceUsers() string {
 		return "no process"
 	}
 	return strings.Join(users, ", ")
+}
+
+// goBaseline reads the manifest's file lines into base in the background,
+// closing done when it is complete.
+func goBaseline(read func(map[string]fileState), base map[string]fileState, done chan struct{}) {
+	go func() {
+		defer close(done)
+		read(base)
+	}()
+}
+
+// wsSyncing counts background syncs of the workspace disk (syncWorkspace).
+var wsSyncing sync.WaitGroup
+
+// syncWorkspace writes the workspace disk's pending changes out in the
+// background (after a wipe), so that a pooled VM's release at attach
+// unmounts a clean file system instead of writing them then.
+func syncWorkspace() {
+	wsSyncing.Add(1)
+	go func() {
+		defer wsSyncing.Done()
+		fd, err := unix.Open(workspaceDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Syncfs(fd); err != nil {
+			logf("sync workspace: %v", err)
+		}
+	}()
 }

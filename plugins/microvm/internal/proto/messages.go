@@ -54,7 +54,8 @@ const (
 	OpWorkspaceRelease = "ws_release"
 	// OpWorkspaceMount mounts the workspace disk again (after a release
 	// and the host's swap) and takes the image's manifest
-	// (ImageManifest) as what the host holds.
+	// (ImageManifest) as what the host holds. The reply's Data says
+	// where the guest's time went (the host's debug log).
 	OpWorkspaceMount = "ws_mount"
 )
 
