@@ -20,8 +20,8 @@ import (
 // it before the worker knows its session, so the instance can be made and
 // the kernel resumed ahead of time; the binding then mounts the session's
 // directories on the mount points below it. Lookups from the preopen's
-// directory fd cross those mounts (cap-std resolves with openat2
-// RESOLVE_BENEATH, without RESOLVE_NO_XDEV), while a mount over the
+// directory fd cross those mounts (cap-std confines resolution beneath the
+// preopen but does not refuse mount crossings), while a mount over the
 // preopened directory itself would not be seen through the fd: hence one
 // root for both guest paths rather than a preopen per path.
 type stage struct {
