@@ -155,3 +155,32 @@ func stagedWorkers(t *testing.T, p *host.Plugin, dir string) int {
 	}
 	return n
 }
+
+// TestLibrariesReadOnlyFromRoot: a library mount stays read-only when the
+// guest reaches it through a directory fd of "/" (wasmtime's staging root
+// preopens "/" with write rights for the workspace below it): the mounts
+// themselves are read-only.
+func TestLibrariesReadOnlyFromRoot(t *testing.T) {
+	p := launch(t, 1)
+	skills := t.TempDir()
+	if err := os.WriteFile(filepath.Join(skills, "greet.py"), []byte("x = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := newSession(t, p, sdk.SessionSpec{Mounts: []sdk.Mount{{Source: skills, Target: sdk.GuestSkills, ReadOnly: true}}})
+	for _, code := range []string{
+		"import os\nfd = os.open('/', os.O_RDONLY)\nos.open('mcpruntime/lib/skills/evil.py', os.O_CREAT | os.O_WRONLY, dir_fd=fd)",
+		"import os\nfd = os.open('/', os.O_RDONLY)\nos.open('mcpruntime/lib/skills/greet.py', os.O_WRONLY | os.O_TRUNC, dir_fd=fd)",
+		"import os\nfd = os.open('/', os.O_RDONLY)\nos.unlink('mcpruntime/lib/skills/greet.py', dir_fd=fd)",
+		"import os\nfd = os.open('/', os.O_RDONLY)\nos.mkdir('evil', dir_fd=fd)",
+	} {
+		if o := execCode(t, p, id, code); o.res.OK() {
+			t.Errorf("%q succeeded", code)
+		}
+	}
+	if names, err := os.ReadDir(skills); err != nil || len(names) != 1 {
+		t.Fatalf("skills dir changed: %v %v", names, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(skills, "greet.py")); err != nil || string(b) != "x = 1\n" {
+		t.Fatalf("greet.py changed: %q %v", b, err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/kernel"
@@ -49,6 +50,9 @@ type proc struct {
 	full    *os.File // read end of the worker's FullFD pipe
 	memory  int64
 	started time.Time
+	// staged: the worker has a staging root; its binding carries the
+	// session's directories as mount trees (mountTrees).
+	staged bool
 }
 
 // start launches a worker with the given memory cap and waits until the
@@ -112,7 +116,7 @@ func (l *launcher) start(ctx context.Context, memory int64) (*proc, error) {
 		fullR.Close()
 		return nil, fmt.Errorf("wasm worker: %w", err)
 	}
-	return &proc{Child: child, cmd: cmd, ctrl: ours, ctrlR: bufio.NewReader(ours), full: fullR, memory: memory, started: time.Now()}, nil
+	return &proc{Child: child, cmd: cmd, ctrl: ours, ctrlR: bufio.NewReader(ours), full: fullR, memory: memory, started: time.Now(), staged: cfg.StageDir != ""}, nil
 }
 
 // Interrupt implements kernel.Process: WASI has no signals, and a check
@@ -142,7 +146,7 @@ func (p *proc) bind(ctx context.Context, workspace, lib string, mounts []sdk.Lib
 	if err != nil {
 		return fmt.Errorf("bind worker: %w", err)
 	}
-	if _, err := p.ctrl.Write(append(msg, '\n')); err != nil {
+	if err := p.sendBinding(append(msg, '\n'), workspace, mounts); err != nil {
 		return fmt.Errorf("bind worker: %w", err)
 	}
 	type answer struct {
@@ -166,6 +170,40 @@ func (p *proc) bind(ctx context.Context, workspace, lib string, mounts []sdk.Lib
 	case <-ctx.Done():
 		return fmt.Errorf("bind worker: %w", ctx.Err())
 	}
+}
+
+// sendBinding writes the binding's line, with the session's directories as
+// mount trees when the worker stages.
+func (p *proc) sendBinding(line []byte, workspace string, mounts []sdk.LibMount) error {
+	if !p.staged {
+		_, err := p.ctrl.Write(line)
+		return err
+	}
+	fds, err := mountTrees(workspace, mounts)
+	if err != nil {
+		return err
+	}
+	defer closeFDs(fds)
+	rc, err := p.ctrl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var (
+		n    int
+		serr error
+	)
+	if err := rc.Write(func(fd uintptr) bool {
+		n, serr = unix.SendmsgN(int(fd), line, unix.UnixRights(fds...), nil, 0)
+		return serr != unix.EAGAIN
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return serr
+	}
+	// A stream socket may take part of the line; the rest needs no fds.
+	_, err = p.ctrl.Write(line[n:])
+	return err
 }
 
 // storageFull reports whether the guest's workspace found the host's file

@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mcpruntime/mcpruntime/sdk"
 )
 
 // StageEnv, set to "0" in the plugin's environment, keeps pooled workers of
@@ -26,4 +30,37 @@ func (l *launcher) setupStage(run string) error {
 	l.cfg.StageDir = dir
 	l.staged.Store(true)
 	return nil
+}
+
+// mountTrees clones the mounts at the binding's host directories as
+// detached mount trees (open_tree OPEN_TREE_CLONE, not recursive): the
+// worker moves them into its namespace. Paths are resolved here, in the
+// plugin's mount namespace, so a file system mounted on the host after the
+// worker started (a workspace on a new volume) is the one bound; the
+// worker's own copy of the host's mounts is as old as the worker.
+func mountTrees(workspace string, mounts []sdk.LibMount) ([]int, error) {
+	fds := make([]int, 0, 1+len(mounts))
+	for _, dir := range append([]string{workspace}, libSources(mounts)...) {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			closeFDs(fds)
+			return nil, fmt.Errorf("clone the mount at %s: %w", dir, err)
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+func libSources(mounts []sdk.LibMount) []string {
+	out := make([]string, len(mounts))
+	for i, m := range mounts {
+		out[i] = m.Source
+	}
+	return out
+}
+
+func closeFDs(fds []int) {
+	for _, fd := range fds {
+		_ = unix.Close(fd)
+	}
 }

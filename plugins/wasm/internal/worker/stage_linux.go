@@ -29,8 +29,12 @@ type stage struct {
 }
 
 // stageSize caps the staging tmpfs: it holds only empty mount points, and
-// is read-only once they exist.
-const stageSize = "size=64k,nr_inodes=64,mode=0755"
+// is read-only once they exist. libSize is the library root's: one
+// directory per step of each mount's target.
+const (
+	stageSize = "size=64k,nr_inodes=64,mode=0755"
+	libSize   = "size=64k,nr_inodes=4096,mode=0755"
+)
 
 // newStage mounts the staging root over dir. The worker must run in a
 // mount namespace of its own with private propagation (the plugin starts it
@@ -69,50 +73,49 @@ func (s *stage) mounts() []guest.Mount {
 // host is the staging root's mount point for guest path g.
 func (s *stage) host(g string) string { return filepath.Join(s.root, g) }
 
-// bind mounts a session's directories: the workspace read-write, a fresh
-// read-only tmpfs at the library root with each library mount bound
-// read-only at its place. Sources are opened by the host paths the plugin
-// checked; bind mounts do not follow a later swap of a path component.
-func (s *stage) bind(b *Binding) error {
-	if err := bindMount(b.Workspace, s.host(sdk.GuestWorkspace), false); err != nil {
+// bind mounts a session's directories, given as detached mount trees
+// cloned by the plugin in the host's namespace (one for the workspace, then
+// one per library mount, in b.Mounts' order): the workspace read-write, a
+// fresh read-only tmpfs at the library root with each library mount
+// read-only at its place.
+func (s *stage) bind(b *Binding, trees []int) error {
+	if len(trees) != 1+len(b.Mounts) {
+		return fmt.Errorf("binding: %d mount trees for the workspace and %d library mounts", len(trees), len(b.Mounts))
+	}
+	if err := moveTree(trees[0], s.host(sdk.GuestWorkspace), false); err != nil {
 		return fmt.Errorf("bind %s: %w", sdk.GuestWorkspace, err)
 	}
 	lib := s.host(sdk.GuestLib)
-	if err := unix.Mount("mcpruntime-lib", lib, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, stageSize); err != nil {
+	if err := unix.Mount("mcpruntime-lib", lib, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, libSize); err != nil {
 		return fmt.Errorf("bind %s: %w", sdk.GuestLib, err)
 	}
-	for _, m := range b.Mounts {
+	for i, m := range b.Mounts {
 		dst := filepath.Join(lib, m.Rel)
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return fmt.Errorf("bind %s/%s: %w", sdk.GuestLib, m.Rel, err)
 		}
-		if err := bindMount(m.Source, dst, true); err != nil {
+		if err := moveTree(trees[1+i], dst, true); err != nil {
 			return fmt.Errorf("bind %s/%s: %w", sdk.GuestLib, m.Rel, err)
 		}
 	}
-	if err := unix.Mount("", lib, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, stageSize); err != nil {
+	if err := unix.Mount("", lib, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, libSize); err != nil {
 		return fmt.Errorf("bind %s: read-only: %w", sdk.GuestLib, err)
 	}
 	return nil
 }
 
-// bindMount binds src on dst, read-only when ro. A bind mount's flags come
-// from a second, remounting call.
-func bindMount(src, dst string, ro bool) error {
-	if st, err := os.Stat(src); err != nil {
-		return err
-	} else if !st.IsDir() {
-		return fmt.Errorf("%s: not a directory", src)
-	}
-	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("mount %s on %s: %w", src, dst, err)
-	}
-	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+// moveTree sets a detached mount tree's flags (read-only when ro) and
+// attaches it at dst.
+func moveTree(tree int, dst string, ro bool) error {
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
 	if ro {
-		flags |= unix.MS_RDONLY
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
 	}
-	if err := unix.Mount("", dst, "", flags, ""); err != nil {
-		return fmt.Errorf("remount %s: %w", dst, err)
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		return fmt.Errorf("mount_setattr: %w", err)
+	}
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount to %s: %w", dst, err)
 	}
 	return nil
 }

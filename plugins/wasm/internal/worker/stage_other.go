@@ -15,6 +15,6 @@ func newStage(string) (*stage, error) {
 	return nil, errors.New("staging root: mount namespaces are Linux's")
 }
 
-func (s *stage) bind(*Binding) error { return errors.New("staging root: unsupported") }
+func (s *stage) bind(*Binding, []int) error { return errors.New("staging root: unsupported") }
 
 func (s *stage) mounts() []guest.Mount { return nil }

@@ -185,39 +185,49 @@ func openStage(dir string) *stage {
 // directories at instantiation, applies it (apply may be nil), answers it,
 // and answers every later one with an error in the background (such a
 // worker is never re-bound).
-func awaitBinding(f *os.File, apply func(*Binding) error) (*Binding, error) {
-	r := bufio.NewReader(f)
-	line, err := r.ReadBytes('\n')
+func awaitBinding(f *os.File, apply func(*Binding, []int) error) (*Binding, error) {
+	r := &lineReader{f: f}
+	line, fds, err := r.readLine()
 	if err != nil {
+		closeFDs(fds)
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	var b Binding
-	if err := json.Unmarshal(line, &b); err != nil {
+	b, err := checkBinding(line, fds, apply)
+	closeFDs(fds)
+	if err != nil {
 		fmt.Fprintf(f, "error: %v\n", err)
 		return nil, fmt.Errorf("control: %w", err)
-	}
-	for _, dir := range []string{b.Workspace, b.Lib} {
-		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			fmt.Fprintf(f, "error: bind %s: not a directory\n", dir)
-			return nil, fmt.Errorf("control: bind %s: not a directory", dir)
-		}
-	}
-	if apply != nil {
-		if err := apply(&b); err != nil {
-			fmt.Fprintf(f, "error: %v\n", err)
-			return nil, fmt.Errorf("control: %w", err)
-		}
 	}
 	fmt.Fprintln(f, "ok")
 	go func() {
 		defer f.Close()
 		for {
-			if _, err := r.ReadBytes('\n'); err != nil {
+			_, fds, err := r.readLine()
+			closeFDs(fds)
+			if err != nil {
 				return
 			}
 			fmt.Fprintln(f, "error: this worker is bound already")
 		}
 	}()
+	return b, nil
+}
+
+// checkBinding decodes a binding and applies it: apply, when set, gets the
+// mount trees that came with it; else its directories must exist here.
+func checkBinding(line []byte, fds []int, apply func(*Binding, []int) error) (*Binding, error) {
+	var b Binding
+	if err := json.Unmarshal(line, &b); err != nil {
+		return nil, err
+	}
+	if apply != nil {
+		return &b, apply(&b, fds)
+	}
+	for _, dir := range []string{b.Workspace, b.Lib} {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("bind %s: not a directory", dir)
+		}
+	}
 	return &b, nil
 }
 
