@@ -7,7 +7,8 @@
 // The worker's stdin/stdout are the guest's stdin/stdout, i.e. the kernel's
 // framed channel. File descriptor 3 is a control socket: the plugin sends one
 // JSON line binding the guest's /workspace and /mcpruntime/lib to host
-// directories, and the worker answers "ok". A pooled worker starts before
+// directories (for a staged worker with those directories' mount trees as
+// SCM_RIGHTS), and the worker answers "ok". A pooled worker starts before
 // its session exists, which is why the binding comes late.
 package worker
 
