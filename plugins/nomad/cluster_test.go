@@ -114,8 +114,8 @@ func TestNodeLoss(t *testing.T) {
 	// Spread placement puts sessions on both nodes; create until both
 	// have at least one.
 	for len(ids) < 8 {
-		id := h.session(t, sdk.Limits{})
-		h.expect(t, id, "state = 'kept'", "")
+		id := h.Session(t, sdk.Limits{})
+		h.Expect(t, id, "state = 'kept'", "")
 		ids = append(ids, id)
 		nodes = sessionNodes(t, c)
 		per := map[string]int{}
@@ -149,22 +149,22 @@ func TestNodeLoss(t *testing.T) {
 	})
 	killed := time.Now()
 	for _, id := range onVictim {
-		o := h.exec(t, id, "print(globals().get('state'))")
-		if !o.res.StateLost {
-			t.Fatalf("session %s on the killed node: %+v (stdout %q), want state_lost", id, o.res, o.stdout)
+		o := h.Exec(t, id, "print(globals().get('state'))")
+		if !o.Result.StateLost {
+			t.Fatalf("session %s on the killed node: %+v (stdout %q), want state_lost", id, o.Result, o.Stdout)
 		}
-		t.Logf("session %s: state_lost after %s: %s", id, time.Since(killed).Round(time.Millisecond), o.res.Message)
+		t.Logf("session %s: state_lost after %s: %s", id, time.Since(killed).Round(time.Millisecond), o.Result.Message)
 		if time.Since(killed) > 30*time.Second {
 			t.Fatalf("state_lost reported %s after the node died, want within 30s", time.Since(killed))
 		}
 		// The session carries on, on a fresh kernel.
-		h.expect(t, id, "print(globals().get('state'))", "None\n")
+		h.Expect(t, id, "print(globals().get('state'))", "None\n")
 	}
 	for _, id := range onSurvivor {
-		h.expect(t, id, "print(state)", "kept\n")
+		h.Expect(t, id, "print(state)", "kept\n")
 	}
-	fresh := h.session(t, sdk.Limits{})
-	h.expect(t, fresh, "print('placed')", "placed\n")
+	fresh := h.Session(t, sdk.Limits{})
+	h.Expect(t, fresh, "print('placed')", "placed\n")
 	nodes = sessionNodes(t, c)
 	if nodes[fresh] != testcluster.NodeName(survivor) {
 		t.Fatalf("new session on %q, want the surviving node %s", nodes[fresh], testcluster.NodeName(survivor))
@@ -184,12 +184,12 @@ func TestRecoverAndCleanUp(t *testing.T) {
 	c := nomadClient(t)
 	state := t.TempDir()
 	h := launch(t, 1, state)
-	pooled := h.session(t, sdk.Limits{})
-	h.expect(t, pooled, "x = 41", "")
-	cold := h.session(t, sdk.Limits{MemoryBytes: 2 << 30}) // above the pool's: placed for the session
-	h.expect(t, cold, "y = 1", "")
-	forgotten := h.session(t, sdk.Limits{})
-	h.expect(t, forgotten, "z = 1", "")
+	pooled := h.Session(t, sdk.Limits{})
+	h.Expect(t, pooled, "x = 41", "")
+	cold := h.Session(t, sdk.Limits{MemoryBytes: 2 << 30}) // above the pool's: placed for the session
+	h.Expect(t, cold, "y = 1", "")
+	forgotten := h.Session(t, sdk.Limits{})
+	h.Expect(t, forgotten, "z = 1", "")
 	owner := ownerOf(t, c, pooled)
 	if err := syscall.Kill(-h.p.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -209,8 +209,8 @@ func TestRecoverAndCleanUp(t *testing.T) {
 	if len(rec) != 3 || !rec[0].Recovered || !rec[1].Recovered || rec[2].Recovered || rec[2].Reason == "" {
 		t.Fatalf("recovered: %+v", rec)
 	}
-	h2.expect(t, pooled, "print(x + 1)", "42\n")
-	h2.expect(t, cold, "print(y)", "1\n")
+	h2.Expect(t, pooled, "print(x + 1)", "42\n")
+	h2.Expect(t, cold, "print(y)", "1\n")
 	if len(ourJobs(t, c, owner)) == 0 {
 		t.Fatal("no jobs of the owner while its sessions run")
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/mcpruntime/mcpruntime/plugins/nomad/internal/testcluster"
 	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/host"
+	"github.com/mcpruntime/mcpruntime/sdk/sandboxtest"
 )
 
 // cluster is the package's private 3-agent cluster (TestMain), nil when
@@ -130,10 +130,10 @@ func buildPlugin(t testing.TB) string {
 // harness is one launched plugin binary, configured, with sessions on a
 // temporary workspace.
 type harness struct {
+	*sandboxtest.Harness
 	p     *host.Plugin
 	ws    string
 	state string
-	seq   int
 }
 
 func launch(t testing.TB, pool int, state string) *harness {
@@ -145,6 +145,7 @@ func launch(t testing.TB, pool int, state string) *harness {
 		t.Fatalf("launch plugin: %v", err)
 	}
 	h := &harness{p: p, ws: t.TempDir(), state: state}
+	h.Harness = &sandboxtest.Harness{B: p, Workspace: h.ws, Prefix: "nomad"}
 	if h.state == "" {
 		h.state = filepath.Join(h.ws, ".state")
 	}
@@ -153,56 +154,6 @@ func launch(t testing.TB, pool int, state string) *harness {
 		t.Fatalf("configure: %v", err)
 	}
 	return h
-}
-
-func (h *harness) session(t testing.TB, limits sdk.Limits) string {
-	t.Helper()
-	h.seq++
-	id := fmt.Sprintf("nomad-%d-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6, h.seq)
-	if limits.Timeout == 0 {
-		limits.Timeout = 30 * time.Second
-	}
-	if err := h.p.CreateSession(context.Background(), &sdk.SessionSpec{ID: id, Workspace: h.ws, Limits: limits}); err != nil {
-		t.Fatalf("create session: %v", err)
-	}
-	return id
-}
-
-type output struct {
-	res    *sdk.ExecResult
-	stdout string
-	stderr string
-}
-
-func (h *harness) exec(t testing.TB, id, code string) output {
-	t.Helper()
-	var mu sync.Mutex
-	var out, errb strings.Builder
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	res, err := h.p.Execute(ctx, &sdk.ExecRequest{SessionID: id, Code: code}, func(e sdk.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch e.Kind {
-		case sdk.EventStdout:
-			out.Write(e.Data)
-		case sdk.EventStderr:
-			errb.Write(e.Data)
-		}
-	})
-	if err != nil {
-		t.Fatalf("execute %q: %v", code, err)
-	}
-	return output{res: res, stdout: out.String(), stderr: errb.String()}
-}
-
-// expect runs code and requires success and exactly stdout.
-func (h *harness) expect(t testing.TB, id, code, stdout string) {
-	t.Helper()
-	o := h.exec(t, id, code)
-	if !o.res.OK() || o.stdout != stdout {
-		t.Fatalf("%q: ok=%v stdout=%q want %q; %s stderr=%q", code, o.res.OK(), o.stdout, stdout, o.res.Message, o.stderr)
-	}
 }
 
 // sessionNodes maps each running session job of the cluster to the node

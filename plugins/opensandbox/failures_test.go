@@ -139,8 +139,8 @@ func TestCrashLeavesNothing(t *testing.T) {
 	// No recovery grace: the session's container goes with the next start
 	// (recover_test.go covers the grace).
 	h := launch(t, bin, 2, testenv.ConfigJSONGrace("0s"))
-	id := h.session(t, sdk.Limits{})
-	h.expect(t, id, "_ = open('crash.txt', 'w').write('x')", "")
+	id := h.Session(t, sdk.Limits{})
+	h.Expect(t, id, "_ = open('crash.txt', 'w').write('x')", "")
 	inst, err := testenv.Instance(h.p.Pid())
 	if err != nil {
 		t.Fatal(err)
@@ -164,8 +164,8 @@ func TestCrashLeavesNothing(t *testing.T) {
 	h2 := launch(t, bin, 1, "")
 	h2.ws = h.ws
 	t.Logf("leftovers of the killed plugin swept %v after the next start", waitGone(t, ctx, c, inst, 15*time.Second))
-	id2 := h2.session(t, sdk.Limits{})
-	h2.expect(t, id2, "print(open('crash.txt').read())", "x\n")
+	id2 := h2.Session(t, sdk.Limits{})
+	h2.Expect(t, id2, "print(open('crash.txt').read())", "x\n")
 
 	// A clean shutdown removes everything it created.
 	inst2, err := testenv.Instance(h2.p.Pid())
@@ -205,7 +205,7 @@ func TestOneShimPerPlugin(t *testing.T) {
 	testenv.RequireContainerd(t)
 	h := launch(t, buildPlugin(t), 0, "")
 	for range 3 {
-		h.expect(t, h.session(t, sdk.Limits{}), "print('up')", "up\n")
+		h.Expect(t, h.Session(t, sdk.Limits{}), "print('up')", "up\n")
 	}
 	// A shim is named after the first container it served; this plugin's
 	// containers are osb-<owner id>-<n>.
@@ -236,8 +236,8 @@ func TestAnchorKeepsShim(t *testing.T) {
 		out, _ := exec.Command("pgrep", "-f", pattern).Output()
 		return strings.TrimSpace(string(out))
 	}
-	id := h.session(t, sdk.Limits{})
-	h.expect(t, id, "print('up')", "up\n")
+	id := h.Session(t, sdk.Limits{})
+	h.Expect(t, id, "print('up')", "up\n")
 	first := shims()
 	if first == "" || strings.Contains(first, "\n") {
 		t.Fatalf("shims of the plugin: %q, want one", first)
@@ -252,7 +252,7 @@ func TestAnchorKeepsShim(t *testing.T) {
 	if now := shims(); now != first {
 		t.Fatalf("shim %q after the last session ended, want %q still running", now, first)
 	}
-	h.expect(t, h.session(t, sdk.Limits{}), "print('again')", "again\n")
+	h.Expect(t, h.Session(t, sdk.Limits{}), "print('again')", "again\n")
 	if now := shims(); now != first {
 		t.Fatalf("the next cold session runs under shim %q, want %q", now, first)
 	}

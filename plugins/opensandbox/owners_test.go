@@ -126,8 +126,8 @@ func TestInstancesShareHost(t *testing.T) {
 		if l.id, err = testenv.Instance(l.h.p.Pid()); err != nil {
 			t.Errorf("%s: %v", l.name, err)
 		}
-		l.keep = l.h.session(t, sdk.Limits{})
-		l.h.expect(t, l.keep, "x = 41\n_ = open('live.txt', 'w').write('"+l.name+"')", "")
+		l.keep = l.h.Session(t, sdk.Limits{})
+		l.h.Expect(t, l.keep, "x = 41\n_ = open('live.txt', 'w').write('"+l.name+"')", "")
 	}
 
 	var stop atomic.Bool
@@ -170,7 +170,7 @@ func TestInstancesShareHost(t *testing.T) {
 		if err != nil {
 			t.Errorf("round %d: %v", r, err)
 		}
-		sid := k.session(t, sdk.Limits{Timeout: time.Minute})
+		sid := k.Session(t, sdk.Limits{Timeout: time.Minute})
 		started := filepath.Join(k.ws, "started")
 		go k.p.Execute(context.Background(), &sdk.ExecRequest{SessionID: sid,
 			Code: "open('started', 'w').close()\nimport time\ntime.sleep(20)"}, func(sdk.Event) {})
@@ -222,8 +222,8 @@ func TestInstancesShareHost(t *testing.T) {
 		// Nothing of the live plugins was touched: their long-lived
 		// session keeps its variables and its workspace mount, and their
 		// claim is still held.
-		l.h.expect(t, l.keep, "print(x + 1, open('live.txt').read())", "42 "+l.name+"\n")
-		l.h.expect(t, l.keep, "_ = open('after.txt', 'w').write('ok')", "")
+		l.h.Expect(t, l.keep, "print(x + 1, open('live.txt').read())", "42 "+l.name+"\n")
+		l.h.Expect(t, l.keep, "_ = open('after.txt', 'w').write('ok')", "")
 		if b, err := os.ReadFile(filepath.Join(l.h.ws, "after.txt")); err != nil || string(b) != "ok" {
 			t.Errorf("%s plugin: the session's workspace mount is gone: %q %v", l.name, b, err)
 		}

@@ -76,16 +76,16 @@ func TestRecoverAfterKill(t *testing.T) {
 
 	h := launch(t, bin, 1, "")
 	limits := sdk.Limits{Timeout: 30 * time.Second}
-	kept := h.session(t, limits)
-	h.expect(t, kept, "x = 41", "")
-	gone := h.session(t, limits)
-	h.expect(t, gone, "y = 1", "")
-	dead := h.session(t, limits)
-	h.expect(t, dead, "z = 1", "")
+	kept := h.Session(t, limits)
+	h.Expect(t, kept, "x = 41", "")
+	gone := h.Session(t, limits)
+	h.Expect(t, gone, "y = 1", "")
+	dead := h.Session(t, limits)
+	h.Expect(t, dead, "z = 1", "")
 	// The core forgets this one before the crash (it is not offered for
 	// recovery): nobody will recover its container.
-	forgotten := h.session(t, limits)
-	h.expect(t, forgotten, "w = 1", "")
+	forgotten := h.Session(t, limits)
+	h.Expect(t, forgotten, "w = 1", "")
 	old, err := testenv.Instance(h.p.Pid())
 	if err != nil {
 		t.Fatal(err)
@@ -143,13 +143,13 @@ func TestRecoverAfterKill(t *testing.T) {
 		return errdefs.IsNotFound(err)
 	})
 
-	o := h2.exec(t, kept, "print(x + 1)")
-	if !o.res.OK() || o.stdout != "42\n" || o.res.StateLost {
-		t.Fatalf("recovered session: stdout %q, state_lost %v, %+v", o.stdout, o.res.StateLost, o.res)
+	o := h2.Exec(t, kept, "print(x + 1)")
+	if !o.Result.OK() || o.Stdout != "42\n" || o.Result.StateLost {
+		t.Fatalf("recovered session: stdout %q, state_lost %v, %+v", o.Stdout, o.Result.StateLost, o.Result)
 	}
 	// The workspace mount came along, and the container is the new
 	// process's now: its clean shutdown removes it.
-	h2.expect(t, kept, "_ = open('recovered.txt', 'w').write('yes')", "")
+	h2.Expect(t, kept, "_ = open('recovered.txt', 'w').write('yes')", "")
 	if b, err := os.ReadFile(filepath.Join(h.ws, "recovered.txt")); err != nil || string(b) != "yes" {
 		t.Fatalf("workspace of the recovered session: %q %v", b, err)
 	}
@@ -172,8 +172,8 @@ func TestRecoverInterruptsBusyKernel(t *testing.T) {
 	bin := buildPlugin(t)
 	h := launch(t, bin, 0, "")
 	limits := sdk.Limits{Timeout: time.Minute}
-	id := h.session(t, limits)
-	h.expect(t, id, "x = 41", "")
+	id := h.Session(t, limits)
+	h.Expect(t, id, "x = 41", "")
 	go h.p.Execute(context.Background(), &sdk.ExecRequest{SessionID: id,
 		Code: "import time\nopen('busy', 'w').close()\nwhile True:\n    print('old output')\n    time.sleep(0.01)"}, func(sdk.Event) {})
 	waitFor(t, "the execution to start", time.Minute, func() bool {
@@ -188,9 +188,9 @@ func TestRecoverInterruptsBusyKernel(t *testing.T) {
 	if err != nil || len(rec) != 1 || !rec[0].Recovered {
 		t.Fatalf("recover: %+v %v", rec, err)
 	}
-	o := h2.exec(t, id, "print(x + 1)")
-	if !o.res.OK() || o.stdout != "42\n" || o.res.StateLost {
-		t.Fatalf("recovered session: stdout %q, %+v", o.stdout, o.res)
+	o := h2.Exec(t, id, "print(x + 1)")
+	if !o.Result.OK() || o.Stdout != "42\n" || o.Result.StateLost {
+		t.Fatalf("recovered session: stdout %q, %+v", o.Stdout, o.Result)
 	}
 }
 
@@ -205,8 +205,8 @@ func TestUnrecoveredSessionSwept(t *testing.T) {
 	const grace = 4 * time.Second
 
 	h := launch(t, bin, 1, testenv.ConfigJSONGrace(grace.String()))
-	id := h.session(t, sdk.Limits{Timeout: 30 * time.Second})
-	h.expect(t, id, "x = 1", "")
+	id := h.Session(t, sdk.Limits{Timeout: 30 * time.Second})
+	h.Expect(t, id, "x = 1", "")
 	old, err := testenv.Instance(h.p.Pid())
 	if err != nil {
 		t.Fatal(err)
