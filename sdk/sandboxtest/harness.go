@@ -92,3 +92,30 @@ func (h *Harness) Expect(t testing.TB, id, code, stdout string) {
 		t.Fatalf("%q: ok=%v stdout=%q want %q; %s stderr=%q", clip(code), o.Result.OK(), o.Stdout, stdout, o.Result.Message, o.Stderr)
 	}
 }
+
+// MemoryBombKillsKernel allocates 3 GiB in a session without a memory
+// rlimit: the sandbox's own cap (a cgroup, an allocation's limit) must
+// kill the kernel and say so; the session then starts afresh.
+func (h *Harness) MemoryBombKillsKernel(t testing.TB) {
+	t.Helper()
+	id := h.Session(t, sdk.Limits{})
+	h.Expect(t, id, "keep = 1", "")
+	o := h.Exec(t, id, "b = bytearray(3 * 1024**3)")
+	if o.Result.OK() || o.Result.Error != sdk.ErrorKernelDied || !o.Result.StateLost || !strings.Contains(o.Result.Message, "memory") {
+		t.Fatalf("memory bomb: %+v", o.Result)
+	}
+	h.Expect(t, id, "print('keep' in globals())", "False\n")
+}
+
+// MemoryBombUnderRlimit allocates past a 256 MiB session limit: a
+// MemoryError in the code, and the session keeps its variables.
+func (h *Harness) MemoryBombUnderRlimit(t testing.TB) {
+	t.Helper()
+	id := h.Session(t, sdk.Limits{MemoryBytes: 256 << 20})
+	h.Expect(t, id, "keep = 1", "")
+	o := h.Exec(t, id, "b = bytearray(512 * 1024**2)")
+	if o.Result.Error != sdk.ErrorMemory || o.Result.StateLost {
+		t.Fatalf("memory bomb under an rlimit: %+v", o.Result)
+	}
+	h.Expect(t, id, "print(keep)", "1\n")
+}
