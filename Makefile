@@ -102,7 +102,7 @@ EXAMPLE_BACKENDS ?= hostpython $(PLUGINS)
 test-examples: build deps
 	@echo "==> examples: the hostpython plugin's conformance"
 	cd examples/plugins/hostpython && $(GO) test $(RACE) ./...
-	@set -e; for b in $(EXAMPLE_BACKENDS); do for e in examples/0*/run.sh; do \
+	@set -e; for b in $(EXAMPLE_BACKENDS); do for e in examples/[0-9]*/run.sh; do \
 		echo "==> example $$e on $$b"; BACKEND=$$b bash $$e >/tmp/mcpruntime-example.log 2>&1 || { cat /tmp/mcpruntime-example.log; exit 1; }; \
 	done; done
 
