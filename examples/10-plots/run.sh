@@ -31,8 +31,13 @@ plt.bar(months, units, color="#4c78a8")
 plt.title("Units sold per month")
 plt.ylabel("units")
 plt.show()
-import pandas as pd
-pd.DataFrame({"month": months, "units": units}).head(3)'
+try:
+    import pandas as pd  # opensandbox; the microvm image has no pandas
+    table = pd.DataFrame({"month": months, "units": units}).head(3)
+except ImportError:
+    from IPython.display import HTML
+    table = HTML("<table>" + "".join(f"<tr><td>{m}</td><td>{u}</td></tr>" for m, u in zip(months, units)) + "</table>")
+table'
 else
   code='display({"text/html": "<b>six</b> months", "image/png": bytes.fromhex("89504e470d0a1a0a") + bytes(32)}, raw=True)
 from IPython.display import HTML
