@@ -197,7 +197,7 @@ func TestRecoverAndCleanUp(t *testing.T) {
 	waitFor(t, "the plugin to exit", 30*time.Second, h.p.Exited)
 
 	h2 := launch(t, 1, state)
-	h2.ws = h.ws
+	h2.ws, h2.Workspace = h.ws, h.ws
 	rec, err := h2.p.RecoverSessions(context.Background(), []*sdk.SessionSpec{
 		{ID: pooled, Workspace: h.ws, Limits: sdk.Limits{Timeout: 30 * time.Second}},
 		{ID: cold, Workspace: h.ws, Limits: sdk.Limits{Timeout: 30 * time.Second, MemoryBytes: 2 << 30}},

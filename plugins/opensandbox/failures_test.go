@@ -162,7 +162,7 @@ func TestCrashLeavesNothing(t *testing.T) {
 
 	// The next start sweeps in the background, right at Configure.
 	h2 := launch(t, bin, 1, "")
-	h2.ws = h.ws
+	h2.ws, h2.Workspace = h.ws, h.ws
 	t.Logf("leftovers of the killed plugin swept %v after the next start", waitGone(t, ctx, c, inst, 15*time.Second))
 	id2 := h2.Session(t, sdk.Limits{})
 	h2.Expect(t, id2, "print(open('crash.txt').read())", "x\n")

@@ -110,7 +110,7 @@ func TestRecoverAfterKill(t *testing.T) {
 	<-exited
 
 	h2 := launch(t, bin, 1, "")
-	h2.ws = h.ws
+	h2.ws, h2.Workspace = h.ws, h.ws
 	rec, err := h2.p.RecoverSessions(context.Background(), []*sdk.SessionSpec{
 		{ID: kept, Workspace: h.ws, Limits: limits},
 		{ID: gone, Workspace: h.ws, Limits: limits},
@@ -183,7 +183,7 @@ func TestRecoverInterruptsBusyKernel(t *testing.T) {
 	killPlugin(t, h)
 
 	h2 := launch(t, bin, 0, "")
-	h2.ws = h.ws
+	h2.ws, h2.Workspace = h.ws, h.ws
 	rec, err := h2.p.RecoverSessions(context.Background(), []*sdk.SessionSpec{{ID: id, Workspace: h.ws, Limits: limits}})
 	if err != nil || len(rec) != 1 || !rec[0].Recovered {
 		t.Fatalf("recover: %+v %v", rec, err)
