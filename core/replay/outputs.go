@@ -25,26 +25,12 @@ type OutputRef struct {
 // retention keeps and sweeps them with the session's log like workspace
 // snapshots. It returns the manifest id and one ref per display.
 func storeOutputs(workspace string, displays []*sdk.Display) (string, []OutputRef, int64, error) {
-	root, err := nofollow.OpenRoot(workspace)
+	w, err := openWriter(workspace)
 	if err != nil {
 		return "", nil, 0, fmt.Errorf("outputs: %w", err)
 	}
-	defer root.Close()
-	objects, err := openStoreDir(root, objectsRel, true)
-	if err != nil {
-		return "", nil, 0, fmt.Errorf("outputs: %w", err)
-	}
-	defer objects.Close()
-	manifests, err := openStoreDir(root, manifestsRel, true)
-	if err != nil {
-		return "", nil, 0, fmt.Errorf("outputs: %w", err)
-	}
-	defer manifests.Close()
-	unlock, err := lockStore(root, unix.LOCK_SH, snapshotLockWait) // see lock.go
-	if err != nil {
-		return "", nil, 0, fmt.Errorf("outputs: %w", err)
-	}
-	defer unlock()
+	defer w.close()
+	objects, manifests := w.objects, w.manifests
 	man := &Manifest{Files: []FileEntry{}}
 	refs := make([]OutputRef, len(displays))
 	var written int64
@@ -113,4 +99,39 @@ func OutputObjects(workspace string, e *Entry) (map[string]string, error) {
 		out[f.Path] = ObjectPath(workspace, f.Hash)
 	}
 	return out, nil
+}
+
+// storeWriter is the store opened for writing objects and a manifest:
+// the workspace root, its objects and manifests directories (never through
+// a symlink), and the store lock held shared until close (see lock.go).
+type storeWriter struct {
+	root, objects, manifests *nofollow.Dir
+	unlock                   func()
+}
+
+func openWriter(workspace string) (*storeWriter, error) {
+	root, err := nofollow.OpenRoot(workspace)
+	if err != nil {
+		return nil, err
+	}
+	w := &storeWriter{root: root, unlock: func() {}}
+	if w.objects, err = openStoreDir(root, objectsRel, true); err == nil {
+		if w.manifests, err = openStoreDir(root, manifestsRel, true); err == nil {
+			w.unlock, err = lockStore(root, unix.LOCK_SH, snapshotLockWait)
+		}
+	}
+	if err != nil {
+		w.close()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *storeWriter) close() {
+	w.unlock()
+	for _, d := range []*nofollow.Dir{w.manifests, w.objects, w.root} {
+		if d != nil {
+			d.Close()
+		}
+	}
 }

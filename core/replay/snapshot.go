@@ -131,27 +131,13 @@ func (s *Snapshotter) Snapshot() (string, *Manifest, SnapshotStats, error) {
 		s.cache = map[string]cacheEntry{}
 	}
 	var st SnapshotStats
-	root, err := nofollow.OpenRoot(s.Workspace)
+	// The store lock is held until the manifest is written: see lock.go.
+	w, err := openWriter(s.Workspace)
 	if err != nil {
 		return "", nil, st, fmt.Errorf("snapshot: %w", err)
 	}
-	defer root.Close()
-	objects, err := openStoreDir(root, objectsRel, true)
-	if err != nil {
-		return "", nil, st, fmt.Errorf("snapshot: %w", err)
-	}
-	defer objects.Close()
-	manifests, err := openStoreDir(root, manifestsRel, true)
-	if err != nil {
-		return "", nil, st, fmt.Errorf("snapshot: %w", err)
-	}
-	defer manifests.Close()
-	// Held until the manifest is written: see lock.go.
-	unlock, err := lockStore(root, unix.LOCK_SH, snapshotLockWait)
-	if err != nil {
-		return "", nil, st, fmt.Errorf("snapshot: %w", err)
-	}
-	defer unlock()
+	defer w.close()
+	root, objects, manifests := w.root, w.objects, w.manifests
 	// A retention sweep may have removed objects the cache knows as
 	// stored: then nothing cached is trusted.
 	if gen := sweepGeneration(root); gen != s.swept {
