@@ -607,12 +607,7 @@ def _send_display(kernel, data):
         bundle = {"text/plain": note}
         size = len(note)
     b.left -= size
-    with kernel.lock:
-        now = time.monotonic()
-        # What was printed before the display goes first.
-        frames = [f for f in (kernel.stdout._take_locked(now), kernel.stderr._take_locked(now)) if f]
-        frames.append({"type": "display", "id": kernel.exec_id, "bundle": bundle})
-        kernel.channel.send_all(frames)
+    kernel.send_after_output({"type": "display", "id": kernel.exec_id, "bundle": bundle})
 
 
 def _display(kernel, objs, raw=False):
@@ -1081,14 +1076,18 @@ class Kernel:
                 except Exception:
                     pass
         result["truncated"] = self.budget.truncated
-        # The cell's last output and its result leave in one write: one
-        # wake-up of the host instead of two or three.
+        self.send_after_output(result)
+        self.in_cell = False
+
+    def send_after_output(self, frame):
+        """Send frame after what was printed and not yet sent, in one write:
+        the output keeps its order with a display or the result, and the
+        host wakes once instead of two or three times."""
         with self.lock:
             now = time.monotonic()
             frames = [f for f in (self.stdout._take_locked(now), self.stderr._take_locked(now)) if f]
-            frames.append(result)
+            frames.append(frame)
             self.channel.send_all(frames)
-        self.in_cell = False
 
     def show(self, value):
         """A cell's last expression: its rich bundle, or its repr printed."""
