@@ -126,16 +126,11 @@ func runBench(ctx context.Context, a *app, backend string, n int) ([]benchRow, e
 		nativeCompute = &c
 		rows = append(rows, r, c)
 	}
-	m, err := a.manager()
+	m, first, start, err := benchFirstSession(ctx, a, backend)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Shutdown(context.WithoutCancel(ctx))
-	start := time.Now()
-	first, err := m.Open(ctx, session.Options{Backend: backend})
-	if err != nil {
-		return nil, err
-	}
 	rows = append(rows, benchRow{Name: "plugin start + first session", N: 1, MedianMs: float64(time.Since(start).Microseconds()) / 1000, P90Ms: float64(time.Since(start).Microseconds()) / 1000})
 	run := func(s *session.Session, code string) error {
 		res, err := m.Exec(ctx, s, code, 0, func(sdk.Event) {})
@@ -190,4 +185,20 @@ func realPython() (string, error) {
 		return "", fmt.Errorf("no python3 for the baseline: %w", err)
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// benchFirstSession starts a manager and opens its first session on
+// backend (which launches the plugin), returning when that began.
+func benchFirstSession(ctx context.Context, a *app, backend string) (*session.Manager, *session.Session, time.Time, error) {
+	m, err := a.manager()
+	if err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	start := time.Now()
+	first, err := m.Open(ctx, session.Options{Backend: backend})
+	if err != nil {
+		m.Shutdown(context.WithoutCancel(ctx))
+		return nil, nil, time.Time{}, err
+	}
+	return m, first, start, nil
 }

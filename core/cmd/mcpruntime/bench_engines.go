@@ -112,16 +112,11 @@ func runEngineBench(ctx context.Context, a *app, backend string, n int) ([]bench
 func benchEngine(ctx context.Context, a *app, backend, engine string, pool, n, computeN int, nativeStart *benchRow) ([]benchRow, error) {
 	label := func(s string) string { return s + " [" + engine + "]" }
 	var rows []benchRow
-	m, err := a.manager()
+	m, first, start, err := benchFirstSession(ctx, a, backend)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Shutdown(context.WithoutCancel(ctx))
-	start := time.Now()
-	first, err := m.Open(ctx, session.Options{Backend: backend})
-	if err != nil {
-		return nil, err
-	}
 	if _, err := benchExec(ctx, m, first, "print(1+1)"); err != nil {
 		return nil, err
 	}
