@@ -48,6 +48,10 @@ type channel struct {
 	exit        kernel.Exit // valid once done is closed
 }
 
+// kernelAnswerTimeout bounds the wait for a kernel's answer when the
+// caller gave no deadline.
+const kernelAnswerTimeout = 30 * time.Second
+
 // connect starts the relay in the allocation and waits until the kernel
 // answers a ping.
 func (sb *sandbox) connect(ctx context.Context) (*channel, error) {
@@ -70,8 +74,16 @@ func (sb *sandbox) connect(ctx context.Context) (*channel, error) {
 		close(ch.done)
 	}()
 	ch.conn = kernel.NewConn(outR, inW)
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	// The kernel may still be starting (twenty allocations starting at
+	// once on a loaded node take tens of seconds): wait as long as the
+	// caller's budget (the placement timeout) allows, and a bounded time
+	// when the caller set none. A channel that ends fails the ping at once.
+	wctx, wcancel := ctx, context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		wctx, wcancel = context.WithTimeout(ctx, kernelAnswerTimeout)
+	}
 	defer wcancel()
+	t0 := time.Now()
 	// A ping, not the kernel's ready announcement: a relay of an earlier
 	// attempt (or process) may have read that. Frames before the pong are
 	// skipped.
@@ -80,8 +92,9 @@ func (sb *sandbox) connect(ctx context.Context) (*channel, error) {
 	if err != nil {
 		cancel()
 		<-ch.done
-		return nil, fmt.Errorf("kernel in allocation %s on node %s: %w (channel: %v, exit status %d)", shortID(sb.alloc.ID), sb.alloc.NodeName, err, ch.err, ch.code)
+		return nil, fmt.Errorf("kernel in allocation %s on node %s, after %s: %w (channel: %v, exit status %d)", shortID(sb.alloc.ID), sb.alloc.NodeName, time.Since(t0).Round(time.Millisecond), err, ch.err, ch.code)
 	}
+	sb.e.log.Debug("kernel answered", "alloc", shortID(sb.alloc.ID), "node", sb.alloc.NodeName, "took", time.Since(t0))
 	return ch, nil
 }
 
