@@ -48,13 +48,17 @@ func New() (*Set, error) {
 	return &Set{fd: fd, wdRel: map[int32]string{}, relWd: map[string]int32{}, dirty: map[string]bool{}}, nil
 }
 
-// Close releases the inotify instance.
+// Close releases the inotify instance, in the background: the kernel
+// frees a group only after a grace period of its notification code (a
+// synchronize_srcu, milliseconds), which no caller needs to wait for.
 func (w *Set) Close() {
 	if w != nil && w.fd >= 0 {
-		_ = unix.Close(w.fd)
+		go closeFD(w.fd)
 		w.fd = -1
 	}
 }
+
+func closeFD(fd int) { _ = unix.Close(fd) }
 
 // AddAt watches the directory name below parent ("." for parent itself),
 // found at rel ("" for the root), opened without following symlinks.
