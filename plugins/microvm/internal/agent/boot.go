@@ -56,12 +56,19 @@ func boot() error {
 	}
 	root, wsDisk := rootDevice, ""
 	if label := cmdlineValue("mcpruntime.wsdisk"); label != "" {
-		disks, err := findDisks(20*time.Second, rootLabel, label)
+		labels := []string{rootLabel, label}
+		slot := cmdlineValue("mcpruntime.wsslot")
+		if slot != "" {
+			labels = append(labels, slot)
+		}
+		disks, err := findDisks(20*time.Second, labels...)
 		if err != nil {
 			return fmt.Errorf("disks: %w", err)
 		}
 		root, wsDisk = disks[rootLabel], disks[label]
-		wsDev, wsLabel = wsDisk, label
+		if slot != "" {
+			slotDev = disks[slot]
+		}
 	} else if err := waitFor(rootDevice, 20*time.Second); err != nil {
 		return fmt.Errorf("root disk: %w", err)
 	}
@@ -84,7 +91,7 @@ func boot() error {
 	}
 	if wsDisk != "" {
 		// /dev has moved into the new root by now.
-		if _, err := mountWorkspaceDisk(newRoot+wsDisk, newRoot+wsMountTmp, newRoot+workspaceDir); err != nil {
+		if err := mountWorkspaceDisk(newRoot+wsDisk, newRoot+wsMountTmp, newRoot+workspaceDir); err != nil {
 			return err
 		}
 	}

@@ -70,80 +70,93 @@ func findDisks(d time.Duration, labels ...string) (map[string]string, error) {
 	}
 }
 
-// wsDev and wsLabel are the workspace disk's device (a path below the
-// new root's /dev) and ext4 label, when the workspace is on a disk.
-var wsDev, wsLabel string
+// slotDev is the workspace's second disk (mcpruntime.wsslot=<label>, a
+// path below /dev), empty and not mounted until the host gives it a
+// session's workspace image (attachSlot).
+var slotDev string
 
 // wsMountTmp is where the workspace disk is mounted before its ws
 // directory is bind-mounted on the workspace.
 const wsMountTmp = "/run/.wsdisk"
 
-// mountWorkspaceDisk mounts the workspace's ext4 (no atime writes,
-// freed blocks discarded so the host's sparse file shrinks, inode tables
-// never zeroed in the background) at tmp, bind-mounts its ws directory on
-// dir, and detaches tmp: code sees only the workspace, while the agent
-// keeps an fd of the ballast file beside it (see quota.go), and mke2fs's
-// lost+found stays out of sight. It returns the image manifest found
-// beside ws (proto.ImageManifest; nil if none), and removes it.
-func mountWorkspaceDisk(dev, tmp, dir string) ([]byte, error) {
+// wsSlotTmp is where the slot's file system is mounted before it takes
+// the workspace's place.
+const wsSlotTmp = "/run/.wsslot"
+
+// mountWorkspaceDisk mounts the boot's empty workspace ext4 aside
+// (mountAside), bind-mounts its ws directory on dir, and detaches the
+// aside mount: code sees only the workspace, while the agent keeps an fd
+// of the ballast file beside it (see quota.go), and mke2fs's lost+found
+// stays out of sight.
+func mountWorkspaceDisk(dev, tmp, dir string) error {
+	manifest, b, err := mountAside(dev, tmp)
+	if err != nil {
+		return err
+	}
+	manifest.Close() // an empty disk has none
+	if err := bindWorkspace(tmp, dir); err != nil {
+		b.Close()
+		return err
+	}
+	ballast = b
+	return nil
+}
+
+// mountAside mounts the ext4 on dev at tmp (no atime writes, freed blocks
+// discarded so the host's sparse file shrinks, inode tables never zeroed
+// in the background), makes its ws directory, takes out the image
+// manifest (proto.ImageManifest; nil if none) and opens the ballast file.
+func mountAside(dev, tmp string) (manifest, b *os.File, err error) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return nil, fmt.Errorf("workspace disk: %w", err)
+		return nil, nil, fmt.Errorf("workspace disk: %w", err)
 	}
 	if err := mount(dev, tmp, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOATIME, "discard,noinit_itable"); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	defer func() {
+		if err != nil {
+			if uerr := unix.Unmount(tmp, unix.MNT_DETACH); uerr != nil {
+				logf("unmount %s: %v", tmp, uerr)
+			}
+		}
+	}()
 	ws := filepath.Join(tmp, "ws")
 	if err := os.Mkdir(ws, 0o777); err != nil && !os.IsExist(err) {
-		return nil, fmt.Errorf("workspace disk: %w", err)
+		return nil, nil, fmt.Errorf("workspace disk: %w", err)
 	}
 	if err := os.Chmod(ws, 0o777); err != nil {
-		return nil, fmt.Errorf("workspace disk: %w", err)
+		return nil, nil, fmt.Errorf("workspace disk: %w", err)
 	}
-	manifest, err := os.ReadFile(filepath.Join(tmp, proto.ImageManifest))
+	// Opened, then unlinked: its reader (possibly in the background)
+	// keeps it, and code never sees it.
+	manifest, err = os.Open(filepath.Join(tmp, proto.ImageManifest))
 	if err == nil {
 		err = os.Remove(filepath.Join(tmp, proto.ImageManifest))
 	} else if errors.Is(err, fs.ErrNotExist) {
-		err = nil
+		manifest, err = nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("workspace disk: manifest: %w", err)
+		manifest.Close()
+		return nil, nil, fmt.Errorf("workspace disk: manifest: %w", err)
 	}
-	b, err := os.OpenFile(filepath.Join(tmp, "ballast"), os.O_RDWR|os.O_CREATE, 0o600)
+	b, err = os.OpenFile(filepath.Join(tmp, "ballast"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("workspace disk: %w", err)
+		manifest.Close()
+		return nil, nil, fmt.Errorf("workspace disk: %w", err)
 	}
-	if err := unix.Mount(ws, dir, "", unix.MS_BIND, ""); err != nil {
-		b.Close()
-		return nil, fmt.Errorf("workspace disk: bind %s: %w", dir, err)
-	}
-	if err := unix.Unmount(tmp, unix.MNT_DETACH); err != nil {
-		b.Close()
-		return nil, fmt.Errorf("workspace disk: detach %s: %w", tmp, err)
-	}
-	_ = os.Remove(tmp)
-	ballast = b
-	return manifest, nil
+	return manifest, b, nil
 }
 
-// reopenBallast gets the ballast's fd back after a failed release: the
-// disk is mounted again aside (the kernel gives the same file system) and
-// detached once the file is open.
-func reopenBallast() error {
-	if err := os.MkdirAll(wsMountTmp, 0o700); err != nil {
-		return err
+// bindWorkspace bind-mounts the ws directory of the file system mounted
+// at tmp on dir, then detaches tmp.
+func bindWorkspace(tmp, dir string) error {
+	if err := unix.Mount(filepath.Join(tmp, "ws"), dir, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("workspace disk: bind %s: %w", dir, err)
 	}
-	if err := mount(wsDev, wsMountTmp, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOATIME, "discard,noinit_itable"); err != nil {
-		return err
+	if err := unix.Unmount(tmp, unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("workspace disk: detach %s: %w", tmp, err)
 	}
-	b, err := os.OpenFile(filepath.Join(wsMountTmp, "ballast"), os.O_RDWR|os.O_CREATE, 0o600)
-	if uerr := unix.Unmount(wsMountTmp, unix.MNT_DETACH); err == nil && uerr != nil {
-		b.Close()
-		err = uerr
-	}
-	if err != nil {
-		return err
-	}
-	ballast = b
+	_ = os.Remove(tmp)
 	return nil
 }
 

@@ -28,16 +28,21 @@ type files struct {
 	mu       sync.Mutex
 	manifest map[string]fileState
 	// w reports which workspace paths may have changed since the last
-	// scan (nil: inotify failed, every scan walks the tree).
-	w       *watch.Set
+	// scan (nil: no watch could be made, every scan walks the tree).
+	w       changes
 	noWatch bool
 	full    bool // the next scan walks the whole tree
 	lazy    *lazyFiles
-	// baseline, when set, is closed once the background read of a
-	// workspace image's manifest (its files' lines) has filled base,
-	// which then goes into manifest (awaitBaseline).
+	// baseline, when set, is closed once the read of a workspace
+	// image's manifest has filled base, which then goes into manifest
+	// (awaitBaseline). readBase, until it is started (kickBaseline),
+	// is that read.
 	baseline chan struct{}
 	base     map[string]fileState
+	readBase func(map[string]fileState)
+	// retired holds the boot workspace's file system after an image
+	// took its place, until the first scan (retireOld).
+	retired *os.File
 }
 
 // awaitBaseline waits for the workspace image's manifest, if one is being
@@ -46,11 +51,43 @@ func (f *files) awaitBaseline() {
 	if f.baseline == nil {
 		return
 	}
+	if read := f.readBase; read != nil {
+		// Needed before it started: read it here, at full priority.
+		f.readBase = nil
+		read(f.base)
+		close(f.baseline)
+	}
 	<-f.baseline
 	for rel, st := range f.base {
 		f.manifest[rel] = st
 	}
 	f.baseline, f.base = nil, nil
+}
+
+// changes says which workspace paths may have changed since it was last
+// drained: a watch.FS (one fanotify mark on the workspace's file system,
+// whatever its size) where the kernel and the file system allow, else a
+// watch.Set (inotify, one watch per directory, added as they are walked).
+type changes interface {
+	Add(path, rel string) error
+	Watched(rel string) bool
+	Forget(rel string)
+	Drain() (dirty map[string]bool, lost bool, err error)
+	Close()
+}
+
+// watchWorkspace starts tracking the workspace's changes.
+func watchWorkspace() (changes, error) {
+	fsw, err := watch.NewFS(workspaceDir)
+	if err == nil {
+		return fsw, nil
+	}
+	w, werr := watch.New()
+	if werr != nil {
+		return nil, fmt.Errorf("%w (and %v)", werr, err)
+	}
+	logf("workspace watched per directory (inotify): %v", err)
+	return w, nil
 }
 
 func newFiles() *files {
@@ -99,9 +136,12 @@ type scanResult struct {
 func (f *files) scan() (*scanResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.awaitBaseline()
+	// After the session's first execution (this scan follows it), the
+	// background work of its attach begins.
+	defer f.kickBaseline()
+	defer f.retireOld()
 	if f.w == nil && !f.noWatch {
-		w, err := watch.New()
+		w, err := watchWorkspace()
 		if err != nil {
 			f.noWatch = true
 			logf("workspace changes not tracked, every scan walks it: %v", err)
@@ -113,10 +153,15 @@ func (f *files) scan() (*scanResult, error) {
 	if f.w != nil {
 		dirty, lost, err := f.w.Drain()
 		if err == nil && !lost && !f.full {
+			if len(dirty) == 0 {
+				return res, nil // nothing to compare: no need of the baseline
+			}
+			f.awaitBaseline()
 			return res, f.scanDirty(dirty, res)
 		}
 		f.w.Forget("")
 	}
+	f.awaitBaseline()
 	seen, err := f.walk("", res)
 	if err != nil {
 		return nil, err
@@ -421,9 +466,6 @@ func (f *files) wipe() error {
 	}
 	f.manifest = map[string]fileState{}
 	f.full = true
-	if ballast != nil {
-		syncWorkspace()
-	}
 	return nil
 }
 

@@ -159,11 +159,9 @@ func (s *server) handle(m *proto.Msg) {
 		err = s.files.wipe()
 	case proto.OpQuota:
 		err = s.quota.apply(m.Length, m.Offset)
-	case proto.OpWorkspaceRelease:
-		err = s.files.releaseDisk()
-	case proto.OpWorkspaceMount:
+	case proto.OpWorkspaceAttach:
 		var t string
-		t, err = s.files.mountDisk()
+		t, err = s.files.attachSlot()
 		r = &proto.Msg{Data: []byte(t)}
 	case proto.OpPoweroff:
 		s.reply(m, nil, nil)

@@ -1,13 +1,14 @@
 package agent
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,172 +17,189 @@ import (
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/watch"
 )
 
-// A pooled VM gets its session's workspace as a prebuilt image of its
-// workspace disk: the agent releases the disk (releaseDisk), the host
-// points the disk at the image, and the agent mounts it again
-// (mountDisk), taking the image's manifest as what the host holds.
+// A pooled VM gets its session's workspace as a prebuilt image on its
+// second workspace disk, the slot: the host points the slot at the image
+// while the VM runs, and the agent mounts it in the workspace's place
+// (attachSlot), taking the image's manifest as what the host holds. The
+// boot-time workspace disk is let go without being waited for: no
+// unmount, no kernel moved out of it, on the session's first execution's
+// path.
 
-// releaseDisk unmounts the workspace disk and drops the guest's cache of
-// it. Nothing may be using the workspace (the kernel of a pooled VM waits
-// outside it): if the unmount fails, the workspace stays mounted and the
-// host sends the files instead. The unmount is not lazy: a file system
-// still alive on the device when its content changes would corrupt the
-// new one.
-func (f *files) releaseDisk() error {
+// attachSlot mounts the slot's file system (the host has swapped the
+// session's image in) on the workspace, detaching the one there, and
+// takes the image's manifest as the guest's record of what the host has,
+// watching its directories: the first scan then reports only what code
+// changes. Until the new file system is mounted aside, the workspace is
+// untouched, so a failure there leaves a VM whose files the host sends.
+func (f *files) attachSlot() (timing string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if wsDev == "" || ballast == nil {
-		return errors.New("the workspace is not on a disk of its own")
+	if slotDev == "" || ballast == nil {
+		return "", errors.New("the VM has no free workspace disk slot")
 	}
+	t0 := time.Now()
+	// The boot's probe of the slot cached its first blocks.
+	if err := flushDevice(slotDev); err != nil {
+		return "", err
+	}
+	t1 := time.Now()
+	mf, nb, err := mountAside(slotDev, wsSlotTmp)
+	if err != nil {
+		return "", err
+	}
+	t2 := time.Now()
 	f.awaitBaseline()
 	f.lazy.abortUnder("")
 	if f.w != nil {
 		f.w.Close()
 		f.w = nil
 	}
-	wsSyncing.Wait() // its fd would keep the workspace busy
-	// The ballast's fd holds the detached mount of the file system.
-	if err := ballast.Close(); err != nil {
-		return fmt.Errorf("release workspace: %w", err)
+	// Detached, not unmounted: the old file system ends in the
+	// background once its last user (the waiting kernel's working
+	// directory, until the session's configure frame) lets go.
+	if err := unix.Unmount(workspaceDir, unix.MNT_DETACH); err != nil {
+		nb.Close()
+		mf.Close()
+		return "", fmt.Errorf("detach the boot workspace: %w", err)
 	}
-	ballast = nil
-	if err := unix.Unmount(workspaceDir, 0); err != nil {
-		if rerr := reopenBallast(); rerr != nil {
-			logf("workspace ballast lost: %v", rerr)
-		}
-		return fmt.Errorf("release workspace: unmount: %w (in use by: %s)", err, workspaceUsers())
-	}
-	f.manifest, f.full = map[string]fileState{}, true
-	return flushDevice(wsDev)
-}
-
-// mountDisk mounts the workspace disk after the host swapped its image,
-// and takes the image's manifest as the guest's record of what the host
-// has, watching its directories: the first scan then reports only what
-// code changes.
-func (f *files) mountDisk() (timing string, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if wsDev == "" || ballast != nil {
-		return "", errors.New("the workspace disk is not released")
-	}
-	t0 := time.Now()
-	if err := flushDevice(wsDev); err != nil {
+	if err := bindWorkspace(wsSlotTmp, workspaceDir); err != nil {
+		nb.Close()
+		mf.Close()
 		return "", err
 	}
-	t1 := time.Now()
-	raw, err := mountWorkspaceDisk(wsDev, wsMountTmp, workspaceDir)
-	if err != nil {
-		return "", err
-	}
-	t2 := time.Now()
+	// The old ballast's fd and the waiting kernel's working directory
+	// hold the boot workspace's file system; its end (an unmount) is
+	// left to the first scan, after the kernel has moved to the new one
+	// (retireOld).
+	f.retired, ballast, slotDev = ballast, nb, ""
+	t3 := time.Now()
 	defer func() {
-		timing = fmt.Sprintf("flush %s mount %s manifest+watch %s", t1.Sub(t0), t2.Sub(t1), time.Since(t2))
+		timing = fmt.Sprintf("flush %s mount %s switch %s manifest+watch %s", t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3))
 	}()
 	f.manifest, f.full = map[string]fileState{}, true
-	// Directory lines come first: watch them now, before code runs (a
-	// change before its directory is watched would be missed); the
-	// files' lines are read in the background, while the host finishes
-	// the attach (awaitBaseline).
-	rest := string(raw)
-	for rest != "" && strings.HasPrefix(rest, "d ") {
-		line, tail, _ := strings.Cut(rest, "\n")
-		rest = tail
-		e, err := proto.ParseManifestLine(line)
-		if err != nil {
-			// A full walk at the first scan still reports right, only more.
-			logf("workspace image manifest: %v", err)
+	w, err := watchWorkspace()
+	if err != nil {
+		logf("workspace changes not tracked, every scan walks it: %v", err)
+		mf.Close()
+		return timing, nil
+	}
+	f.w = w
+	if mf == nil {
+		return timing, nil // no manifest: the first scan walks the tree
+	}
+	r := bufio.NewReaderSize(mf, 64<<10)
+	if set, perDir := w.(*watch.Set); perDir {
+		// Each directory must be watched before code runs (a change
+		// before its watch would be missed): its lines come first.
+		if err := watchManifestDirs(set, r, f.manifest); err != nil {
+			logf("workspace image manifest: %v", err) // the first scan walks
+			mf.Close()
 			f.manifest = map[string]fileState{}
 			return timing, nil
 		}
-		f.manifest[e.Rel] = fileState{mode: fs.ModeDir | fs.FileMode(e.Perm)}
 	}
-	done := make(chan struct{})
-	f.baseline, f.base = done, map[string]fileState{}
-	// Started once the directories are watched (on one vCPU it would
-	// otherwise slow that down).
-	defer goBaseline(func(base map[string]fileState) {
-		for _, line := range strings.Split(rest, "\n") {
-			if line == "" {
-				continue
+	f.full = false
+	// The rest is read in the background once the session's first
+	// execution is over (kickBaseline), at the lowest priority, and
+	// waited for only by a scan that has something to compare
+	// (awaitBaseline): code that changes nothing never pays for it.
+	f.baseline, f.base = make(chan struct{}), map[string]fileState{}
+	f.readBase = func(base map[string]fileState) {
+		defer mf.Close()
+		for {
+			line, err := r.ReadString('\n')
+			if line = strings.TrimSuffix(line, "\n"); line != "" {
+				e, perr := proto.ParseManifestLine(line)
+				if perr != nil {
+					// Not taken: the scan reports it as changed, and
+					// the host compares.
+					logf("workspace image manifest: %v", perr)
+				} else {
+					base[e.Rel] = manifestState(e)
+				}
 			}
-			e, err := proto.ParseManifestLine(line)
 			if err != nil {
-				logf("workspace image manifest: %v", err)
-				continue // reported as changed by the scan: the host compares
-			}
-			base[e.Rel] = fileState{size: e.Size, mtime: e.Mtime * 1e9, mode: fs.FileMode(e.Perm)}
-		}
-	}, f.base, done)
-	w, err := watch.New()
-	if err != nil {
-		logf("workspace changes not tracked, every scan walks it: %v", err)
-		return timing, nil
-	}
-	if err := w.Add(workspaceDir, ""); err != nil {
-		w.Close()
-		logf("watch %s: %v", workspaceDir, err)
-		return timing, nil
-	}
-	for rel, st := range f.manifest {
-		if st.mode.IsDir() {
-			if err := w.Add(filepath.Join(workspaceDir, rel), rel); err != nil {
-				w.Close()
-				logf("watch %s: %v", rel, err)
-				return timing, nil
+				if err != io.EOF {
+					logf("workspace image manifest: %v", err)
+				}
+				return
 			}
 		}
 	}
-	f.w, f.full = w, false
 	return timing, nil
 }
 
-// workspaceUsers names the processes whose working directory or open
-// files are in the workspace (for the error of a release that failed).
-func workspaceUsers() string {
-	var users []string
-	procs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, p := range procs {
-		links := []string{filepath.Join(p, "cwd"), filepath.Join(p, "root")}
-		fds, _ := filepath.Glob(filepath.Join(p, "fd", "*"))
-		for _, l := range append(links, fds...) {
-			if t, err := os.Readlink(l); err == nil && (t == workspaceDir || strings.HasPrefix(t, workspaceDir+"/")) {
-				users = append(users, strings.TrimPrefix(l, "/proc/")+" -> "+t)
-			}
-		}
+// manifestState is what a manifest line says the host has.
+func manifestState(e proto.ManifestEntry) fileState {
+	if e.Dir {
+		return fileState{mode: fs.ModeDir | fs.FileMode(e.Perm)}
 	}
-	if len(users) == 0 {
-		return "no process"
-	}
-	return strings.Join(users, ", ")
+	return fileState{size: e.Size, mtime: e.Mtime * 1e9, mode: fs.FileMode(e.Perm)}
 }
 
-// goBaseline reads the manifest's file lines into base in the background,
-// closing done when it is complete.
-func goBaseline(read func(map[string]fileState), base map[string]fileState, done chan struct{}) {
-	go func() {
+// watchManifestDirs reads the manifest's directory lines (they come
+// first) into manifest and watches each directory.
+func watchManifestDirs(w *watch.Set, r *bufio.Reader, manifest map[string]fileState) error {
+	if err := w.Add(workspaceDir, ""); err != nil {
+		return err
+	}
+	for {
+		if p, _ := r.Peek(2); string(p) != "d " {
+			return nil
+		}
+		line, err := r.ReadString('\n')
+		if err != nil && err != io.EOF {
+			return err
+		}
+		e, err := proto.ParseManifestLine(strings.TrimSuffix(line, "\n"))
+		if err != nil {
+			return err
+		}
+		manifest[e.Rel] = manifestState(e)
+		if err := w.Add(filepath.Join(workspaceDir, e.Rel), e.Rel); err != nil {
+			return err
+		}
+	}
+}
+
+// kickBaseline starts the read of the image's manifest in the
+// background, if it has not started.
+func (f *files) kickBaseline() {
+	read, base, done := f.readBase, f.base, f.baseline
+	if read == nil {
+		return
+	}
+	f.readBase = nil
+	goIdle(func() {
 		defer close(done)
 		read(base)
-	}()
+	})
 }
 
-// wsSyncing counts background syncs of the workspace disk (syncWorkspace).
-var wsSyncing sync.WaitGroup
+// retireOld lets go of the boot workspace's file system, replaced by a
+// workspace image, once the kernel has left it (the first scan comes
+// after the session's configure frame moved it): the last reference
+// dropped unmounts it, in that thread.
+func (f *files) retireOld() {
+	if old := f.retired; old != nil {
+		f.retired = nil
+		goIdle(func() {
+			if err := old.Close(); err != nil {
+				logf("release the boot workspace: %v", err)
+			}
+		})
+	}
+}
 
-// syncWorkspace writes the workspace disk's pending changes out in the
-// background (after a wipe), so that a pooled VM's release at attach
-// unmounts a clean file system instead of writing them then.
-func syncWorkspace() {
-	wsSyncing.Add(1)
+// goIdle runs fn on a thread that runs only when nothing else would
+// (SCHED_IDLE): the session's code runs meanwhile, on the same vCPU. The
+// thread ends with fn (it is never unlocked), so its policy goes with it.
+func goIdle(fn func()) {
 	go func() {
-		defer wsSyncing.Done()
-		fd, err := unix.Open(workspaceDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return
+		runtime.LockOSThread()
+		if err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_IDLE}, 0); err != nil {
+			logf("lower a background thread's priority: %v", err)
 		}
-		defer unix.Close(fd)
-		if err := unix.Syncfs(fd); err != nil {
-			logf("sync workspace: %v", err)
-		}
+		fn()
 	}()
 }

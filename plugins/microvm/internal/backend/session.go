@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/mcpruntime/mcpruntime/sdk"
 	"github.com/mcpruntime/mcpruntime/sdk/kernel"
@@ -121,7 +122,8 @@ func (s *session) attach(ctx context.Context, v *vm, wipe bool) error {
 			return err
 		}
 	}
-	// First: a failed swap wipes the guest's trees (libraries too).
+	// First: the image replaces the guest's workspace file system.
+	t0 := time.Now()
 	imaged := false
 	if !wipe { // a pooled VM, not a restored one
 		var err error
@@ -129,6 +131,7 @@ func (s *session) attach(ctx context.Context, v *vm, wipe bool) error {
 			return err
 		}
 	}
+	t1 := time.Now()
 	for _, l := range s.libs {
 		l.reset()
 		if err := l.push(ctx, v.agent); err != nil {
@@ -141,10 +144,12 @@ func (s *session) attach(ctx context.Context, v *vm, wipe bool) error {
 	if !imaged {
 		s.ws.reset()
 	}
+	t2 := time.Now()
 	if err := s.ws.push(ctx, v.agent); err != nil {
 		return err
 	}
 	s.fromImage, s.attachPush = imaged, s.ws.pushStats
+	s.b.log.Debug("session attached", "session", s.spec.ID, "image", t1.Sub(t0), "libraries+settings", t2.Sub(t1), "push", time.Since(t2), "pushed", s.ws.pushStats)
 	return writeVMRecord(v.dir, s.spec.ID)
 }
 

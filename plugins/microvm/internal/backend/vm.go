@@ -48,6 +48,8 @@ func (b *Backend) vmSpec(id string) vmm.Spec {
 	if b.cfg.WorkspaceDisk {
 		// Room for ext4's own metadata besides max_workspace of files.
 		spec.WorkspaceMiB = int(b.cfg.maxWorkspace>>20)*17/16 + 64
+		// A pooled VM takes its session's workspace image on a slot.
+		spec.WorkspaceSlot = b.cfg.WorkspaceImage
 	}
 	return spec
 }

@@ -2,10 +2,9 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
-
-	"github.com/mcpruntime/mcpruntime/sdk/kernel"
 
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/proto"
 	"github.com/mcpruntime/mcpruntime/plugins/microvm/internal/vmm"
@@ -19,7 +18,7 @@ func (b *Backend) workspaceImages() *wsImages {
 }
 
 // A workspace smaller than both bounds is sent file by file: swapping
-// the disk costs a few round trips and a remount (~30 ms under TCG), about
+// the slot costs a few round trips and a mount (~15 ms under TCG), about
 // what sending a few dozen small files does.
 const (
 	imageMinEntries = 64
@@ -27,8 +26,8 @@ const (
 )
 
 // attachImage gives a pooled VM the session's workspace as a prebuilt
-// disk image: the agent unmounts its (empty) workspace disk, QEMU points
-// the disk at the image, the agent mounts it and takes the image's
+// disk image: QEMU points the VM's empty slot disk at the image, the agent
+// mounts it in place of the (empty) boot workspace and takes the image's
 // manifest as its baseline, and the syncer takes the image's entries as
 // what the guest holds, so the push that follows sends only what changed
 // since the image was built. It reports false, with the VM as it was (an
@@ -55,43 +54,21 @@ func (s *session) attachImage(ctx context.Context, v *vm) (bool, error) {
 		img.discard()
 		return false, nil
 	}
-	// The kernel waits in the workspace (it starts there): move it out
-	// so the disk can be unmounted. The session's configure frame, sent
-	// before any code runs, takes it back in, onto the new file system.
-	if v.conn == nil {
-		img.discard()
-		return false, nil
-	}
-	if err := v.conn.Configure(ctx, kernel.Setup{Cwd: "/tmp"}); err != nil {
-		img.discard()
-		return false, fmt.Errorf("move the kernel out of the workspace: %w", err)
-	}
 	t1 := time.Now()
-	if _, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpWorkspaceRelease}); err != nil {
+	if err := sw.SwapWorkspaceDisk(ctx, img.path); err != nil {
+		// The guest never saw the slot change: its workspace is as it was.
 		img.discard()
-		s.b.log.Warn("the VM cannot take a workspace image: the files are sent instead", "session", s.spec.ID, "error", err)
-		return false, nil
-	}
-	t2 := time.Now()
-	swapErr := sw.SwapWorkspaceDisk(ctx, img.path)
-	t3 := time.Now()
-	if swapErr != nil {
-		img.discard()
-	}
-	mr, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpWorkspaceMount})
-	if err != nil {
-		return false, fmt.Errorf("mount the workspace disk: %w", err)
-	}
-	if swapErr != nil {
-		// Which image the disk holds depends on where the swap stopped:
-		// empty it, and send the files.
-		s.b.log.Warn("workspace image not swapped in: the files are sent instead", "session", s.spec.ID, "error", swapErr)
-		if _, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpWipe}); err != nil {
-			return false, err
+		if !errors.Is(err, vmm.ErrNoSwap) {
+			s.b.log.Warn("workspace image not swapped in: the files are sent instead", "session", s.spec.ID, "error", err)
 		}
 		return false, nil
 	}
-	t4 := time.Now()
+	t2 := time.Now()
+	mr, err := v.agent.call(ctx, &proto.Msg{Op: proto.OpWorkspaceAttach})
+	if err != nil {
+		return false, fmt.Errorf("mount the workspace image: %w", err)
+	}
+	t3 := time.Now()
 	s.ws.reset()
 	for _, e := range img.entries {
 		s.ws.setKnown(e.Rel, stateOf(e.Info))
@@ -103,6 +80,6 @@ func (s *session) attachImage(ctx context.Context, v *vm) (bool, error) {
 		s.ws.w, s.ws.full = img.w, false
 	}
 	s.b.log.Debug("workspace image attached", "session", s.spec.ID, "entries", len(img.entries),
-		"take", t1.Sub(t0), "release", t2.Sub(t1), "swap", t3.Sub(t2), "mount", t4.Sub(t3), "guest", string(mr.Data))
+		"take", t1.Sub(t0), "swap", t2.Sub(t1), "mount", t3.Sub(t2), "guest", string(mr.Data))
 	return true, nil
 }

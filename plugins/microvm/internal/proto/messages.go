@@ -47,16 +47,12 @@ const (
 	// host's workspace file system has left: Length bytes and Offset
 	// inodes (see the agent's quota.go).
 	OpQuota = "quota"
-	// OpWorkspaceRelease unmounts the guest's workspace disk and drops
-	// what the guest cached of it, so the host can give the disk another
-	// image (a session's prebuilt workspace). It fails, leaving the
-	// workspace as it was, if anything in the guest still uses it.
-	OpWorkspaceRelease = "ws_release"
-	// OpWorkspaceMount mounts the workspace disk again (after a release
-	// and the host's swap) and takes the image's manifest
-	// (ImageManifest) as what the host holds. The reply's Data says
-	// where the guest's time went (the host's debug log).
-	OpWorkspaceMount = "ws_mount"
+	// OpWorkspaceAttach mounts the VM's workspace slot disk, which the
+	// host has pointed at a session's prebuilt workspace image, in the
+	// workspace's place, and takes the image's manifest (ImageManifest) as
+	// what the host holds. The reply's Data says where the guest's time
+	// went (the host's debug log).
+	OpWorkspaceAttach = "ws_attach"
 )
 
 // Events the agent sends unprompted (Msg.Op with ID 0).

@@ -39,7 +39,11 @@ type Spec struct {
 	// the guest keeps its workspace in a tmpfs. QEMU only: the Cloud
 	// Hypervisor driver ignores it.
 	WorkspaceMiB int
-	Logger       hclog.Logger
+	// WorkspaceSlot adds a second, empty workspace disk of that size,
+	// which a running VM can be given a prebuilt workspace image on
+	// (WorkspaceSwapper) and mount in place of the first.
+	WorkspaceSlot bool
+	Logger        hclog.Logger
 }
 
 // Machine is a running VM.
@@ -127,6 +131,9 @@ func kernelCmdline(spec Spec, console, channel string) string {
 		"mcpruntime.channel=" + channel}
 	if spec.WorkspaceMiB > 0 {
 		parts = append(parts, "mcpruntime.wsdisk="+WorkspaceLabel)
+		if spec.WorkspaceSlot {
+			parts = append(parts, "mcpruntime.wsslot="+WorkspaceSlotLabel)
+		}
 	}
 	if spec.Accel == AccelTCG {
 		if k := hostTSCkHz(); k > 0 {

@@ -2,10 +2,8 @@ package vmm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -66,7 +64,8 @@ type qemuMachine struct {
 	agent *net.UnixConn
 	once  sync.Once
 	disk  string // the workspace disk, if it has one
-	// swapped: the disk's content is an image given at attach (one swap
+	slot  string // the workspace slot disk, if it has one
+	// swapped: the slot's content is an image given at attach (one swap
 	// per VM: a pooled VM serves one session).
 	swapped bool
 }
@@ -100,12 +99,41 @@ func (q *QEMU) args(spec Spec, agentSock, qmpSock string) []string {
 		// Named block nodes (not -drive, whose nodes get generated
 		// names): a session's attach can point the format node at a
 		// prebuilt image (wsswap.go).
-		a = append(a,
-			"-blockdev", wsFileNode(wsBootNode, filepath.Join(spec.Dir, WorkspaceDiskFile)),
-			"-blockdev", "driver=raw,node-name="+wsFormatNode+",file="+wsBootNode+",discard=unmap,cache.direct=off,cache.no-flush=on",
-			"-device", "virtio-blk-device,drive="+wsFormatNode+",werror=report,rerror=report")
+		a = append(a, wsDiskArgs(wsFormatNode, wsBootNode, filepath.Join(spec.Dir, WorkspaceDiskFile))...)
+		if spec.WorkspaceSlot {
+			// After the first disk: a restored VM must get its devices in
+			// the order the saved one had them.
+			a = append(a, wsDiskArgs(wsSlotNode, wsSlotBootNode, filepath.Join(spec.Dir, WorkspaceSlotFile))...)
+		}
 	}
 	return append(accel, a...)
+}
+
+// copyDisks copies the workspace disks' data into the snapshot dir (the
+// VM is stopped) and returns how many bytes that was.
+func (m *qemuMachine) copyDisks(dir string) (int64, error) {
+	var n int64
+	for name, path := range map[string]string{WorkspaceDiskFile: m.disk, WorkspaceSlotFile: m.slot} {
+		if path == "" {
+			continue
+		}
+		c, err := copySparse(filepath.Join(dir, name), path)
+		if err != nil {
+			return 0, fmt.Errorf("snapshot the workspace disk %s: %w", name, err)
+		}
+		n += c
+	}
+	return n, nil
+}
+
+// wsDiskArgs are the arguments of one workspace disk: a file node, the
+// raw format node the device reads, and the device.
+func wsDiskArgs(format, file, path string) []string {
+	return []string{
+		"-blockdev", wsFileNode(file, path),
+		"-blockdev", "driver=raw,node-name=" + format + ",file=" + file + ",discard=unmap,cache.direct=off,cache.no-flush=on",
+		"-device", "virtio-blk-device,drive=" + format + ",werror=report,rerror=report",
+	}
 }
 
 // start starts QEMU, which listens on the VM's two sockets (the agent's
@@ -118,11 +146,15 @@ func (q *QEMU) start(ctx context.Context, spec Spec, extra ...string) (*qemuMach
 		return nil, err
 	}
 	agentSock, qmpSock := filepath.Join(spec.Dir, "a.sock"), filepath.Join(spec.Dir, "q.sock")
-	disk := ""
+	disk, slot := "", ""
 	if spec.WorkspaceMiB > 0 {
 		disk = filepath.Join(spec.Dir, WorkspaceDiskFile)
-		if _, err := os.Stat(disk); errors.Is(err, fs.ErrNotExist) {
-			if err := makeWorkspaceDisk(ctx, disk, spec.WorkspaceMiB); err != nil {
+		if err := makeExt4IfAbsent(ctx, disk, spec.WorkspaceMiB, WorkspaceLabel); err != nil {
+			return nil, err
+		}
+		if spec.WorkspaceSlot {
+			slot = filepath.Join(spec.Dir, WorkspaceSlotFile)
+			if err := makeExt4IfAbsent(ctx, slot, spec.WorkspaceMiB, WorkspaceSlotLabel); err != nil {
 				return nil, err
 			}
 		}
@@ -137,7 +169,7 @@ func (q *QEMU) start(ctx context.Context, spec Spec, extra ...string) (*qemuMach
 		p.kill()
 		return nil, fmt.Errorf("%w (qemu: %s)", err, p.describe())
 	}
-	m.disk = disk
+	m.disk, m.slot = disk, slot
 	// Snapshots are local files: no bandwidth cap.
 	if _, err := m.qmp.exec(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(1) << 40}, nil); err != nil {
 		m.Kill()
@@ -202,6 +234,12 @@ func (q *QEMU) Attach(ctx context.Context, spec Spec) (Machine, error) {
 	if disk := filepath.Join(spec.Dir, WorkspaceDiskFile); fileExists(disk) {
 		m.disk = disk
 	}
+	if slot := filepath.Join(spec.Dir, WorkspaceSlotFile); fileExists(slot) {
+		m.slot = slot
+	}
+	// Only a pooled VM takes an image, and only sessions' VMs are
+	// adopted: whether its slot was swapped already is not known here.
+	m.swapped = true
 	return m, nil
 }
 
@@ -224,20 +262,28 @@ func (q *QEMU) Restore(ctx context.Context, spec Spec, snapshotDir string) (Mach
 	defer f.Close()
 	// The restored VM has the devices the saved one had: a workspace
 	// disk, with the snapshot's copy of it, if the snapshot has one.
-	spec.WorkspaceMiB = 0
-	if snapDisk := filepath.Join(snapshotDir, WorkspaceDiskFile); fileExists(snapDisk) {
+	spec.WorkspaceMiB, spec.WorkspaceSlot = 0, false
+	for _, name := range []string{WorkspaceDiskFile, WorkspaceSlotFile} {
+		snapDisk := filepath.Join(snapshotDir, name)
+		if !fileExists(snapDisk) {
+			continue
+		}
 		if err := os.MkdirAll(spec.Dir, 0o700); err != nil {
 			return nil, err
 		}
-		if _, err := copySparse(filepath.Join(spec.Dir, WorkspaceDiskFile), snapDisk); err != nil {
+		if _, err := copySparse(filepath.Join(spec.Dir, name), snapDisk); err != nil {
 			return nil, fmt.Errorf("restore snapshot: %w", err)
 		}
 		spec.WorkspaceMiB = 1 // any size: the copy exists
+		spec.WorkspaceSlot = spec.WorkspaceSlot || name == WorkspaceSlotFile
 	}
 	m, err := q.start(ctx, spec, "-incoming", "defer")
 	if err != nil {
 		return nil, err
 	}
+	// What the restored guest has on its slot is in its memory, not
+	// known here: it is never swapped.
+	m.swapped = true
 	fail := func(err error) (Machine, error) {
 		m.Kill()
 		return nil, fmt.Errorf("restore snapshot: %w (qemu: %s)", err, m.p.describe())
@@ -336,11 +382,9 @@ func (m *qemuMachine) Snapshot(ctx context.Context, dir string) (int64, error) {
 		case "completed":
 			// The disk is copied while the VM is still stopped, so it
 			// matches the saved memory.
-			var diskBytes int64
-			if m.disk != "" {
-				if diskBytes, err = copySparse(filepath.Join(dir, WorkspaceDiskFile), m.disk); err != nil {
-					return 0, fmt.Errorf("snapshot the workspace disk: %w", err)
-				}
+			diskBytes, err := m.copyDisks(dir)
+			if err != nil {
+				return 0, err
 			}
 			if err := resume(); err != nil {
 				return 0, fmt.Errorf("resume after snapshot: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,11 +28,26 @@ import (
 // WorkspaceDiskFile is the disk's name in a VM's and a snapshot's directory.
 const WorkspaceDiskFile = "workspace.img"
 
-// WorkspaceLabel is the ext4 label the agent looks for.
-const WorkspaceLabel = "mcpruntime-ws"
+// WorkspaceSlotFile is the slot disk's name (Spec.WorkspaceSlot) in a
+// VM's and a snapshot's directory.
+const WorkspaceSlotFile = "workspace-slot.img"
 
-// makeWorkspaceDisk writes an empty ext4 of mib MiB into a sparse file.
+// WorkspaceLabel is the ext4 label the agent looks for; WorkspaceSlotLabel
+// marks the empty slot disk until an image (labelled WorkspaceLabel)
+// takes its place.
+const (
+	WorkspaceLabel     = "mcpruntime-ws"
+	WorkspaceSlotLabel = "mcpruntime-slot" // ext4 labels hold 16 bytes
+)
+
+// makeWorkspaceDisk writes an empty ext4 of mib MiB labelled
+// WorkspaceLabel into a sparse file.
 func makeWorkspaceDisk(ctx context.Context, path string, mib int) error {
+	return makeExt4(ctx, path, mib, WorkspaceLabel)
+}
+
+// makeExt4 writes an empty ext4 of mib MiB into a sparse file.
+func makeExt4(ctx context.Context, path string, mib int, label string) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("workspace disk: %w", err)
@@ -43,7 +59,7 @@ func makeWorkspaceDisk(ctx context.Context, path string, mib int) error {
 	if err != nil {
 		return fmt.Errorf("workspace disk: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, "mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-L", WorkspaceLabel,
+	cmd := exec.CommandContext(ctx, "mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-L", label,
 		"-m", "0", "-b", "4096", "-E", "lazy_itable_init=1,nodiscard,root_owner=0:0", path)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -110,4 +126,13 @@ func copyExtents(out, in *os.File, size int64) (int64, error) {
 		off = hole
 	}
 	return total, nil
+}
+
+// makeExt4IfAbsent makes an empty ext4 at path unless a file is there
+// (a restore copied the snapshot's).
+func makeExt4IfAbsent(ctx context.Context, path string, mib int, label string) error {
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return makeExt4(ctx, path, mib, label)
 }
