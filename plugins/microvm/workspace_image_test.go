@@ -216,6 +216,44 @@ print(hits, os.path.lexists('/workspace/evil'), os.path.lexists('/workspace/evil
 	}
 	sameListing(t, "fork", run("fork", listing), hostListing(t, ws))
 	sameListing(t, "second after the snapshot", run("second", listing), hostListing(t, ws))
+
+	// The first execution after an attach changes files: its scan needs
+	// the image's manifest before the background read would have begun
+	// (an image with nothing to send at attach: no host write made the
+	// guest read it earlier), and sees changes in the image's
+	// directories and in new ones. The image kept now predates the
+	// second session's changes: a session takes it, and the next one is
+	// built from the workspace as it is.
+	for _, id := range []string{"second", "fork"} {
+		if err := be.DestroySession(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the pool", 3*time.Minute, func() bool { return be.PoolReady() == 1 })
+	if err := be.CreateSession(ctx, spec("stale")); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.DestroySession(ctx, "stale"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the next workspace image", 2*time.Minute, func() bool { return be.WorkspaceImageReady(ws) })
+	waitFor(t, "the pool", 3*time.Minute, func() bool { return be.PoolReady() == 1 })
+	if err := be.CreateSession(ctx, spec("third")); err != nil {
+		t.Fatal(err)
+	}
+	if img, push, err := be.WorkspaceAttach("third"); err != nil || !img || push.Sent != 0 || push.Removed != 0 {
+		t.Fatalf("third session: from image %v, attach push %+v, %v; want the image and nothing sent", img, push, err)
+	}
+	run("third", "import os\nopen('/workspace/d4/f004.txt','w').write('third')\nos.remove('/workspace/d5/f005.txt')\nos.makedirs('/workspace/n1/n2')\nopen('/workspace/n1/n2/deep.txt','w').write('deep')")
+	for rel, want := range map[string]string{"d4/f004.txt": "third", "n1/n2/deep.txt": "deep"} {
+		if b, err := os.ReadFile(filepath.Join(ws, rel)); err != nil || string(b) != want {
+			t.Fatalf("%s on the host after the third session's first execution: %q %v", rel, b, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(ws, "d5/f005.txt")); !os.IsNotExist(err) {
+		t.Fatalf("d5/f005.txt still on the host: %v", err)
+	}
+	sameListing(t, "third", run("third", listing), hostListing(t, ws))
 }
 
 // sameListing fails the test at the first line where the guest's listing
