@@ -2,7 +2,6 @@ package watch
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -93,19 +92,8 @@ func (w *FS) Forget(rel string) {}
 // that may have changed since the last drain; lost says a full scan is
 // needed (the kernel's queue overflowed).
 func (w *FS) Drain() (dirty map[string]bool, lost bool, err error) {
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := unix.Read(w.fd, buf)
-		if errors.Is(err, unix.EAGAIN) || n == 0 {
-			break
-		}
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, true, fmt.Errorf("read fanotify events: %w", err)
-		}
-		w.parse(buf[:n])
+	if err := readQueued(w.fd, w.parse); err != nil {
+		return nil, true, fmt.Errorf("read fanotify events: %w", err)
 	}
 	dirty, lost = w.resolve(), w.lost
 	w.raw, w.lost = nil, false

@@ -60,6 +60,24 @@ func (w *Set) Close() {
 
 func closeFD(fd int) { _ = unix.Close(fd) }
 
+// readQueued reads the events queued on a non-blocking notification fd,
+// handing each read's bytes to parse, until the queue is empty.
+func readQueued(fd int, parse func([]byte)) error {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Read(fd, buf)
+		switch {
+		case errors.Is(err, unix.EAGAIN) || (err == nil && n == 0):
+			return nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return err
+		}
+		parse(buf[:n])
+	}
+}
+
 // AddAt watches the directory name below parent ("." for parent itself),
 // found at rel ("" for the root), opened without following symlinks.
 func (w *Set) AddAt(parent *nofollow.Dir, name, rel string) error {
@@ -126,19 +144,8 @@ func (w *Set) Mark(rel string) { w.dirty[rel] = true }
 // Drain reads every queued event and returns the paths that may have
 // changed since the last drain; lost says a full scan is needed.
 func (w *Set) Drain() (dirty map[string]bool, lost bool, err error) {
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := unix.Read(w.fd, buf)
-		if errors.Is(err, unix.EAGAIN) || n == 0 {
-			break
-		}
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, true, fmt.Errorf("read inotify events: %w", err)
-		}
-		w.parse(buf[:n])
+	if err := readQueued(w.fd, w.parse); err != nil {
+		return nil, true, fmt.Errorf("read inotify events: %w", err)
 	}
 	dirty, lost = w.dirty, w.lost
 	w.dirty, w.lost = map[string]bool{}, false
