@@ -164,22 +164,25 @@ sys.meta_path.insert(0, _Sources)
 
 
 class _AfterImport:
-    """Runs a callback on a module right after its first import."""
+    """Runs a callback on a module right after its first import (and
+    before, when given, a function just before that import)."""
 
-    def __init__(self, name, callback):
-        self.name, self.callback = name, callback
+    def __init__(self, name, callback, before=None):
+        self.name, self.callback, self.before = name, callback, before
 
     @classmethod
-    def add(cls, name, callback):
+    def add(cls, name, callback, before=None):
         if name in sys.modules:
             callback(sys.modules[name])
         else:
-            sys.meta_path.insert(0, cls(name, callback))
+            sys.meta_path.insert(0, cls(name, callback, before))
 
     def find_spec(self, name, path=None, target=None):
         if name != self.name:
             return None
         sys.meta_path.remove(self)
+        if self.before is not None:
+            self.before()
         from importlib.machinery import PathFinder
 
         spec = PathFinder.find_spec(name, path)
@@ -715,6 +718,37 @@ def _inline_backend(kernel):
     return m
 
 
+# Where sandbox images keep matplotlib's font list, built at image build
+# (sdk/rootfs.MatplotlibCacheDir).
+_MPL_PREBUILT = "/usr/share/mcpruntime/matplotlib"
+
+
+def _seed_matplotlib_cache():
+    """Copy the image's font list into matplotlib's cache directory.
+
+    Each sandbox starts with an empty home, so matplotlib's first import
+    would otherwise scan every font of the image (~0.5 s). The directory is
+    the one matplotlib uses: MPLCONFIGDIR, else the XDG cache. Any failure
+    leaves matplotlib to build its own list, as before.
+    """
+    try:
+        names = [n for n in os.listdir(_MPL_PREBUILT) if n.startswith("fontlist-") and n.endswith(".json")]
+    except OSError:
+        return
+    cache = os.environ.get("MPLCONFIGDIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "matplotlib")
+    for n in names:
+        dst = os.path.join(cache, n)
+        try:
+            if not os.path.exists(dst):
+                os.makedirs(cache, exist_ok=True)
+                with open(os.path.join(_MPL_PREBUILT, n), "rb") as src, open(dst + ".tmp", "wb") as out:
+                    out.write(src.read())
+                os.replace(dst + ".tmp", dst)  # never a partial list
+        except OSError:
+            return
+
+
 def _use_inline_backend(kernel, matplotlib):
     # Through a module:// name (matplotlib imports backends by name); the
     # module is made here, so nothing of it is on disk or in the environment
@@ -822,7 +856,7 @@ class Kernel:
         builtins.search_tools = helper.search_tools
         builtins.describe = helper.describe
         builtins.display = helper.display
-        _AfterImport.add("matplotlib", lambda m: _use_inline_backend(self, m))
+        _AfterImport.add("matplotlib", lambda m: _use_inline_backend(self, m), before=_seed_matplotlib_cache)
         # Code written for Jupyter calls IPython's display(), which outside
         # an IPython shell only prints: an installed IPython gets ours, an
         # absent one a small stand-in.

@@ -54,10 +54,30 @@ func TestRichOutputs(t *testing.T) {
 			if tc.pandas {
 				t.Run("dataframe_html", func(t *testing.T) { checkDataFrameHTML(t, dir) })
 			}
+			if tc.code == plotCode {
+				t.Run("font_list_from_image", func(t *testing.T) { checkFontListFromImage(t, dir) })
+			}
 			t.Run("mcp_image", func(t *testing.T) { checkMCPImage(t, dir, tc.code) })
 			startServe(t, dir, addr)
 			t.Run("sse", func(t *testing.T) { checkSSEImage(t, addr, tc.code) })
 		})
+	}
+}
+
+// checkFontListFromImage: a new session's first import of matplotlib
+// takes the font list built into the image, instead of scanning every
+// font (matplotlib logs when it builds one).
+func checkFontListFromImage(t *testing.T, dir string) {
+	code := `import io, logging
+buf = io.StringIO()
+log = logging.getLogger("matplotlib")
+log.addHandler(logging.StreamHandler(buf))
+log.setLevel(logging.INFO)
+import matplotlib.pyplot
+print("built" if "generated new fontManager" in buf.getvalue() else "from the image")`
+	r := cli(t, dir, "", "exec", "-c", code)
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "from the image" {
+		t.Fatalf("matplotlib's font list in a new session: %+v", r)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -27,10 +28,10 @@ import (
 
 // attachSlot mounts the slot's file system (the host has swapped the
 // session's image in) on the workspace, detaching the one there, and
-// takes the image's manifest as the guest's record of what the host has,
-// watching its directories: the first scan then reports only what code
-// changes. Until the new file system is mounted aside, the workspace is
-// untouched, so a failure there leaves a VM whose files the host sends.
+// takes the image's manifest as the guest's record of what the host has
+// (adoptManifest). Until the new file system is mounted aside, the
+// workspace is untouched, so a failure there leaves a VM whose files the
+// host sends.
 func (f *files) attachSlot() (timing string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -73,19 +74,25 @@ func (f *files) attachSlot() (timing string, err error) {
 	// (retireOld).
 	f.retired, ballast, slotDev = ballast, nb, ""
 	t3 := time.Now()
-	defer func() {
-		timing = fmt.Sprintf("flush %s mount %s switch %s manifest+watch %s", t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3))
-	}()
+	f.adoptManifest(mf)
+	return fmt.Sprintf("flush %s mount %s switch %s manifest+watch %s", t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3)), nil
+}
+
+// adoptManifest starts watching the new workspace and takes the image's
+// manifest (mf, nil if none) as what the host holds: the first scan then
+// reports only what code changes. Without a watch or a manifest, the
+// first scan walks the tree (and reports more, which the host compares).
+func (f *files) adoptManifest(mf *os.File) {
 	f.manifest, f.full = map[string]fileState{}, true
 	w, err := watchWorkspace()
 	if err != nil {
 		logf("workspace changes not tracked, every scan walks it: %v", err)
 		mf.Close()
-		return timing, nil
+		return
 	}
 	f.w = w
 	if mf == nil {
-		return timing, nil // no manifest: the first scan walks the tree
+		return // no manifest: the first scan walks the tree
 	}
 	r := bufio.NewReaderSize(mf, 64<<10)
 	if set, perDir := w.(*watch.Set); perDir {
@@ -95,7 +102,7 @@ func (f *files) attachSlot() (timing string, err error) {
 			logf("workspace image manifest: %v", err) // the first scan walks
 			mf.Close()
 			f.manifest = map[string]fileState{}
-			return timing, nil
+			return
 		}
 	}
 	f.full = false
@@ -106,27 +113,29 @@ func (f *files) attachSlot() (timing string, err error) {
 	f.baseline, f.base = make(chan struct{}), map[string]fileState{}
 	f.readBase = func(base map[string]fileState) {
 		defer mf.Close()
-		for {
-			line, err := r.ReadString('\n')
-			if line = strings.TrimSuffix(line, "\n"); line != "" {
-				e, perr := proto.ParseManifestLine(line)
-				if perr != nil {
-					// Not taken: the scan reports it as changed, and
-					// the host compares.
-					logf("workspace image manifest: %v", perr)
-				} else {
-					base[e.Rel] = manifestState(e)
-				}
-			}
-			if err != nil {
-				if err != io.EOF {
-					logf("workspace image manifest: %v", err)
-				}
-				return
+		readManifestLines(r, base)
+	}
+}
+
+// readManifestLines reads the rest of a manifest into base. A line not
+// taken is reported as changed by the scan, and the host compares.
+func readManifestLines(r *bufio.Reader, base map[string]fileState) {
+	for {
+		line, err := r.ReadString('\n')
+		if line = strings.TrimSuffix(line, "\n"); line != "" {
+			if e, perr := proto.ParseManifestLine(line); perr != nil {
+				logf("workspace image manifest: %v", perr)
+			} else {
+				base[e.Rel] = manifestState(e)
 			}
 		}
+		if err != nil {
+			if err != io.EOF {
+				logf("workspace image manifest: %v", err)
+			}
+			return
+		}
 	}
-	return timing, nil
 }
 
 // manifestState is what a manifest line says the host has.

@@ -24,7 +24,7 @@ import (
 
 // builderVersion changes when the build recipe changes in a way that must
 // invalidate cached artefacts.
-const builderVersion = "5"
+const builderVersion = "6"
 
 // Options configure Ensure.
 type Options struct {

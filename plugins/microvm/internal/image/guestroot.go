@@ -70,6 +70,9 @@ func buildRootfs(ctx context.Context, o Options, pkgs []rootfs.Package, key, out
 	if err := rootfs.CompileBytecode(ctx, root, trees...); err != nil {
 		return err
 	}
+	if err := rootfs.MatplotlibFontCache(ctx, root); err != nil {
+		return err
+	}
 	if err := makeExt4(ctx, root, key, out, o); err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ var DefaultExtraPackages = []string{"python3-numpy", "python3-pandas", "python3-
 
 // recipeVersion changes whenever the way the root file system is assembled
 // changes, so images built by an older recipe are rebuilt.
-const recipeVersion = "osb-rootfs-7"
+const recipeVersion = "osb-rootfs-8"
 
 // RecipeKey identifies what was asked for (package names and recipe), so a
 // plugin start can accept an existing image without asking apt anything.

@@ -52,7 +52,7 @@ func buildRoot(ctx context.Context, dir string, debs, modules []string, log hclo
 	if out, err := check.CombinedOutput(); err != nil {
 		return fmt.Errorf("the assembled python does not run: %w: %s", err, out)
 	}
-	return nil
+	return rootfs.MatplotlibFontCache(ctx, dir)
 }
 
 const importCheck = `import json, ssl, sqlite3, pickle, resource, importlib, sys
