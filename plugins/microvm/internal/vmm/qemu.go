@@ -97,7 +97,7 @@ func (q *QEMU) args(spec Spec, agentSock, qmpSock string) []string {
 		// disk. A host write error is reported to the guest (EIO), never
 		// a paused VM.
 		// Named block nodes (not -drive, whose nodes get generated
-		// names): a session's attach can point the format node at a
+		// names): a session's attach can point the slot's format node at a
 		// prebuilt image (wsswap.go).
 		a = append(a, wsDiskArgs(wsFormatNode, wsBootNode, filepath.Join(spec.Dir, WorkspaceDiskFile))...)
 		if spec.WorkspaceSlot {
