@@ -61,13 +61,24 @@ func (e *engine) placeOnce(ctx context.Context, session string, memory int64) (*
 	return sb, nil
 }
 
+// connectAttempt bounds one attempt to reach a placed allocation's kernel.
+// An attempt that gets no answer is tried again while the placement
+// timeout lasts: a kernel still starting answers the next one, and an
+// attempt whose relay got stuck (seen in CI: an exec into a task that had
+// just started never carried the kernel's answer) does not hold the
+// session's whole budget.
+const connectAttempt = 10 * time.Second
+
 // connectWhenRunning connects to the kernel of a placed allocation as soon
 // as its task runs: the client reports the task's start to the servers in
 // batches (a few hundred milliseconds later), so the exec is tried right
 // away and again until it succeeds or the allocation ends.
 func (e *engine) connectWhenRunning(ctx context.Context, sb *sandbox) (*channel, error) {
 	for {
-		k, err := sb.connect(ctx)
+		actx, cancel := context.WithTimeout(ctx, connectAttempt)
+		k, err := sb.connect(actx)
+		unanswered := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+		cancel()
 		if err == nil {
 			return k, nil
 		}
@@ -81,6 +92,9 @@ func (e *engine) connectWhenRunning(ctx context.Context, sb *sandbox) (*channel,
 			return nil, fmt.Errorf("%w: allocation %s on node %s", errPlacementLost, a.ID, a.NodeName)
 		case a.ClientStatus == api.AllocClientStatusFailed || a.ClientStatus == api.AllocClientStatusComplete:
 			return nil, fmt.Errorf("allocation %s on node %s %s before the kernel ran: %s", shortID(a.ID), a.NodeName, a.ClientStatus, taskEvents(a.TaskStates[taskName]))
+		case unanswered:
+			// Still placed, and the kernel did not answer: try again.
+			e.log.Warn("no answer from the kernel yet; connecting again", "alloc", shortID(a.ID), "node", a.NodeName, "error", err)
 		case a.TaskStates[taskName] != nil && a.TaskStates[taskName].State == taskStateRunning:
 			// Running, yet the channel failed: not a start-up race.
 			return nil, err
