@@ -727,7 +727,8 @@ def _seed_matplotlib_cache():
     """Copy the image's font list into matplotlib's cache directory.
 
     Each sandbox starts with an empty home, so matplotlib's first import
-    would otherwise scan every font of the image (~0.5 s). The directory is
+    would otherwise scan every font of the image (~60 ms on opensandbox,
+    ~0.6 s in a microVM under TCG). The directory is
     the one matplotlib uses: MPLCONFIGDIR, else the XDG cache. Any failure
     leaves matplotlib to build its own list, as before.
     """
