@@ -147,6 +147,42 @@ type harness struct {
 	boxes  map[string]bool // opensandbox containers of the run's plugins seen
 }
 
+// keepPortFree moves the server to another port when its own was taken
+// while it was down (in CI, once: another process bound the freed port
+// between the kill and the restart, and serve failed with EADDRINUSE).
+func (h *harness) keepPortFree(t *testing.T) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ln, err := net.Listen("tcp", h.addr); err == nil {
+		ln.Close()
+		return
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	path := filepath.Join(h.dir, "runtime.hcl")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hcl := strings.Replace(string(b), fmt.Sprintf("listen = %q", h.addr), fmt.Sprintf("listen = %q", addr), 1)
+	if err := os.WriteFile(path, []byte(hcl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("port of %s taken while the server was down: it moves to %s", h.addr, addr)
+	h.addr = addr
+}
+
+// address is where the server listens.
+func (h *harness) address() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.addr
+}
+
 func (h *harness) noteContainer(id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -217,6 +253,7 @@ func (h *harness) command(args ...string) *exec.Cmd {
 
 // startServer starts `mcpruntime serve` and waits until it answers.
 func (h *harness) startServer(t *testing.T) {
+	h.keepPortFree(t)
 	cmd := h.command("serve")
 	logf, err := os.OpenFile(filepath.Join(h.dir, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

@@ -116,7 +116,7 @@ func (s *session) record(o outcome) {
 // execHTTP runs the counter through `mcpruntime serve`.
 func (h *harness) execHTTP(id, backend string) outcome {
 	body, _ := json.Marshal(map[string]any{"code": counterCode, "backend": backend, "create": true})
-	req, err := http.NewRequest(http.MethodPost, "http://"+h.addr+"/v1/sessions/"+id+"/execute", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, "http://"+h.address()+"/v1/sessions/"+id+"/execute", bytes.NewReader(body))
 	if err != nil {
 		return outcome{err: err}
 	}
@@ -202,7 +202,7 @@ func (h *harness) execCLI(id, backend string) outcome {
 
 // get requests path from the server.
 func (h *harness) get(path string) (*http.Response, error) {
-	req, err := http.NewRequest(http.MethodGet, "http://"+h.addr+path, nil)
+	req, err := http.NewRequest(http.MethodGet, "http://"+h.address()+path, nil)
 	if err != nil {
 		return nil, err
 	}
